@@ -1,0 +1,8 @@
+// agentbus/agentbus.hpp — everything public, in one include.
+#pragma once
+#include <agentbus/bus.hpp>
+#include <agentbus/error.hpp>
+#include <agentbus/event.hpp>
+#include <agentbus/names.hpp>
+#include <agentbus/room.hpp>
+#include <agentbus/subscription.hpp>

@@ -1,0 +1,22 @@
+// agentbus/names.hpp — the name grammar for buses, rooms and durable readers.
+//
+// A name is one or more segments joined by '/'; a segment is one or more of [A-Za-z0-9._-]
+// and is neither "." nor "..". At most 128 bytes. Bus names may not contain '/' (they become
+// the POSIX shared-memory object name `agentbus.<bus>`). `repo/branch` rooms mirror agentroom.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace agentbus {
+
+inline constexpr std::size_t kMaxNameBytes = 128;
+
+// Throws Error{Errc::bad_name} with a message naming the offending character or rule.
+void validate_room_name(std::string_view name);
+void validate_bus_name(std::string_view name);
+
+// The shared-memory object name for a bus: "agentbus.<bus>".
+[[nodiscard]] std::string segment_object_name(std::string_view bus);
+
+}  // namespace agentbus

@@ -1,0 +1,106 @@
+// agentbus/room.hpp — a room: a multi-producer log of events in shared memory.
+//
+// Guarantees (see docs/architecture.md for the layout and ordering rules):
+//  * publish() is lock-free, safe from any thread of any process, and returns the event's id.
+//    Events from one thread appear in the order published; events of all producers appear in
+//    one total order that every reader sees.
+//  * A producer killed at any instant never blocks readers or other producers for longer than
+//    the stall timeout once it is dead: its half-written record is turned into padding. A
+//    producer that is merely slow is never mistaken for a dead one.
+//  * Nothing accepted is lost silently: a producer gated by a durable reader waits up to
+//    `publish_timeout`, then gets PublishStatus::bus_full; a lapped tailer gets an overrun.
+//  * Every length or offset read from the segment is bounds-checked.
+#pragma once
+
+#include <agentbus/event.hpp>
+#include <agentbus/subscription.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentbus {
+
+struct RoomOptions {
+  // Used only when this call creates the room; an existing room keeps its own.
+  std::size_t ring_bytes = 1 << 20;          // power of two, 64 KiB .. 1 GiB
+  std::size_t max_record_bytes = 0;  // payload + fields + 40; 0: 64 KiB, or ring_bytes/4 if less
+  // Process-local behaviour of this handle.
+  std::chrono::milliseconds stall_timeout{100};    // wait before checking a stuck claimer
+  std::chrono::milliseconds publish_timeout{1000}; // wait on a full, gated ring before BusFull
+  bool create = true;                              // false: throw not_found if absent
+};
+
+struct PublishOptions {
+  std::string_view to{};             // directed to this agent; empty: broadcast
+  std::optional<EventId> reply_to{}; // the event this one answers
+};
+
+enum class PublishStatus { ok, bus_full };
+
+struct PublishResult {
+  PublishStatus status = PublishStatus::ok;
+  EventId id = 0;
+  [[nodiscard]] bool ok() const noexcept { return status == PublishStatus::ok; }
+};
+
+struct ReaderInfo {
+  std::string name;      // durable name, or "tailer"
+  bool durable = false;
+  int pid = 0;           // attached process (0: a durable reader nobody holds)
+  bool alive = false;
+  EventId cursor = 0;
+  std::uint64_t lag_bytes = 0;  // tail - cursor
+};
+
+struct RoomCounters {
+  std::uint64_t wrap_paddings = 0;     // padding records written at the end of the buffer
+  std::uint64_t dead_claims_padded = 0;// claims of dead producers turned into padding
+  std::uint64_t gaps_padded = 0;       // unstamped claims repaired by scanning forward
+  std::uint64_t aborted_claims = 0;    // claims of live producers aborted (then retried)
+  std::uint64_t overruns = 0;          // times a tailer was lapped
+  std::uint64_t bus_full = 0;          // publishes that gave up with BusFull
+  std::uint64_t readers_reclaimed = 0; // reader slots taken back from dead processes
+  std::uint64_t wakeups = 0;           // futex wake calls issued by publishers
+};
+
+struct RoomInfo {
+  std::string name;
+  std::size_t ring_bytes = 0;
+  std::size_t max_record_bytes = 0;
+  EventId tail = 0;      // id the next event will get
+  EventId oldest = 0;    // oldest event still in the ring (a record boundary)
+  RoomCounters counters;
+  std::vector<ReaderInfo> readers;
+};
+
+class Room {
+ public:
+  // Publishes one event. Throws Error{too_large} when type > 64 B, agent or `to` > 128 B,
+  // or the whole record exceeds the room's max_record_bytes; Error{invalid_argument} when
+  // type is empty.
+  PublishResult publish(std::string_view type, std::string_view agent, std::string_view payload,
+                        const PublishOptions& options = {});
+
+  [[nodiscard]] Subscription subscribe(const SubscribeOptions& options = {});
+
+  // The newest `n` events still in the ring, oldest first.
+  [[nodiscard]] std::vector<Event> recent(std::size_t n);
+
+  // Removes a durable reader so it no longer gates producers. Returns false if absent.
+  bool drop_reader(std::string_view durable_name);
+
+  [[nodiscard]] RoomInfo info() const;
+  [[nodiscard]] const std::string& name() const noexcept;
+
+  struct Impl;
+  explicit Room(std::shared_ptr<Impl> impl);
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace agentbus

@@ -1,0 +1,79 @@
+// agentbus/subscription.hpp — reading a room.
+//
+// Two kinds of reader (design brief §4):
+//  * A tailer (SubscribeOptions::durable_name empty) never slows producers. If producers lap
+//    it, next() returns ReadStatus::overrun with an estimate of the events it missed, and the
+//    following next() resumes at the oldest intact record. Tailers copy each batch out of the
+//    ring and re-validate it (seqlock rule), so a view is never torn.
+//  * A durable reader (durable_name set) gates producers: nothing at or after its cursor is
+//    overwritten. Its cursor lives in shared memory under its name, survives the process, and
+//    moves past an event when next() is called again (the view is zero-copy into the ring).
+//    A durable reader nobody drains eventually makes publish() return BusFull; remove it
+//    with Room::drop_reader() or `agentbus destroy`.
+//
+// Thread safety: a Subscription is used by one thread at a time. Any number of subscriptions,
+// in any number of processes, may read one room concurrently.
+// Waiting: `spin` burns a core for the lowest latency; `yield` spins then sched_yield()s;
+// `block` (default) spins briefly, then sleeps on a shared futex that publishers wake only
+// when a waiter is registered, so an idle blocked reader costs no CPU.
+#pragma once
+
+#include <agentbus/event.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace agentbus {
+
+enum class WaitStrategy { spin, yield, block };
+enum class StartFrom { earliest, latest, id };
+
+struct SubscribeOptions {
+  StartFrom from = StartFrom::latest;
+  EventId from_id = 0;            // with StartFrom::id: the first event to deliver
+  WaitStrategy wait = WaitStrategy::block;
+  std::string durable_name{};     // empty: a tailer; else a durable reader of that name
+};
+
+enum class ReadStatus {
+  event,    // `event` holds the next event
+  timeout,  // nothing arrived within the timeout
+  overrun,  // a tailer was lapped; `missed` events (estimated) are gone
+};
+
+struct ReadResult {
+  ReadStatus status = ReadStatus::timeout;
+  EventView event;
+  std::uint64_t missed = 0;        // with overrun: estimated number of events skipped
+  std::uint64_t missed_bytes = 0;  // with overrun: exact number of log bytes skipped
+
+  [[nodiscard]] bool has_event() const noexcept { return status == ReadStatus::event; }
+};
+
+class Subscription {
+ public:
+  Subscription(Subscription&&) noexcept;
+  Subscription& operator=(Subscription&&) noexcept;
+  ~Subscription();
+
+  // Next event, waiting up to `timeout` with the subscription's wait strategy.
+  // A zero timeout polls. Never throws for timeouts or overruns; throws Error{corrupt} when the
+  // ring's contents are impossible (a foreign writer scribbled on the segment).
+  [[nodiscard]] ReadResult next(std::chrono::nanoseconds timeout);
+
+  // Position of the next event this subscription will deliver.
+  [[nodiscard]] EventId position() const noexcept;
+
+  // Releases the reader slot (a durable reader's cursor stays, at position()).
+  void close() noexcept;
+
+  struct Impl;
+  explicit Subscription(std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace agentbus

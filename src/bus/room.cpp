@@ -1,0 +1,100 @@
+#include "bus/reader_slots.hpp"
+#include "bus/room_impl.hpp"
+#include "shm/process.hpp"
+
+#include <agentbus/error.hpp>
+
+#include <deque>
+
+namespace agentbus {
+
+Room::Room(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+const std::string& Room::name() const noexcept { return impl_->name; }
+
+PublishResult Room::publish(std::string_view type, std::string_view agent, std::string_view payload,
+                            const PublishOptions& o) {
+  return impl_->ring.publish({type, agent, o.to, o.reply_to, payload});
+}
+
+std::vector<Event> Room::recent(std::size_t n) {
+  shm::Ring& ring = impl_->ring;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    // Walk record boundaries from the oldest known one; remember the last n committed.
+    std::deque<std::pair<std::uint64_t, std::uint64_t>> found;  // (position, length)
+    const std::uint64_t tail = ring.tail();
+    std::uint64_t pos = ring.oldest();
+    bool lapped = false;
+    while (pos < tail) {
+      const shm::PeekResult p = ring.peek(pos);
+      if (p.kind == shm::Peek::lapped) { lapped = true; break; }
+      if (p.kind != shm::Peek::committed && p.kind != shm::Peek::padding) break;
+      if (p.kind == shm::Peek::committed && n > 0) {
+        found.emplace_back(pos, p.len);
+        if (found.size() > n) found.pop_front();
+      }
+      pos += p.len;
+    }
+    if (lapped) continue;
+    std::vector<Event> events;
+    events.reserve(found.size());
+    bool torn = false;
+    for (auto [at, len] : found) {
+      EventView v;
+      if (!ring.decode(ring.at(at), len, at, v)) { torn = true; break; }
+      events.push_back(v.to_owned());
+    }
+    // Seqlock rule: the copies are good only if no producer has since lapped the oldest one.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (!found.empty() && ring.tail() > found.front().first + ring.capacity()) continue;
+    if (torn) throw Error(Errc::corrupt, "corrupt record in room '" + impl_->name + "'");
+    return events;
+  }
+  throw Error(Errc::timeout, "room '" + impl_->name + "' is written faster than recent() can copy it");
+}
+
+
+bool Room::drop_reader(std::string_view durable_name) {
+  shm::ReaderSlot* s = find_durable(impl_->ring, durable_name);
+  if (s == nullptr) return false;
+  const std::uint64_t owner = s->owner.load(std::memory_order_acquire);
+  if (owner != 0 && owner != shm::pack_owner(shm::self_process()) && shm::owner_alive(owner))
+    throw Error(Errc::invalid_argument, "durable reader '" + std::string(durable_name) +
+                                            "' is attached by live pid " + std::to_string(owner >> 32) +
+                                            "; stop that process first");
+  release_reader(*s, false, 0);
+  return true;
+}
+
+RoomInfo Room::info() const {
+  const shm::Ring& ring = impl_->ring;
+  const shm::RingControl& c = ring.control();
+  RoomInfo info;
+  info.name = impl_->name;
+  info.ring_bytes = ring.capacity();
+  info.max_record_bytes = ring.max_record();
+  info.tail = ring.tail();
+  info.oldest = ring.oldest();
+  auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  info.counters = {get(c.counters.wrap_paddings), get(c.counters.dead_claims_padded),
+                   get(c.counters.gaps_padded),   get(c.counters.aborted_claims),
+                   get(c.counters.overruns),      get(c.counters.bus_full),
+                   get(c.counters.readers_reclaimed), get(c.counters.wakeups)};
+  for (const shm::ReaderSlot& s : c.readers) {
+    const std::uint64_t kind = s.state.load(std::memory_order_acquire) & shm::kReaderKindMask;
+    if (kind != shm::kReaderTailer && kind != shm::kReaderDurable) continue;
+    ReaderInfo r;
+    r.durable = kind == shm::kReaderDurable;
+    r.name = r.durable ? std::string(s.name, std::min<std::size_t>(s.name_len, shm::kMaxReaderName))
+                       : "tailer";
+    const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+    r.pid = static_cast<int>(owner >> 32);
+    r.alive = owner != 0 && shm::owner_alive(owner);
+    r.cursor = s.cursor.load(std::memory_order_acquire);
+    r.lag_bytes = info.tail > r.cursor ? info.tail - r.cursor : 0;
+    info.readers.push_back(std::move(r));
+  }
+  return info;
+}
+
+}  // namespace agentbus

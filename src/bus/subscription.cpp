@@ -1,0 +1,246 @@
+#include "bus/reader_slots.hpp"
+#include "bus/room_impl.hpp"
+
+#include <agentbus/error.hpp>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace agentbus {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxBatchEvents = 64;
+constexpr std::size_t kMaxBatchBytes = 64 << 10;
+constexpr int kSpinsBeforeYield = 256;
+constexpr int kSpinsBeforeBlock = 2048;
+
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+// Tailers copy records out while producers may be lapping them; the copy is validated
+// afterwards (seqlock rule), so a racing read is expected and harmless here.
+__attribute__((no_sanitize("thread"))) void copy_racy(std::byte* dst, const std::byte* src,
+                                                      std::size_t n) noexcept {
+  std::memcpy(dst, src, n);
+}
+
+}  // namespace
+
+struct Subscription::Impl {
+  std::shared_ptr<Room::Impl> room;
+  shm::ReaderSlot* slot;
+  bool durable;
+  WaitStrategy wait;
+
+  struct Item {
+    std::uint64_t pos, len;
+    std::size_t offset;  // into `copy` (tailer) — durable readers view the ring directly
+  };
+  std::vector<std::byte> copy;
+  std::vector<Item> batch;
+  std::size_t next_item = 0;
+  std::uint64_t fetch_pos;      // next position to fetch from the ring
+  std::uint64_t ack_pos;        // durable: first position not yet consumed
+  std::uint64_t viewed_end;     // durable: end of the event handed out last
+  std::uint64_t stall_pos = ~0ull;
+  Clock::time_point stall_since{};
+  std::uint64_t seen_events = 0, seen_bytes = 0;
+  bool closed = false;
+
+  shm::Ring& ring() const { return room->ring; }
+
+  enum class Fill { events, nothing, overrun };
+  Fill fill(ReadResult& out);
+  ReadResult overrun(std::uint64_t lost_from);
+  ReadResult deliver();
+  void note_stall(bool pending);
+};
+
+Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out) {
+  shm::Ring& r = ring();
+  batch.clear();
+  next_item = 0;
+  copy.clear();
+  const std::uint64_t start = fetch_pos;
+  std::uint64_t pos = fetch_pos, bytes = 0;
+  shm::Peek stopped = shm::Peek::empty;
+  while (batch.size() < kMaxBatchEvents && bytes < kMaxBatchBytes) {
+    const shm::PeekResult p = r.peek(pos);
+    if (p.kind == shm::Peek::padding) {
+      pos += p.len;
+      continue;
+    }
+    if (p.kind != shm::Peek::committed) {
+      stopped = p.kind;
+      break;
+    }
+    std::size_t offset = 0;
+    if (!durable) {
+      offset = copy.size();
+      copy.resize(offset + p.len);
+      copy_racy(copy.data() + offset, r.at(pos), p.len);
+    }
+    batch.push_back({pos, p.len, offset});
+    pos += p.len;
+    bytes += p.len;
+  }
+  if (!durable && pos != start) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (r.tail() > start + r.capacity()) {
+      batch.clear();
+      out = overrun(start);
+      return Fill::overrun;
+    }
+  }
+  if (batch.empty() && stopped == shm::Peek::lapped) {
+    out = overrun(pos);
+    return Fill::overrun;
+  }
+  fetch_pos = pos;
+  if (!durable) slot->cursor.store(pos, std::memory_order_relaxed);
+  note_stall(batch.empty() && stopped == shm::Peek::pending);
+  return batch.empty() ? Fill::nothing : Fill::events;
+}
+
+// Lapped: resume half a ring behind the tail, at a record boundary found by walking from the
+// oldest one, and estimate what was lost from the size of the records walked over.
+ReadResult Subscription::Impl::overrun(std::uint64_t lost_from) {
+  shm::Ring& r = ring();
+  r.control().counters.overruns.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t pos = 0, walked_events = 0, walked_bytes = 0;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    pos = r.oldest();
+    const std::uint64_t tail = r.tail();
+    const std::uint64_t target = tail > r.capacity() / 2 ? tail - r.capacity() / 2 : 0;
+    bool lapped = false;
+    walked_events = walked_bytes = 0;
+    while (pos < target) {
+      const shm::PeekResult p = r.peek(pos);
+      if (p.kind == shm::Peek::lapped) { lapped = true; break; }
+      if (p.kind != shm::Peek::committed && p.kind != shm::Peek::padding) break;
+      if (p.kind == shm::Peek::committed) { ++walked_events; walked_bytes += p.len; }
+      pos += p.len;
+    }
+    if (!lapped) break;
+  }
+  seen_events += walked_events;
+  seen_bytes += walked_bytes;
+  ReadResult out;
+  out.status = ReadStatus::overrun;
+  out.missed_bytes = pos > lost_from ? pos - lost_from : 0;
+  if (seen_events == 0 && r.peek(pos).kind == shm::Peek::committed) {
+    seen_events = 1;
+    seen_bytes = r.peek(pos).len;
+  }
+  out.missed = seen_events == 0 ? 0 : (out.missed_bytes * seen_events + seen_bytes / 2) / seen_bytes;
+  fetch_pos = pos;
+  slot->cursor.store(pos, std::memory_order_relaxed);
+  return out;
+}
+
+void Subscription::Impl::note_stall(bool pending) {
+  if (!pending) {
+    stall_pos = ~0ull;
+    return;
+  }
+  const auto now = Clock::now();
+  if (stall_pos != fetch_pos) {
+    stall_pos = fetch_pos;
+    stall_since = now;
+  } else if (now - stall_since >= ring().timeouts().stall) {
+    ring().repair(fetch_pos);  // pads it only if its claimer is confirmed dead
+    stall_since = now;
+  }
+}
+
+ReadResult Subscription::Impl::deliver() {
+  const Item& it = batch[next_item++];
+  const std::byte* rec = durable ? ring().at(it.pos) : copy.data() + it.offset;
+  ReadResult out;
+  if (!ring().decode(rec, it.len, it.pos, out.event))
+    throw Error(Errc::corrupt, "corrupt record " + std::to_string(it.pos) + " in room '" + room->name + "'");
+  out.status = ReadStatus::event;
+  ++seen_events;
+  seen_bytes += it.len;
+  viewed_end = it.pos + it.len;  // consumed once next() is called again
+  return out;
+}
+
+Subscription::Subscription(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Subscription::Subscription(Subscription&&) noexcept = default;
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    close();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+Subscription::~Subscription() { close(); }
+
+EventId Subscription::position() const noexcept {
+  const Impl& s = *impl_;
+  return s.next_item < s.batch.size() ? s.batch[s.next_item].pos : s.fetch_pos;
+}
+
+void Subscription::close() noexcept {
+  if (!impl_ || impl_->closed) return;
+  impl_->closed = true;
+  release_reader(*impl_->slot, impl_->durable, impl_->durable ? impl_->ack_pos : 0);
+}
+
+ReadResult Subscription::next(std::chrono::nanoseconds timeout) {
+  Impl& s = *impl_;
+  if (s.closed) throw Error(Errc::invalid_argument, "subscription is closed");
+  if (s.durable && s.ack_pos != s.viewed_end) {
+    s.ack_pos = s.viewed_end;
+    s.slot->cursor.store(s.ack_pos, std::memory_order_release);
+  }
+  if (s.next_item < s.batch.size()) return s.deliver();
+
+  shm::Ring& ring = s.ring();
+  const auto deadline = Clock::now() + timeout;
+  ReadResult out;
+  for (int spins = 0;; ++spins) {
+    switch (s.fill(out)) {
+      case Impl::Fill::events: return s.deliver();
+      case Impl::Fill::overrun: return out;
+      case Impl::Fill::nothing: break;
+    }
+    if (timeout <= std::chrono::nanoseconds::zero()) return out;
+    if ((spins & 63) == 0 && Clock::now() >= deadline) return out;
+    if (s.wait == WaitStrategy::spin || spins < kSpinsBeforeYield) {
+      cpu_relax();
+    } else if (s.wait == WaitStrategy::yield || spins < kSpinsBeforeBlock) {
+      std::this_thread::yield();
+    } else {
+      // Register as a waiter, re-check, then sleep until a publisher bumps the futex word.
+      // A pending record (claimer maybe dead) bounds the sleep by the stall timeout.
+      const std::uint32_t seq = ring.publish_seq();
+      ring.add_waiter();
+      const Impl::Fill again = s.fill(out);
+      if (again == Impl::Fill::nothing) {
+        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - Clock::now());
+        if (s.stall_pos != ~0ull) left = std::min<std::chrono::nanoseconds>(left, ring.timeouts().stall);
+        ring.wait_for_publish(seq, left);
+      }
+      ring.remove_waiter();
+      if (again == Impl::Fill::events) return s.deliver();
+      if (again == Impl::Fill::overrun) return out;
+    }
+  }
+}
+
+Subscription Room::subscribe(const SubscribeOptions& o) {
+  shm::Ring& ring = impl_->ring;
+  const bool durable = !o.durable_name.empty();
+  AttachedReader a = durable ? attach_durable(ring, o.durable_name, o)
+                             : attach_tailer(ring, resolve_start(ring, o));
+  auto impl = std::make_unique<Subscription::Impl>(
+      Subscription::Impl{impl_, a.slot, durable, o.wait, {}, {}, 0, a.cursor, a.cursor, a.cursor});
+  impl->copy.reserve(kMaxBatchBytes + ring.max_record());
+  return Subscription(std::move(impl));
+}
+
+}  // namespace agentbus

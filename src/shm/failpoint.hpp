@@ -1,0 +1,31 @@
+// Named failpoints, compiled in and switched at run time by AGENTBUS_FAILPOINTS, e.g.
+//   AGENTBUS_FAILPOINTS=after_claim=exit            die (_exit 137) right after a claim
+//   AGENTBUS_FAILPOINTS=before_stamp=kill,after_claim=stop
+// Actions: exit (_exit(137), no cleanup), kill (SIGKILL self), stop (SIGSTOP self: a producer
+// that is alive but stuck), sleep:<ms>. A failpoint may be limited to the Nth hit with
+// `name@N=action` (1-based). Points: before_stamp (between winning the claim and stamping
+// its header), after_claim (header stamped, body not written), before_commit (body written).
+// When the variable is unset, each check is one relaxed load of a process-local flag.
+#pragma once
+
+#include <atomic>
+#include <string_view>
+
+namespace agentbus::shm {
+
+enum class Failpoint { before_stamp, after_claim, before_commit, count_ };
+
+namespace detail {
+extern std::atomic<bool> failpoints_armed;
+void failpoint_hit(Failpoint point) noexcept;
+}  // namespace detail
+
+// Replaces the configuration with `spec` (same syntax as the variable); for tests.
+void set_failpoints(std::string_view spec);
+
+inline void failpoint(Failpoint point) noexcept {
+  if (detail::failpoints_armed.load(std::memory_order_relaxed)) [[unlikely]]
+    detail::failpoint_hit(point);
+}
+
+}  // namespace agentbus::shm

@@ -1,0 +1,148 @@
+// The shared-memory layout, described once (docs/architecture.md draws it).
+//
+//  segment:  [SegmentHeader | RoomSlot × max_rooms | heap: room regions, bump-allocated]
+//  room:     [RingControl (incl. ReaderSlot × kMaxReaders) | data: ring_bytes]
+//  record:   [stamp u64 | owner u64 | ts i64 | reply_to u64 | type_len u8 | flags u8 |
+//             agent_len u8 | to_len u8 | payload_len u32 | type | agent | to | payload | pad→8]
+//
+// Every structure here is trivially copyable, zero-initialisable (a fresh segment is all zero
+// bytes), and holds no pointers: only offsets, validated before use.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace agentbus::shm {
+
+inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
+inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::size_t kPage = 4096;
+inline constexpr std::size_t kMaxReaders = 64;
+inline constexpr std::size_t kMaxRoomName = 128;
+inline constexpr std::size_t kMaxReaderName = 64;
+inline constexpr std::size_t kMinRingBytes = 64 << 10;
+inline constexpr std::size_t kMaxRingBytes = 128 << 20;
+
+struct SegmentHeader {
+  std::uint64_t magic;
+  std::uint32_t layout_version;
+  std::uint32_t header_bytes;
+  std::uint64_t segment_bytes;
+  std::uint32_t max_rooms;
+  std::uint32_t creator_pid;
+  std::uint64_t creator_start_time;
+  std::uint64_t room_table_offset;
+  std::uint64_t heap_offset;
+  alignas(kCacheLine) std::atomic<std::uint32_t> initialised;  // release-stored last
+  alignas(kCacheLine) std::atomic<std::uint64_t> heap_cursor;   // next free heap offset
+  std::atomic<std::uint64_t> stale_room_inits_recovered;
+};
+
+// RoomSlot::state: 0 free; kRoomCreating | pid while its creator initialises it; kRoomReady.
+inline constexpr std::uint64_t kRoomCreating = 1ull << 56;
+inline constexpr std::uint64_t kRoomReady = 2ull << 56;
+
+struct alignas(kCacheLine) RoomSlot {
+  std::atomic<std::uint64_t> state;
+  std::uint64_t region_offset;   // RingControl of this room, from the segment start
+  std::uint64_t region_bytes;
+  std::uint64_t ring_bytes;
+  std::uint32_t max_record_bytes;
+  std::uint32_t name_len;
+  char name[kMaxRoomName];
+};
+
+// ReaderSlot::state: kind in the top byte, the pid of the process changing it below.
+inline constexpr std::uint64_t kReaderFree = 0;
+inline constexpr std::uint64_t kReaderClaiming = 1ull << 56;
+inline constexpr std::uint64_t kReaderTailer = 2ull << 56;
+inline constexpr std::uint64_t kReaderDurable = 3ull << 56;
+inline constexpr std::uint64_t kReaderKindMask = 0xffull << 56;
+
+struct alignas(kCacheLine) ReaderSlot {
+  std::atomic<std::uint64_t> cursor;  // hot: written by its reader, read by gating producers
+  alignas(kCacheLine) std::atomic<std::uint64_t> state;
+  std::atomic<std::uint64_t> owner;   // pack_owner() of the attached process, 0: detached
+  std::uint32_t name_len;
+  char name[kMaxReaderName];
+};
+
+struct RingCounters {
+  std::atomic<std::uint64_t> wrap_paddings;
+  std::atomic<std::uint64_t> dead_claims_padded;
+  std::atomic<std::uint64_t> gaps_padded;
+  std::atomic<std::uint64_t> aborted_claims;
+  std::atomic<std::uint64_t> overruns;
+  std::atomic<std::uint64_t> bus_full;
+  std::atomic<std::uint64_t> readers_reclaimed;
+  std::atomic<std::uint64_t> wakeups;
+};
+
+// Producers may claim up to `limit` = min(commit_head, durable cursors) + capacity. The word
+// packs limit/8 (48 bits) with a 16-bit registration sequence that a new durable reader bumps,
+// so that a limit computed without seeing it can no longer be installed.
+struct RingControl {
+  alignas(kCacheLine) std::atomic<std::uint64_t> tail;         // next position to claim
+  alignas(kCacheLine) std::atomic<std::uint64_t> limit_word;
+  alignas(kCacheLine) std::atomic<std::uint64_t> commit_head;  // all below: committed/padding
+  alignas(kCacheLine) std::atomic<std::uint32_t> futex_seq;
+  std::atomic<std::uint32_t> waiters;
+  alignas(kCacheLine) RingCounters counters;
+  alignas(kCacheLine) ReaderSlot readers[kMaxReaders];
+};
+
+inline constexpr std::uint64_t limit_of(std::uint64_t word) { return (word >> 16) << 3; }
+inline constexpr std::uint64_t limit_seq(std::uint64_t word) { return word & 0xffff; }
+inline constexpr std::uint64_t make_limit_word(std::uint64_t limit, std::uint64_t seq) {
+  return ((limit >> 3) << 16) | (seq & 0xffff);
+}
+
+inline constexpr std::size_t kControlBytes = (sizeof(RingControl) + kPage - 1) / kPage * kPage;
+
+// ---- records ----------------------------------------------------------------------------
+// The stamp is the commit word: [position/8 mod 2^36 | length/8 (25 bits) | state (3 bits)].
+// A stamp "matches" position p when its position field equals p's; anything else at p is stale
+// data from an earlier lap, or never written. State 0 never matches (fresh memory is zero).
+enum class RecordState : std::uint64_t { claimed = 1, committed = 2, padding = 3, aborted = 4 };
+
+inline constexpr std::uint64_t kStampPosBits = 36;
+inline constexpr std::uint64_t kStampLenBits = 25;
+inline constexpr std::uint64_t kStampPosMask = (1ull << kStampPosBits) - 1;
+inline constexpr std::uint64_t kStampLenMask = (1ull << kStampLenBits) - 1;
+
+inline constexpr std::uint64_t make_stamp(std::uint64_t pos, std::uint64_t len, RecordState s) {
+  return (((pos >> 3) & kStampPosMask) << 28) | (((len >> 3) & kStampLenMask) << 3) |
+         static_cast<std::uint64_t>(s);
+}
+inline constexpr bool stamp_matches(std::uint64_t stamp, std::uint64_t pos) {
+  const std::uint64_t s = stamp & 7;
+  return s >= 1 && s <= 4 && (stamp >> 28) == ((pos >> 3) & kStampPosMask);
+}
+inline constexpr RecordState stamp_state(std::uint64_t stamp) {
+  return static_cast<RecordState>(stamp & 7);
+}
+inline constexpr std::uint64_t stamp_len(std::uint64_t stamp) {
+  return ((stamp >> 3) & kStampLenMask) << 3;
+}
+
+inline constexpr std::uint8_t kFlagHasReplyTo = 1;
+
+struct RecordHeader {
+  std::atomic<std::uint64_t> stamp;
+  std::atomic<std::uint64_t> owner;  // pack_owner() of the claimer, stored right after claim
+  std::int64_t ts_ns;
+  std::uint64_t reply_to;
+  std::uint8_t type_len;
+  std::uint8_t flags;
+  std::uint8_t agent_len;
+  std::uint8_t to_len;
+  std::uint32_t payload_len;
+};
+static_assert(sizeof(RecordHeader) == 40);
+inline constexpr std::size_t kRecordHeaderBytes = sizeof(RecordHeader);
+
+inline constexpr std::uint64_t align8(std::uint64_t n) { return (n + 7) & ~std::uint64_t{7}; }
+
+}  // namespace agentbus::shm

@@ -1,0 +1,84 @@
+#include "shm/process.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <pthread.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace agentbus::shm {
+namespace {
+
+// Reads "pid (comm) state ppid ... starttime" and returns (state, starttime). comm may hold
+// spaces and parentheses, so parse from the last ')'.
+bool read_stat(std::uint32_t pid, char& state, std::uint64_t& start) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr || p[1] != ' ') return false;
+  state = p[2];
+  // After ") " come fields 3..; starttime is field 22, i.e. the 20th field after comm.
+  const char* q = p + 2;
+  for (int field = 3; field < 22; ++field) {
+    q = std::strchr(q, ' ');
+    if (q == nullptr) return false;
+    ++q;
+  }
+  start = std::strtoull(q, nullptr, 10);
+  return true;
+}
+
+ProcessId current() noexcept {
+  ProcessId id;
+  id.pid = static_cast<std::uint32_t>(::getpid());
+  id.start_time = process_start_time(id.pid);
+  return id;
+}
+
+ProcessId cached_self = current();
+void refresh_after_fork() noexcept { cached_self = current(); }
+[[maybe_unused]] const int fork_hook = ::pthread_atfork(nullptr, nullptr, refresh_after_fork);
+
+}  // namespace
+
+ProcessId self_process() noexcept { return cached_self; }
+
+std::uint64_t process_start_time(std::uint32_t pid) noexcept {
+  char state = 0;
+  std::uint64_t start = 0;
+  return read_stat(pid, state, start) ? start : 0;
+}
+
+bool process_alive(ProcessId id) noexcept {
+  if (id.pid == 0) return false;
+  char state = 0;
+  std::uint64_t start = 0;
+  if (!read_stat(id.pid, state, start)) {
+    // No /proc entry: gone, unless /proc is unreadable, in which case ask the kernel.
+    return ::kill(static_cast<pid_t>(id.pid), 0) == 0 || errno == EPERM;
+  }
+  if (state == 'Z' || state == 'X') return false;
+  return id.start_time == 0 || id.start_time == start;
+}
+
+bool owner_alive(std::uint64_t packed) noexcept {
+  const auto pid = static_cast<std::uint32_t>(packed >> 32);
+  if (pid == 0) return false;
+  char state = 0;
+  std::uint64_t start = 0;
+  if (!read_stat(pid, state, start)) return false;
+  if (state == 'Z' || state == 'X') return false;
+  return (start & 0xffffffffu) == (packed & 0xffffffffu);
+}
+
+}  // namespace agentbus::shm

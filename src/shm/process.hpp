@@ -1,0 +1,34 @@
+// Process identity that survives pid reuse: (pid, start time in clock ticks since boot).
+#pragma once
+
+#include <cstdint>
+#include <sys/types.h>
+
+namespace agentbus::shm {
+
+struct ProcessId {
+  std::uint32_t pid = 0;
+  std::uint64_t start_time = 0;  // field 22 of /proc/<pid>/stat
+
+  friend bool operator==(const ProcessId&, const ProcessId&) = default;
+};
+
+// This process (cached; refreshed after fork()).
+[[nodiscard]] ProcessId self_process() noexcept;
+
+// Start time of `pid`, or 0 when there is no such process.
+[[nodiscard]] std::uint64_t process_start_time(std::uint32_t pid) noexcept;
+
+// True unless the process is confirmed gone: no such pid, or the pid now belongs to a process
+// that started at another time. A zombie counts as dead. start_time 0 means "unknown": then
+// only the pid is checked.
+[[nodiscard]] bool process_alive(ProcessId id) noexcept;
+
+// Identity packed into one 64-bit word for slots that must be claimed with a single CAS:
+// pid in the high 32 bits, the low 32 bits of the start time below.
+[[nodiscard]] constexpr std::uint64_t pack_owner(ProcessId id) noexcept {
+  return (std::uint64_t(id.pid) << 32) | (id.start_time & 0xffffffffu);
+}
+[[nodiscard]] bool owner_alive(std::uint64_t packed) noexcept;
+
+}  // namespace agentbus::shm

@@ -1,0 +1,372 @@
+#include "shm/ring.hpp"
+
+#include "shm/failpoint.hpp"
+#include "shm/futex.hpp"
+#include "shm/process.hpp"
+
+#include <agentbus/error.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <thread>
+
+namespace agentbus::shm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+std::int64_t realtime_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Escalating pause for slow paths: spin, then yield, then sleep briefly.
+class Backoff {
+ public:
+  void pause() noexcept {
+    if (round_ < 64) {
+      cpu_relax();
+    } else if (round_ < 128) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    ++round_;
+  }
+
+ private:
+  unsigned round_ = 0;
+};
+
+}  // namespace
+
+Ring::Ring(RingControl* control, std::byte* data, std::uint64_t capacity,
+           std::uint64_t max_record, Timeouts timeouts) noexcept
+    : control_(control),
+      data_(data),
+      capacity_(capacity),
+      mask_(capacity - 1),
+      max_record_(max_record),
+      timeouts_(timeouts) {}
+
+void Ring::initialise(RingControl& control, std::uint64_t capacity) noexcept {
+  control.limit_word.store(make_limit_word(capacity, 0), std::memory_order_release);
+}
+
+std::atomic<std::uint64_t>& Ring::stamp_at(std::uint64_t pos) const noexcept {
+  return *reinterpret_cast<std::atomic<std::uint64_t>*>(data_ + (pos & mask_));
+}
+
+std::uint64_t Ring::tail() const noexcept { return control_->tail.load(std::memory_order_acquire); }
+std::uint64_t Ring::oldest() const noexcept {
+  return control_->commit_head.load(std::memory_order_acquire);
+}
+
+std::uint64_t Ring::record_bytes(const RecordFields& f) const {
+  if (f.type.empty()) throw Error(Errc::invalid_argument, "event type must not be empty");
+  if (f.type.size() > kMaxTypeBytes)
+    throw Error(Errc::too_large, "event type is " + std::to_string(f.type.size()) +
+                                     " bytes, max " + std::to_string(kMaxTypeBytes));
+  if (f.agent.size() > kMaxAgentBytes)
+    throw Error(Errc::too_large, "agent id is " + std::to_string(f.agent.size()) +
+                                     " bytes, max " + std::to_string(kMaxAgentBytes));
+  if (f.to.size() > kMaxAgentBytes)
+    throw Error(Errc::too_large, "recipient id is " + std::to_string(f.to.size()) +
+                                     " bytes, max " + std::to_string(kMaxAgentBytes));
+  const std::uint64_t fixed = kRecordHeaderBytes + f.type.size() + f.agent.size() + f.to.size();
+  const std::uint64_t total = align8(fixed + f.payload.size());
+  if (total > max_record_) {
+    throw Error(Errc::too_large,
+                "payload is " + std::to_string(f.payload.size()) + " bytes, max " +
+                    std::to_string(max_record_ - fixed) +
+                    " bytes in this room (create the room with a larger max_record_bytes, or "
+                    "put the data in a file and publish its path)");
+  }
+  return total;
+}
+
+// ---- producing ---------------------------------------------------------------------------
+
+PublishResult Ring::publish(const RecordFields& f) {
+  const std::uint64_t len = record_bytes(f);
+  const std::uint64_t owner = pack_owner(self_process());
+  for (;;) {
+    const auto claimed_at = claim(len);
+    if (!claimed_at) return {PublishStatus::bus_full, 0};
+    const std::uint64_t pos = *claimed_at;
+    failpoint(Failpoint::before_stamp);
+
+    auto& stamp = stamp_at(pos);
+    std::uint64_t seen = stamp.load(std::memory_order_relaxed);
+    const std::uint64_t claimed = make_stamp(pos, len, RecordState::claimed);
+    // A matching stamp here can only be a repairer's ABORTED mark: we were presumed dead.
+    if (stamp_matches(seen, pos) ||
+        !stamp.compare_exchange_strong(seen, claimed, std::memory_order_acq_rel)) {
+      control_->counters.aborted_claims.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    auto* h = reinterpret_cast<RecordHeader*>(data_ + (pos & mask_));
+    h->owner.store(owner, std::memory_order_relaxed);
+    failpoint(Failpoint::after_claim);
+
+    h->ts_ns = realtime_ns();
+    h->reply_to = f.reply_to.value_or(0);
+    h->flags = f.reply_to ? kFlagHasReplyTo : 0;
+    h->type_len = static_cast<std::uint8_t>(f.type.size());
+    h->agent_len = static_cast<std::uint8_t>(f.agent.size());
+    h->to_len = static_cast<std::uint8_t>(f.to.size());
+    h->payload_len = static_cast<std::uint32_t>(f.payload.size());
+    auto* body = reinterpret_cast<char*>(h) + kRecordHeaderBytes;
+    std::memcpy(body, f.type.data(), f.type.size());
+    body += f.type.size();
+    std::memcpy(body, f.agent.data(), f.agent.size());
+    body += f.agent.size();
+    std::memcpy(body, f.to.data(), f.to.size());
+    body += f.to.size();
+    std::memcpy(body, f.payload.data(), f.payload.size());
+    failpoint(Failpoint::before_commit);
+
+    // seq_cst: ordered before the waiter check below (Dekker with Subscription's block wait).
+    std::uint64_t expected = claimed;
+    if (!stamp.compare_exchange_strong(expected, make_stamp(pos, len, RecordState::committed),
+                                       std::memory_order_seq_cst)) {
+      // A repairer declared us dead and padded the claim; nothing we wrote is visible.
+      control_->counters.aborted_claims.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (control_->waiters.load(std::memory_order_seq_cst) != 0) wake_readers();
+    return {PublishStatus::ok, pos};
+  }
+}
+
+std::optional<std::uint64_t> Ring::claim(std::uint64_t len) {
+  std::uint64_t t = control_->tail.load(std::memory_order_relaxed);
+  std::optional<Clock::time_point> deadline;
+  for (;;) {
+    const std::uint64_t to_end = capacity_ - (t & mask_);
+    const bool wraps = len > to_end;
+    const std::uint64_t end = t + (wraps ? to_end : len);
+    if (end > limit_of(control_->limit_word.load(std::memory_order_acquire))) {
+      if (!deadline) deadline = Clock::now() + timeouts_.publish;
+      if (!wait_for_room(end, *deadline)) return std::nullopt;
+      t = control_->tail.load(std::memory_order_relaxed);
+      continue;
+    }
+    if (!control_->tail.compare_exchange_weak(t, end, std::memory_order_acq_rel,
+                                              std::memory_order_relaxed))
+      continue;
+    if (!wraps) return t;
+    // Records never straddle the end: fill the rest of the buffer with padding and retry.
+    auto& stamp = stamp_at(t);
+    std::uint64_t seen = stamp.load(std::memory_order_relaxed);
+    if (!stamp_matches(seen, t))
+      stamp.compare_exchange_strong(seen, make_stamp(t, to_end, RecordState::padding),
+                                    std::memory_order_release);
+    control_->counters.wrap_paddings.fetch_add(1, std::memory_order_relaxed);
+    t = end;
+  }
+}
+
+// Slow path of claim(): the ring is full up to `limit`. Recompute it, repair a dead claimer
+// holding the commit head, or wait for durable readers, until `deadline`.
+bool Ring::wait_for_room(std::uint64_t end, Clock::time_point deadline) {
+  Backoff backoff;
+  std::uint64_t stalled_head = ~0ull;
+  Clock::time_point stalled_since{};
+  for (;;) {
+    if (end <= recompute_limit()) return true;
+    const std::uint64_t head = control_->commit_head.load(std::memory_order_acquire);
+    const auto now = Clock::now();
+    if (head + capacity_ < end) {
+      // Blocked by an uncommitted record at the commit head: check its claimer once stalled.
+      if (head != stalled_head) {
+        stalled_head = head;
+        stalled_since = now;
+      } else if (now - stalled_since >= timeouts_.stall) {
+        if (repair(head)) continue;
+        stalled_since = now;
+      }
+    }
+    if (now >= deadline) {
+      control_->counters.bus_full.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    backoff.pause();
+  }
+}
+
+std::uint64_t Ring::advance_commit_head() {
+  std::uint64_t head = control_->commit_head.load(std::memory_order_acquire);
+  const std::uint64_t start = head;
+  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  while (head < t) {
+    const PeekResult p = peek(head);
+    if (p.kind != Peek::committed && p.kind != Peek::padding) break;
+    head += p.len;
+  }
+  if (head == start) return head;
+  std::uint64_t cur = start;
+  while (cur < head && !control_->commit_head.compare_exchange_weak(
+                           cur, head, std::memory_order_acq_rel, std::memory_order_acquire)) {
+  }
+  return std::max(cur, head);
+}
+
+std::uint64_t Ring::recompute_limit() {
+  for (;;) {
+    std::uint64_t word = control_->limit_word.load(std::memory_order_acquire);
+    std::uint64_t floor = advance_commit_head();
+    for (const ReaderSlot& r : control_->readers) {
+      if ((r.state.load(std::memory_order_acquire) & kReaderKindMask) != kReaderDurable) continue;
+      floor = std::min(floor, r.cursor.load(std::memory_order_acquire));
+    }
+    const std::uint64_t limit = std::max(floor + capacity_, limit_of(word));
+    if (limit == limit_of(word)) return limit;
+    if (control_->limit_word.compare_exchange_strong(word, make_limit_word(limit, limit_seq(word)),
+                                                     std::memory_order_acq_rel))
+      return limit;
+  }
+}
+
+std::uint64_t Ring::register_gate() noexcept {
+  // Bump the sequence so any limit computed before our cursor was visible cannot be stored.
+  std::uint64_t word = control_->limit_word.load(std::memory_order_acquire);
+  while (!control_->limit_word.compare_exchange_weak(
+      word, make_limit_word(limit_of(word), limit_seq(word) + 1), std::memory_order_seq_cst)) {
+  }
+  return limit_of(word) - capacity_;
+}
+
+void Ring::wake_readers() noexcept {
+  control_->futex_seq.fetch_add(1, std::memory_order_release);
+  control_->counters.wakeups.fetch_add(1, std::memory_order_relaxed);
+  futex_wake_all(control_->futex_seq);
+}
+
+// ---- reading -----------------------------------------------------------------------------
+
+PeekResult Ring::peek(std::uint64_t pos) const {
+  const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
+  if (stamp_matches(stamp, pos)) {
+    const std::uint64_t len = stamp_len(stamp);
+    // Trust nothing: a record is at least a stamp, never straddles the end, and fits.
+    const bool sane = len >= 8 && (pos & mask_) + len <= capacity_;
+    switch (stamp_state(stamp)) {
+      case RecordState::committed:
+        if (!sane || len < kRecordHeaderBytes || len > max_record_) break;
+        return {Peek::committed, len};
+      case RecordState::padding:
+        if (!sane) break;
+        return {Peek::padding, len};
+      case RecordState::claimed:
+      case RecordState::aborted:
+        return {Peek::pending, 0};
+    }
+    throw Error(Errc::corrupt, "corrupt record at position " + std::to_string(pos) +
+                                   ": length " + std::to_string(len) + " is out of bounds");
+  }
+  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  if (t > pos + capacity_) return {Peek::lapped, 0};
+  if (t > pos) return {Peek::pending, 0};  // claimed, stamp not yet stored
+  return {Peek::empty, 0};
+}
+
+bool Ring::is_event_start(std::uint64_t pos) const noexcept {
+  const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
+  return stamp_matches(stamp, pos) && (stamp_state(stamp) == RecordState::committed ||
+                                       stamp_state(stamp) == RecordState::claimed);
+}
+
+bool Ring::decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
+                  EventView& out) const noexcept {
+  const auto* h = reinterpret_cast<const RecordHeader*>(rec);
+  const std::uint64_t need = kRecordHeaderBytes + std::uint64_t(h->type_len) + h->agent_len +
+                             h->to_len + std::uint64_t(h->payload_len);
+  if (need > len || h->type_len == 0) return false;
+  const char* p = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
+  out.id = id;
+  out.ts_ns = h->ts_ns;
+  out.type = {p, h->type_len};
+  p += h->type_len;
+  out.agent = {p, h->agent_len};
+  p += h->agent_len;
+  out.to = {p, h->to_len};
+  p += h->to_len;
+  out.payload = {p, h->payload_len};
+  out.reply_to = (h->flags & kFlagHasReplyTo) ? std::optional<EventId>(h->reply_to) : std::nullopt;
+  return true;
+}
+
+bool Ring::repair(std::uint64_t pos) {
+  auto& stamp = stamp_at(pos);
+  std::uint64_t seen = stamp.load(std::memory_order_acquire);
+  if (!stamp_matches(seen, pos)) return repair_gap(pos);
+  if (stamp_state(seen) == RecordState::aborted) return repair_gap(pos);  // a repairer died
+  if (stamp_state(seen) != RecordState::claimed) return false;
+  const auto* h = reinterpret_cast<const RecordHeader*>(data_ + (pos & mask_));
+  if (owner_alive(h->owner.load(std::memory_order_acquire))) return false;  // slow, not dead
+  if (!stamp.compare_exchange_strong(seen, make_stamp(pos, stamp_len(seen), RecordState::padding),
+                                     std::memory_order_acq_rel))
+    return true;  // committed or repaired meanwhile: progress either way
+  control_->counters.dead_claims_padded.fetch_add(1, std::memory_order_relaxed);
+  if (control_->waiters.load(std::memory_order_seq_cst) != 0) wake_readers();
+  return true;
+}
+
+// The claim at `pos` was never stamped (its claimer died between winning the tail CAS and
+// stamping). Nobody knows its length, so pad up to the next stamped record: first mark `pos`
+// ABORTED (a live claimer there now fails its stamp CAS), then every word up to the next real
+// stamp, the tail or the buffer end, then publish the padding.
+bool Ring::repair_gap(std::uint64_t pos) {
+  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  if (t <= pos || t > pos + capacity_) return false;
+  auto& head_stamp = stamp_at(pos);
+  std::uint64_t seen = head_stamp.load(std::memory_order_acquire);
+  const std::uint64_t mark_pos = make_stamp(pos, 0, RecordState::aborted);
+  if (stamp_matches(seen, pos) && stamp_state(seen) != RecordState::aborted) return false;
+  if (seen != mark_pos && !head_stamp.compare_exchange_strong(seen, mark_pos))
+    return stamp_matches(seen, pos);  // stamped meanwhile by a live claimer: nothing to do
+
+  const std::uint64_t buffer_end = pos - (pos & mask_) + capacity_;
+  const std::uint64_t stop = std::min(t, buffer_end);
+  std::uint64_t end = pos + 8;
+  for (; end < stop; end += 8) {
+    auto& word = stamp_at(end);
+    std::uint64_t w = word.load(std::memory_order_acquire);
+    if (stamp_matches(w, end)) {
+      if (stamp_state(w) == RecordState::aborted) continue;
+      break;  // a real record: the gap ends here
+    }
+    if (!word.compare_exchange_strong(w, make_stamp(end, 0, RecordState::aborted))) {
+      if (stamp_matches(w, end) && stamp_state(w) != RecordState::aborted) break;
+    }
+  }
+  std::uint64_t expected = mark_pos;
+  if (!head_stamp.compare_exchange_strong(
+          expected, make_stamp(pos, end - pos, RecordState::padding), std::memory_order_acq_rel))
+    return true;  // another repairer finished first
+  control_->counters.gaps_padded.fetch_add(1, std::memory_order_relaxed);
+  if (control_->waiters.load(std::memory_order_seq_cst) != 0) wake_readers();
+  return true;
+}
+
+// ---- waiting -----------------------------------------------------------------------------
+
+std::uint32_t Ring::publish_seq() const noexcept {
+  return control_->futex_seq.load(std::memory_order_acquire);
+}
+void Ring::add_waiter() noexcept {
+  control_->waiters.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+void Ring::remove_waiter() noexcept { control_->waiters.fetch_sub(1, std::memory_order_relaxed); }
+void Ring::wait_for_publish(std::uint32_t seen_seq, std::chrono::nanoseconds timeout) noexcept {
+  futex_wait(control_->futex_seq, seen_seq, timeout);
+}
+
+}  // namespace agentbus::shm

@@ -1,0 +1,117 @@
+// Ring: the multi-producer log of one room (design brief §4, docs/architecture.md).
+//
+// Claim: a CAS loop on `tail`, bounded by `limit` (the oldest uncommitted record or durable
+// cursor, plus capacity) so no producer ever writes over a record that is still being written
+// or that a durable reader has not passed. A claim that would straddle the end of the buffer
+// becomes a padding record and is retried.
+// Stamp: the claimer CASes the record's stamp from whatever stale value it finds to CLAIMED,
+// then stores its identity. Commit: one CAS CLAIMED → COMMITTED, seq_cst, after the body.
+// Repair: a record that stays uncommitted past the stall timeout is padded only when its
+// claimer is confirmed dead; a claim never stamped is padded by marking every word of the gap
+// ABORTED first, so a live-but-slow producer loses its CAS and retries instead of writing
+// over a padded region.
+#pragma once
+
+#include "shm/layout.hpp"
+
+#include <agentbus/room.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace agentbus::shm {
+
+struct RecordFields {
+  std::string_view type;
+  std::string_view agent;
+  std::string_view to;
+  std::optional<std::uint64_t> reply_to;
+  std::string_view payload;
+};
+
+// What a reader finds at a position.
+enum class Peek {
+  committed,  // a complete record of `len` bytes
+  padding,    // skip `len` bytes
+  pending,    // claimed (or claimed but not yet stamped) and not committed yet
+  empty,      // nothing published at this position yet
+  lapped,     // overwritten: the position is more than a capacity behind the tail
+};
+
+struct PeekResult {
+  Peek kind;
+  std::uint64_t len = 0;
+};
+
+class Ring {
+ public:
+  struct Timeouts {
+    std::chrono::nanoseconds stall{std::chrono::milliseconds(100)};
+    std::chrono::nanoseconds publish{std::chrono::seconds(1)};
+  };
+
+  Ring(RingControl* control, std::byte* data, std::uint64_t capacity, std::uint64_t max_record,
+       Timeouts timeouts) noexcept;
+
+  // Sets up a zeroed control block for a ring of `capacity` bytes.
+  static void initialise(RingControl& control, std::uint64_t capacity) noexcept;
+
+  // Size of the record holding these fields; throws Error{too_large} past max_record.
+  [[nodiscard]] std::uint64_t record_bytes(const RecordFields& f) const;
+
+  PublishResult publish(const RecordFields& fields);
+
+  // Throws Error{corrupt} when the stamp at `pos` carries an impossible length.
+  [[nodiscard]] PeekResult peek(std::uint64_t pos) const;
+  // True if a (committed or claimed) event record starts at `pos`.
+  [[nodiscard]] bool is_event_start(std::uint64_t pos) const noexcept;
+  [[nodiscard]] const std::byte* at(std::uint64_t pos) const noexcept { return data_ + (pos & mask_); }
+
+  // Pads the uncommitted record at `pos` if its claimer is dead, or the never-stamped gap
+  // there. Call only after waiting at least the stall timeout on it. True if it changed.
+  bool repair(std::uint64_t pos);
+
+  // Walks the committed prefix forward; returns the new commit head.
+  std::uint64_t advance_commit_head();
+
+  // Decodes and validates the record at `rec` (which holds `len` bytes) into a view.
+  [[nodiscard]] bool decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
+                            EventView& out) const noexcept;
+
+  // Futex wake-up, see docs/architecture.md "Wake-up".
+  void wait_for_publish(std::uint32_t seen_seq, std::chrono::nanoseconds timeout) noexcept;
+  [[nodiscard]] std::uint32_t publish_seq() const noexcept;
+  void add_waiter() noexcept;
+  void remove_waiter() noexcept;
+
+  // Durable readers: a new one must call this after storing its cursor; returns the lowest
+  // position producers still promise not to overwrite.
+  std::uint64_t register_gate() noexcept;
+
+  [[nodiscard]] RingControl& control() const noexcept { return *control_; }
+  [[nodiscard]] std::uint64_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::uint64_t max_record() const noexcept { return max_record_; }
+  [[nodiscard]] const Timeouts& timeouts() const noexcept { return timeouts_; }
+  [[nodiscard]] std::uint64_t tail() const noexcept;
+  [[nodiscard]] std::uint64_t oldest() const noexcept;
+
+ private:
+  std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;
+  // Claims `len` bytes; returns the position, or nullopt after publish timeout (BusFull).
+  std::optional<std::uint64_t> claim(std::uint64_t len);
+  bool wait_for_room(std::uint64_t end, std::chrono::steady_clock::time_point deadline);
+  std::uint64_t recompute_limit();
+  bool repair_gap(std::uint64_t pos);
+  void wake_readers() noexcept;
+
+  RingControl* control_;
+  std::byte* data_;
+  std::uint64_t capacity_;
+  std::uint64_t mask_;
+  std::uint64_t max_record_;
+  Timeouts timeouts_;
+};
+
+}  // namespace agentbus::shm

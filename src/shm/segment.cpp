@@ -1,0 +1,197 @@
+#include "shm/segment.hpp"
+
+#include "shm/process.hpp"
+
+#include <agentbus/error.hpp>
+#include <agentbus/names.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <new>
+#include <sys/stat.h>
+#include <thread>
+
+namespace agentbus::shm {
+namespace bi = boost::interprocess;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t round_up(std::uint64_t n, std::uint64_t to) { return (n + to - 1) / to * to; }
+
+std::string fix_hint(const std::string& bus) {
+  return "remove it with `agentbus destroy --bus " + bus + "` (processes still using it keep "
+         "their mapping) and open the bus again";
+}
+
+int fd_of(const bi::shared_memory_object& object) {
+  return object.get_mapping_handle().handle;
+}
+
+struct Layout {
+  std::uint64_t table_offset, heap_offset;
+};
+Layout layout_for(std::uint32_t max_rooms) {
+  const std::uint64_t table = round_up(sizeof(SegmentHeader), kCacheLine);
+  return {table, round_up(table + std::uint64_t(max_rooms) * sizeof(RoomSlot), kPage)};
+}
+
+}  // namespace
+
+std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
+  validate_bus_name(p.bus);
+  std::shared_ptr<Segment> seg(new Segment);
+  seg->bus_ = p.bus;
+  seg->object_name_ = segment_object_name(p.bus);
+  const char* name = seg->object_name_.c_str();
+  const auto deadline = Clock::now() + p.init_timeout;
+
+  if (p.max_rooms == 0 || p.max_rooms > 65536)
+    throw Error(Errc::invalid_argument, "max_rooms must be 1..65536");
+  const Layout layout = layout_for(p.max_rooms);
+  if (p.segment_bytes < layout.heap_offset + kControlBytes + kMinRingBytes)
+    throw Error(Errc::invalid_argument, "segment_bytes " + std::to_string(p.segment_bytes) +
+                                            " is too small for one room");
+
+  for (int attempt = 0;; ++attempt) {
+    if (p.create) {
+      try {
+        const unsigned mode = p.group_access ? 0660 : 0600;
+        bi::shared_memory_object created(bi::create_only, name, bi::read_write, bi::permissions(mode));
+        ::fchmod(fd_of(created), mode);  // not subject to the umask
+        created.truncate(static_cast<bi::offset_t>(p.segment_bytes));
+        seg->object_ = std::move(created);
+        seg->region_ = bi::mapped_region(seg->object_, bi::read_write);
+        seg->size_ = p.segment_bytes;
+        auto* h = new (seg->region_.get_address()) SegmentHeader{};
+        const ProcessId me = self_process();
+        h->creator_pid = me.pid;
+        h->creator_start_time = me.start_time;
+        h->magic = kMagic;
+        h->layout_version = kLayoutVersion;
+        h->header_bytes = sizeof(SegmentHeader);
+        h->segment_bytes = p.segment_bytes;
+        h->max_rooms = p.max_rooms;
+        h->room_table_offset = layout.table_offset;
+        h->heap_offset = layout.heap_offset;
+        h->heap_cursor.store(layout.heap_offset, std::memory_order_relaxed);
+        h->initialised.store(1, std::memory_order_release);
+        return seg;
+      } catch (const bi::interprocess_exception& e) {
+        if (e.get_error_code() != bi::already_exists_error)
+          throw Error(Errc::system, "cannot create shared memory /dev/shm/" + seg->object_name_ +
+                                        ": " + e.what());
+      }
+    }
+    try {
+      seg->object_ = bi::shared_memory_object(bi::open_only, name, bi::read_write);
+    } catch (const bi::interprocess_exception& e) {
+      if (e.get_error_code() == bi::not_found_error) {
+        if (!p.create) throw Error(Errc::not_found, "no bus named '" + p.bus + "' (/dev/shm/" + seg->object_name_ + " does not exist)");
+        continue;  // destroyed between our create and open: try creating again
+      }
+      throw Error(Errc::system, "cannot open /dev/shm/" + seg->object_name_ + ": " + e.what() +
+                                    (e.get_error_code() == bi::security_error
+                                         ? " (it belongs to another user; see --group-access)"
+                                         : ""));
+    }
+    // The creator truncates right after creating; wait for that, bounded.
+    bi::offset_t size = 0;
+    while (seg->object_.get_size(size), size < static_cast<bi::offset_t>(sizeof(SegmentHeader))) {
+      if (Clock::now() >= deadline)
+        throw Error(Errc::incompatible, "/dev/shm/" + seg->object_name_ + " is " +
+                                            std::to_string(size) + " bytes, too small to be an agentbus segment; " +
+                                            fix_hint(p.bus));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    seg->region_ = bi::mapped_region(seg->object_, bi::read_write);
+    seg->size_ = static_cast<std::uint64_t>(size);
+    const SegmentHeader& h = seg->header();
+    for (;;) {
+      if (h.magic != 0 && h.magic != kMagic)
+        throw Error(Errc::incompatible, "/dev/shm/" + seg->object_name_ +
+                                            " is not an agentbus segment (bad magic); " + fix_hint(p.bus));
+      if (h.initialised.load(std::memory_order_acquire) == 1) break;
+      if (Clock::now() >= deadline) {
+        const bool creator_dead = h.creator_pid != 0 &&
+                                  !process_alive({h.creator_pid, h.creator_start_time});
+        // A creator that died mid-initialisation leaves a segment nobody can use. Remove it
+        // (only if it is still the same object) and start over.
+        struct stat ours{}, current{};
+        const std::string path = "/dev/shm/" + seg->object_name_;
+        if (creator_dead && attempt < 3 && ::fstat(fd_of(seg->object_), &ours) == 0 &&
+            ::stat(path.c_str(), &current) == 0 && ours.st_ino == current.st_ino) {
+          bi::shared_memory_object::remove(name);
+          break;
+        }
+        throw Error(Errc::timeout, "bus '" + p.bus + "' was not initialised within " +
+                                       std::to_string(p.init_timeout.count()) + " ms (creator pid " +
+                                       std::to_string(h.creator_pid) +
+                                       (creator_dead ? ", dead); " : "); ") + fix_hint(p.bus));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (h.initialised.load(std::memory_order_acquire) != 1) {
+      seg->region_ = bi::mapped_region();
+      continue;
+    }
+    seg->validate();
+    return seg;
+  }
+}
+
+void Segment::validate() const {
+  const SegmentHeader& h = header();
+  if (h.layout_version != kLayoutVersion)
+    throw Error(Errc::incompatible, "bus '" + bus_ + "' has layout version " +
+                                        std::to_string(h.layout_version) + ", this build uses " +
+                                        std::to_string(kLayoutVersion) + "; " + fix_hint(bus_));
+  if (h.header_bytes != sizeof(SegmentHeader) || h.segment_bytes != size_)
+    throw Error(Errc::incompatible, "bus '" + bus_ + "' header says " +
+                                        std::to_string(h.segment_bytes) + " bytes but the object is " +
+                                        std::to_string(size_) + " (truncated?); " + fix_hint(bus_));
+  const Layout layout = layout_for(h.max_rooms);
+  if (h.max_rooms == 0 || h.max_rooms > 65536 || h.room_table_offset != layout.table_offset ||
+      h.heap_offset != layout.heap_offset || h.heap_offset > size_)
+    throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header; " + fix_hint(bus_));
+}
+
+bool Segment::destroy(const std::string& bus) {
+  validate_bus_name(bus);
+  return bi::shared_memory_object::remove(segment_object_name(bus).c_str());
+}
+
+SegmentHeader& Segment::header() const noexcept {
+  return *static_cast<SegmentHeader*>(region_.get_address());
+}
+std::byte* Segment::base() const noexcept { return static_cast<std::byte*>(region_.get_address()); }
+RoomSlot* Segment::room_table() const noexcept {
+  return reinterpret_cast<RoomSlot*>(base() + header().room_table_offset);
+}
+
+std::uint64_t Segment::allocate(std::uint64_t bytes) {
+  bytes = round_up(bytes, kPage);
+  auto& cursor = header().heap_cursor;
+  std::uint64_t at = cursor.load(std::memory_order_relaxed);
+  do {
+    if (at < header().heap_offset || at > size_ || size_ - at < bytes)
+      throw Error(Errc::no_space,
+                  "bus '" + bus_ + "' is full: " + std::to_string(at) + " of " +
+                      std::to_string(size_) + " bytes allocated, a new room needs " +
+                      std::to_string(bytes) +
+                      "; recreate the bus with a larger segment (agentbus --segment-bytes) or "
+                      "smaller rings");
+  } while (!cursor.compare_exchange_weak(at, at + bytes, std::memory_order_acq_rel));
+  commit_region(at, bytes);
+  return at;
+}
+
+void Segment::commit_region(std::uint64_t offset, std::uint64_t bytes) {
+  const int rc = ::posix_fallocate(fd_of(object_), static_cast<off_t>(offset), static_cast<off_t>(bytes));
+  if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL)
+    throw Error(Errc::no_space, "cannot reserve " + std::to_string(bytes) +
+                                    " bytes in /dev/shm for bus '" + bus_ + "': " + std::strerror(rc));
+}
+
+}  // namespace agentbus::shm

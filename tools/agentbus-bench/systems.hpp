@@ -1,0 +1,33 @@
+// agentbus-bench/systems.hpp — the systems compared side by side.
+//
+// Each system lives in systems/<name>.cpp, implements the shape driver.hpp describes, and
+// exposes one SystemEntry: its name, which runs it can do, and run_once<ThatSystem>.
+#pragma once
+
+#include "common.hpp"
+
+#include <string>
+#include <vector>
+
+namespace bench {
+
+struct SystemEntry {
+  std::string name;
+  std::string description;
+  bool (*supports)(const RunSpec&) = nullptr;
+  Measurement (*run)(const RunSpec&) = nullptr;
+  bool needs_redis = false;
+};
+
+SystemEntry agentbus_system();
+SystemEntry naive_ring_system();
+SystemEntry boost_mq_system();
+SystemEntry redis_system();            // XADD one at a time; XREAD BLOCK subscribers
+SystemEntry redis_pipelined_system();  // XADD in pipelined batches; throughput only
+
+[[nodiscard]] inline std::vector<SystemEntry> all_systems() {
+  return {agentbus_system(), naive_ring_system(), boost_mq_system(), redis_system(),
+          redis_pipelined_system()};
+}
+
+}  // namespace bench

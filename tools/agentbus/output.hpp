@@ -1,0 +1,59 @@
+// output.hpp — how the agentbus CLI renders what it reads from a bus.
+//
+// Everything in a room was written by some other process and is untrusted. Text output is
+// meant for a terminal, so it passes through sanitize_for_terminal(): a payload must not be
+// able to recolour, retitle, clear or otherwise drive the reader's terminal. JSON output is
+// meant for programs, so it is lossless where it can be and always valid JSON (one object per
+// line), whatever bytes the payload holds.
+//
+// All functions here are pure (no I/O) so they can be unit-tested without a bus.
+#pragma once
+
+#include <agentbus/bus.hpp>
+#include <agentbus/event.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace agentbus::cli {
+
+enum class Newlines { keep, to_space };
+
+// Removes terminal escape sequences (ESC and 8-bit C1 introduced: CSI, OSC, DCS, SOS, PM, APC,
+// and the short two- and three-byte forms) together with their parameters and string bodies,
+// every other C0 control character, DEL and C1 controls (U+0080..U+009F), and the bidi
+// override/isolate marks that can make text display in a different order than it reads.
+// A tab becomes one space; '\n' is kept or turned into a space. Bytes that are not valid UTF-8
+// (including overlong forms, which lenient terminals may decode as ESC) become U+FFFD, so the
+// result is always valid UTF-8.
+[[nodiscard]] std::string sanitize_for_terminal(std::string_view text,
+                                                Newlines newlines = Newlines::to_space);
+
+// `text` as a JSON string literal, quotes included. Control characters, DEL, C1 controls and
+// U+2028/U+2029 are \u-escaped; invalid UTF-8 becomes U+FFFD.
+[[nodiscard]] std::string json_string(std::string_view text);
+
+// The payload as a JSON value: the payload itself (minified) when it is valid JSON, else the
+// payload as a JSON string.
+[[nodiscard]] std::string payload_json(std::string_view payload);
+
+// "2026-11-23T10:15:30.123456789Z"
+[[nodiscard]] std::string iso8601_utc(std::int64_t ts_ns);
+// "10:15:30" in local time.
+[[nodiscard]] std::string clock_local(std::int64_t ts_ns);
+
+// One event, agentroom style: "<id> <HH:MM:SS> <type> <agent>\n" then indented "To:",
+// "ReplyTo:" and payload lines. Ends with a newline.
+[[nodiscard]] std::string event_text(const EventView& event);
+// One event as a single-line JSON object, newline included.
+[[nodiscard]] std::string event_json(const EventView& event, std::string_view room);
+
+// `agentbus info`: aligned human text, or one JSON object (newline included).
+[[nodiscard]] std::string info_text(const BusInfo& info);
+[[nodiscard]] std::string info_json(const BusInfo& info);
+
+// 1536 -> "1.5 KiB".
+[[nodiscard]] std::string human_bytes(std::uint64_t bytes);
+
+}  // namespace agentbus::cli
