@@ -1,6 +1,7 @@
 #include "bus/reader_slots.hpp"
 #include "bus/room_impl.hpp"
 #include "shm/process.hpp"
+#include "shm/ring_copy.hpp"
 
 #include <agentbus/error.hpp>
 
@@ -36,18 +37,25 @@ std::vector<Event> Room::recent(std::size_t n) {
       pos += p.len;
     }
     if (lapped) continue;
-    std::vector<Event> events;
-    events.reserve(found.size());
-    bool torn = false;
+    // Copy first, decode after: a producer may be lapping these records while we read.
+    std::vector<std::byte> copy;
     for (auto [at, len] : found) {
-      EventView v;
-      if (!ring.decode(ring.at(at), len, at, v)) { torn = true; break; }
-      events.push_back(v.to_owned());
+      const std::size_t offset = copy.size();
+      copy.resize(offset + len);
+      shm::copy_from_ring(copy.data() + offset, ring.at(at), len);
     }
     // Seqlock rule: the copies are good only if no producer has since lapped the oldest one.
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (!found.empty() && ring.tail() > found.front().first + ring.capacity()) continue;
-    if (torn) throw Error(Errc::corrupt, "corrupt record in room '" + impl_->name + "'");
+    if (!found.empty() && ring.tail_after_reads() > found.front().first + ring.capacity()) continue;
+    std::vector<Event> events;
+    events.reserve(found.size());
+    std::size_t offset = 0;
+    for (auto [at, len] : found) {
+      EventView v;
+      if (!ring.decode(copy.data() + offset, len, at, v))
+        throw Error(Errc::corrupt, "corrupt record at " + std::to_string(at) + " in room '" + impl_->name + "'");
+      events.push_back(v.to_owned());
+      offset += len;
+    }
     return events;
   }
   throw Error(Errc::timeout, "room '" + impl_->name + "' is written faster than recent() can copy it");

@@ -1,5 +1,6 @@
 #include "bus/reader_slots.hpp"
 #include "bus/room_impl.hpp"
+#include "shm/ring_copy.hpp"
 
 #include <agentbus/error.hpp>
 
@@ -15,16 +16,12 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxBatchEvents = 64;
 constexpr std::size_t kMaxBatchBytes = 64 << 10;
 constexpr int kSpinsBeforeYield = 256;
-constexpr int kSpinsBeforeBlock = 2048;
+// Yielding is a syscall per turn: bound it by time, so that a reader woken by its timeout
+// (a loop checking for shutdown) costs microseconds, not milliseconds, before it sleeps again.
+constexpr auto kYieldBeforeBlock = std::chrono::microseconds(20);
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 
-// Tailers copy records out while producers may be lapping them; the copy is validated
-// afterwards (seqlock rule), so a racing read is expected and harmless here.
-__attribute__((no_sanitize("thread"))) void copy_racy(std::byte* dst, const std::byte* src,
-                                                      std::size_t n) noexcept {
-  std::memcpy(dst, src, n);
-}
 
 }  // namespace
 
@@ -80,15 +77,14 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out) {
     if (!durable) {
       offset = copy.size();
       copy.resize(offset + p.len);
-      copy_racy(copy.data() + offset, r.at(pos), p.len);
+      shm::copy_from_ring(copy.data() + offset, r.at(pos), p.len);  // validated below
     }
     batch.push_back({pos, p.len, offset});
     pos += p.len;
     bytes += p.len;
   }
   if (!durable && pos != start) {
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (r.tail() > start + r.capacity()) {
+    if (r.tail_after_reads() > start + r.capacity()) {
       batch.clear();
       out = overrun(start);
       return Fill::overrun;
@@ -202,6 +198,7 @@ ReadResult Subscription::next(std::chrono::nanoseconds timeout) {
   shm::Ring& ring = s.ring();
   const auto deadline = Clock::now() + timeout;
   ReadResult out;
+  Clock::time_point block_after{};
   for (int spins = 0;; ++spins) {
     switch (s.fill(out)) {
       case Impl::Fill::events: return s.deliver();
@@ -212,7 +209,9 @@ ReadResult Subscription::next(std::chrono::nanoseconds timeout) {
     if ((spins & 63) == 0 && Clock::now() >= deadline) return out;
     if (s.wait == WaitStrategy::spin || spins < kSpinsBeforeYield) {
       cpu_relax();
-    } else if (s.wait == WaitStrategy::yield || spins < kSpinsBeforeBlock) {
+    } else if (s.wait == WaitStrategy::yield ||
+               (spins == kSpinsBeforeYield ? (block_after = Clock::now() + kYieldBeforeBlock, true)
+                                           : Clock::now() < block_after)) {
       std::this_thread::yield();
     } else {
       // Register as a waiter, re-check, then sleep until a publisher bumps the futex word.

@@ -129,9 +129,8 @@ inline constexpr std::uint64_t stamp_len(std::uint64_t stamp) {
 
 inline constexpr std::uint8_t kFlagHasReplyTo = 1;
 
-struct RecordHeader {
-  std::atomic<std::uint64_t> stamp;
-  std::atomic<std::uint64_t> owner;  // pack_owner() of the claimer, stored right after claim
+// The part of the header a producer writes as plain data, in one copy.
+struct RecordMeta {
   std::int64_t ts_ns;
   std::uint64_t reply_to;
   std::uint8_t type_len;
@@ -139,6 +138,12 @@ struct RecordHeader {
   std::uint8_t agent_len;
   std::uint8_t to_len;
   std::uint32_t payload_len;
+};
+
+struct RecordHeader {
+  std::atomic<std::uint64_t> stamp;
+  std::atomic<std::uint64_t> owner;  // pack_owner() of the claimer, stored right after claim
+  RecordMeta meta;
 };
 static_assert(sizeof(RecordHeader) == 40);
 inline constexpr std::size_t kRecordHeaderBytes = sizeof(RecordHeader);

@@ -2,7 +2,9 @@
 
 #include "shm/failpoint.hpp"
 #include "shm/futex.hpp"
+#include "shm/fences.hpp"
 #include "shm/process.hpp"
+#include "shm/ring_copy.hpp"
 
 #include <agentbus/error.hpp>
 
@@ -63,6 +65,7 @@ std::atomic<std::uint64_t>& Ring::stamp_at(std::uint64_t pos) const noexcept {
 }
 
 std::uint64_t Ring::tail() const noexcept { return control_->tail.load(std::memory_order_acquire); }
+std::uint64_t Ring::tail_after_reads() const noexcept { return load_after_reads(control_->tail); }
 std::uint64_t Ring::oldest() const noexcept {
   return control_->commit_head.load(std::memory_order_acquire);
 }
@@ -114,21 +117,19 @@ PublishResult Ring::publish(const RecordFields& f) {
     h->owner.store(owner, std::memory_order_relaxed);
     failpoint(Failpoint::after_claim);
 
-    h->ts_ns = realtime_ns();
-    h->reply_to = f.reply_to.value_or(0);
-    h->flags = f.reply_to ? kFlagHasReplyTo : 0;
-    h->type_len = static_cast<std::uint8_t>(f.type.size());
-    h->agent_len = static_cast<std::uint8_t>(f.agent.size());
-    h->to_len = static_cast<std::uint8_t>(f.to.size());
-    h->payload_len = static_cast<std::uint32_t>(f.payload.size());
-    auto* body = reinterpret_cast<char*>(h) + kRecordHeaderBytes;
-    std::memcpy(body, f.type.data(), f.type.size());
-    body += f.type.size();
-    std::memcpy(body, f.agent.data(), f.agent.size());
-    body += f.agent.size();
-    std::memcpy(body, f.to.data(), f.to.size());
-    body += f.to.size();
-    std::memcpy(body, f.payload.data(), f.payload.size());
+    const RecordMeta meta{realtime_ns(),
+                          f.reply_to.value_or(0),
+                          static_cast<std::uint8_t>(f.type.size()),
+                          static_cast<std::uint8_t>(f.reply_to ? kFlagHasReplyTo : 0),
+                          static_cast<std::uint8_t>(f.agent.size()),
+                          static_cast<std::uint8_t>(f.to.size()),
+                          static_cast<std::uint32_t>(f.payload.size())};
+    copy_to_ring(reinterpret_cast<std::byte*>(&h->meta), &meta, sizeof meta);
+    auto* body = reinterpret_cast<std::byte*>(h) + kRecordHeaderBytes;
+    for (const std::string_view field : {f.type, f.agent, f.to, f.payload}) {
+      copy_to_ring(body, field.data(), field.size());
+      body += field.size();
+    }
     failpoint(Failpoint::before_commit);
 
     // seq_cst: ordered before the waiter check below (Dekker with Subscription's block wait).
@@ -284,21 +285,21 @@ bool Ring::is_event_start(std::uint64_t pos) const noexcept {
 
 bool Ring::decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
                   EventView& out) const noexcept {
-  const auto* h = reinterpret_cast<const RecordHeader*>(rec);
-  const std::uint64_t need = kRecordHeaderBytes + std::uint64_t(h->type_len) + h->agent_len +
-                             h->to_len + std::uint64_t(h->payload_len);
-  if (need > len || h->type_len == 0) return false;
+  const RecordMeta& m = reinterpret_cast<const RecordHeader*>(rec)->meta;
+  const std::uint64_t need = kRecordHeaderBytes + std::uint64_t(m.type_len) + m.agent_len +
+                             m.to_len + std::uint64_t(m.payload_len);
+  if (need > len || m.type_len == 0) return false;
   const char* p = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
   out.id = id;
-  out.ts_ns = h->ts_ns;
-  out.type = {p, h->type_len};
-  p += h->type_len;
-  out.agent = {p, h->agent_len};
-  p += h->agent_len;
-  out.to = {p, h->to_len};
-  p += h->to_len;
-  out.payload = {p, h->payload_len};
-  out.reply_to = (h->flags & kFlagHasReplyTo) ? std::optional<EventId>(h->reply_to) : std::nullopt;
+  out.ts_ns = m.ts_ns;
+  out.type = {p, m.type_len};
+  p += m.type_len;
+  out.agent = {p, m.agent_len};
+  p += m.agent_len;
+  out.to = {p, m.to_len};
+  p += m.to_len;
+  out.payload = {p, m.payload_len};
+  out.reply_to = (m.flags & kFlagHasReplyTo) ? std::optional<EventId>(m.reply_to) : std::nullopt;
   return true;
 }
 
@@ -362,7 +363,7 @@ std::uint32_t Ring::publish_seq() const noexcept {
 }
 void Ring::add_waiter() noexcept {
   control_->waiters.fetch_add(1, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  store_load_fence();
 }
 void Ring::remove_waiter() noexcept { control_->waiters.fetch_sub(1, std::memory_order_relaxed); }
 void Ring::wait_for_publish(std::uint32_t seen_seq, std::chrono::nanoseconds timeout) noexcept {

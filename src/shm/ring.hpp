@@ -95,6 +95,8 @@ class Ring {
   [[nodiscard]] std::uint64_t max_record() const noexcept { return max_record_; }
   [[nodiscard]] const Timeouts& timeouts() const noexcept { return timeouts_; }
   [[nodiscard]] std::uint64_t tail() const noexcept;
+  // The tail, read after every earlier read has completed: the check that ends a racy copy.
+  [[nodiscard]] std::uint64_t tail_after_reads() const noexcept;
   [[nodiscard]] std::uint64_t oldest() const noexcept;
 
  private:
