@@ -29,6 +29,14 @@ std::vector<Event> Room::recent(std::size_t n) {
     while (pos < tail) {
       const shm::PeekResult p = ring.peek(pos);
       if (p.kind == shm::Peek::lapped) { lapped = true; break; }
+      if (p.kind == shm::Peek::pending && p.len > 0) {
+        // Claimed, not committed: not an event yet, so a snapshot steps over it. If its
+        // claimer is dead, pad it now (the liveness check is exact; should it misjudge a
+        // claimer that has not yet stored its owner, that claimer's commit CAS fails and it
+        // publishes again).
+        if (!ring.repair(pos)) pos += p.len;
+        continue;
+      }
       if (p.kind != shm::Peek::committed && p.kind != shm::Peek::padding) break;
       if (p.kind == shm::Peek::committed && n > 0) {
         found.emplace_back(pos, p.len);
@@ -45,7 +53,7 @@ std::vector<Event> Room::recent(std::size_t n) {
       shm::copy_from_ring(copy.data() + offset, ring.at(at), len);
     }
     // Seqlock rule: the copies are good only if no producer has since lapped the oldest one.
-    if (!found.empty() && ring.tail_after_reads() > found.front().first + ring.capacity()) continue;
+    if (!found.empty() && ring.overwritten_since(found.front().first)) continue;
     std::vector<Event> events;
     events.reserve(found.size());
     std::size_t offset = 0;

@@ -49,13 +49,13 @@ struct Subscription::Impl {
   shm::Ring& ring() const { return room->ring; }
 
   enum class Fill { events, nothing, overrun };
-  Fill fill(ReadResult& out);
+  Fill fill(ReadResult& out, bool consult_tail = true);
   ReadResult overrun(std::uint64_t lost_from);
   ReadResult deliver();
   void note_stall(bool pending);
 };
 
-Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out) {
+Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_tail) {
   shm::Ring& r = ring();
   batch.clear();
   next_item = 0;
@@ -64,7 +64,7 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out) {
   std::uint64_t pos = fetch_pos, bytes = 0;
   shm::Peek stopped = shm::Peek::empty;
   while (batch.size() < kMaxBatchEvents && bytes < kMaxBatchBytes) {
-    const shm::PeekResult p = r.peek(pos);
+    const shm::PeekResult p = r.peek(pos, consult_tail);
     if (p.kind == shm::Peek::padding) {
       pos += p.len;
       continue;
@@ -84,7 +84,7 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out) {
     bytes += p.len;
   }
   if (!durable && pos != start) {
-    if (r.tail_after_reads() > start + r.capacity()) {
+    if (r.overwritten_since(start)) {
       batch.clear();
       out = overrun(start);
       return Fill::overrun;
@@ -96,7 +96,8 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out) {
   }
   fetch_pos = pos;
   if (!durable) slot->cursor.store(pos, std::memory_order_relaxed);
-  note_stall(batch.empty() && stopped == shm::Peek::pending);
+  if (stopped != shm::Peek::unstamped || !batch.empty())
+    note_stall(batch.empty() && stopped == shm::Peek::pending);
   return batch.empty() ? Fill::nothing : Fill::events;
 }
 
@@ -200,7 +201,9 @@ ReadResult Subscription::next(std::chrono::nanoseconds timeout) {
   ReadResult out;
   Clock::time_point block_after{};
   for (int spins = 0;; ++spins) {
-    switch (s.fill(out)) {
+    // The tail tells empty from pending and lapped; reading it on every spin would take its
+    // cache line from every producer's claim, so a spinning reader looks only now and then.
+    switch (s.fill(out, (spins & 63) == 0)) {
       case Impl::Fill::events: return s.deliver();
       case Impl::Fill::overrun: return out;
       case Impl::Fill::nothing: break;

@@ -65,7 +65,13 @@ std::atomic<std::uint64_t>& Ring::stamp_at(std::uint64_t pos) const noexcept {
 }
 
 std::uint64_t Ring::tail() const noexcept { return control_->tail.load(std::memory_order_acquire); }
-std::uint64_t Ring::tail_after_reads() const noexcept { return load_after_reads(control_->tail); }
+// Producers write only below `limit` (they acquire it before claiming), and the limit moves
+// about once per lap, so checking it first keeps a caught-up reader off the tail's cache line,
+// which every claim writes. Only when the limit allows an overwrite does the tail decide.
+bool Ring::overwritten_since(std::uint64_t start) const noexcept {
+  if (limit_of(load_after_reads(control_->limit_word)) <= start + capacity_) return false;
+  return control_->tail.load(std::memory_order_acquire) > start + capacity_;
+}
 std::uint64_t Ring::oldest() const noexcept {
   return control_->commit_head.load(std::memory_order_acquire);
 }
@@ -251,7 +257,7 @@ void Ring::wake_readers() noexcept {
 
 // ---- reading -----------------------------------------------------------------------------
 
-PeekResult Ring::peek(std::uint64_t pos) const {
+PeekResult Ring::peek(std::uint64_t pos, bool consult_tail) const {
   const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
   if (stamp_matches(stamp, pos)) {
     const std::uint64_t len = stamp_len(stamp);
@@ -265,12 +271,14 @@ PeekResult Ring::peek(std::uint64_t pos) const {
         if (!sane) break;
         return {Peek::padding, len};
       case RecordState::claimed:
+        return {Peek::pending, sane ? len : 0};
       case RecordState::aborted:
         return {Peek::pending, 0};
     }
     throw Error(Errc::corrupt, "corrupt record at position " + std::to_string(pos) +
                                    ": length " + std::to_string(len) + " is out of bounds");
   }
+  if (!consult_tail) return {Peek::unstamped, 0};
   const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
   if (t > pos + capacity_) return {Peek::lapped, 0};
   if (t > pos) return {Peek::pending, 0};  // claimed, stamp not yet stored

@@ -35,9 +35,10 @@ struct RecordFields {
 enum class Peek {
   committed,  // a complete record of `len` bytes
   padding,    // skip `len` bytes
-  pending,    // claimed (or claimed but not yet stamped) and not committed yet
+  pending,    // claimed and not committed yet; `len` is the claim's length once stamped, else 0
   empty,      // nothing published at this position yet
   lapped,     // overwritten: the position is more than a capacity behind the tail
+  unstamped,  // no stamp for this position yet; the tail was not consulted (see peek)
 };
 
 struct PeekResult {
@@ -64,7 +65,10 @@ class Ring {
   PublishResult publish(const RecordFields& fields);
 
   // Throws Error{corrupt} when the stamp at `pos` carries an impossible length.
-  [[nodiscard]] PeekResult peek(std::uint64_t pos) const;
+  // With consult_tail false, a position without a matching stamp is reported as `unstamped`
+  // instead of being classified empty / pending / lapped by reading the tail: a caught-up
+  // reader polling the tail on every spin would steal its cache line from every producer.
+  [[nodiscard]] PeekResult peek(std::uint64_t pos, bool consult_tail = true) const;
   // True if a (committed or claimed) event record starts at `pos`.
   [[nodiscard]] bool is_event_start(std::uint64_t pos) const noexcept;
   [[nodiscard]] const std::byte* at(std::uint64_t pos) const noexcept { return data_ + (pos & mask_); }
@@ -95,8 +99,9 @@ class Ring {
   [[nodiscard]] std::uint64_t max_record() const noexcept { return max_record_; }
   [[nodiscard]] const Timeouts& timeouts() const noexcept { return timeouts_; }
   [[nodiscard]] std::uint64_t tail() const noexcept;
-  // The tail, read after every earlier read has completed: the check that ends a racy copy.
-  [[nodiscard]] std::uint64_t tail_after_reads() const noexcept;
+  // The seqlock check that ends a racy copy of records from `start` on: could a producer
+  // have overwritten any of it since?
+  [[nodiscard]] bool overwritten_since(std::uint64_t start) const noexcept;
   [[nodiscard]] std::uint64_t oldest() const noexcept;
 
  private:

@@ -180,7 +180,7 @@ std::uint64_t Segment::allocate(std::uint64_t bytes) {
                   "bus '" + bus_ + "' is full: " + std::to_string(at) + " of " +
                       std::to_string(size_) + " bytes allocated, a new room needs " +
                       std::to_string(bytes) +
-                      "; recreate the bus with a larger segment (agentbus --segment-bytes) or "
+                      "; recreate the bus with a larger segment (`agentbus --segment-bytes`, BusOptions::segment_bytes) or "
                       "smaller rings");
   } while (!cursor.compare_exchange_weak(at, at + bytes, std::memory_order_acq_rel));
   commit_region(at, bytes);

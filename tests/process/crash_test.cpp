@@ -87,3 +87,30 @@ TEST(Crash, DeadClaimAtTheCommitHeadDoesNotBlockProducersForever) {
   for (int i = 0; i < 1000; ++i) ASSERT_TRUE(room.publish("t", "x", payload).ok()) << i;
   EXPECT_EQ(room.info().counters.dead_claims_padded, 1u);
 }
+
+TEST(Crash, RecentStepsOverALiveClaimAndPadsADeadOneAtOnce) {
+  TestBus bus("crash-recent");
+  Room room = bus->room("room", {.ring_bytes = 4 << 20});
+
+  // Producer 0 stops itself right after claiming its first event; producer 1 publishes after it.
+  ChildProcess stuck({helper_path(), "publish", bus.name(), "room", "0", "1"},
+                     {"AGENTBUS_FAILPOINTS=after_claim=stop"});
+  ASSERT_TRUE(stuck.wait_stopped(10s));
+  ChildProcess other({helper_path(), "publish", bus.name(), "room", "1", "3"});
+  EXPECT_EQ(other.wait(10s), 0);
+
+  // Alive (stopped): its claim is not an event yet; the snapshot lists what follows it.
+  auto payloads = [&] {
+    std::vector<std::string> v;
+    for (const Event& e : room.recent(10)) v.push_back(e.payload);
+    return v;
+  };
+  EXPECT_EQ(payloads(), expected_events(1, 3));
+  EXPECT_EQ(room.info().counters.dead_claims_padded, 0u);
+
+  // Dead: recent() pads the claim without waiting for a stall timeout.
+  ::kill(stuck.pid(), SIGKILL);
+  EXPECT_EQ(stuck.wait(10s), 128 + SIGKILL);
+  EXPECT_EQ(payloads(), expected_events(1, 3));
+  EXPECT_EQ(room.info().counters.dead_claims_padded, 1u);
+}

@@ -64,7 +64,8 @@ struct Globals {
   std::string room;
   std::string repo;
   std::string branch = "main";
-  std::uint64_t ring_bytes = 0;  // 0: the library's default
+  std::uint64_t ring_bytes = 0;     // 0: the library's default
+  std::uint64_t segment_bytes = 0;  // 0: the library's default
 };
 
 struct PostArgs {
@@ -164,6 +165,7 @@ RoomOptions room_options(const Globals& g, bool create) {
 Bus open_bus(const Globals& g) {
   BusOptions options;
   options.name = g.bus;
+  if (g.segment_bytes != 0) options.segment_bytes = g.segment_bytes;
   return Bus::open(options);
 }
 
@@ -367,6 +369,9 @@ int main(int argc, char** argv) {
   app.add_option("--branch", g.branch, "Branch part of the room name")
       ->envname("BRANCH_NAME")
       ->capture_default_str();
+  app.add_option("--segment-bytes", g.segment_bytes,
+                 "Bus size when this command creates the bus (virtual; default 256MiB)")
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--ring-bytes", g.ring_bytes,
                  "Ring size when this command creates the room (power of two, e.g. 4MiB)")
       ->transform(CLI::AsSizeValue(false))
