@@ -130,13 +130,7 @@ int main(int argc, char** argv) {
           probe_spec.mode = sc.name == "idle" ? Mode::idle : Mode::throughput;
           if (!system.supports(probe_spec)) continue;
           if (system.needs_redis && settings.redis_port == 0) {
-            Row skipped;
-            skipped.system = system.name;
-            skipped.scenario = sc.name;
-            skipped.payload_bytes = payload;
-            skipped.producers = sc.producers;
-            skipped.subscribers = sc.subscribers;
-            skipped.wait = wait;
+            Row skipped = empty_row(system, sc, payload, wait);
             skipped.note = redis_note;
             rows.push_back(std::move(skipped));
             continue;

@@ -97,8 +97,7 @@ void measure_idle(const SystemEntry& system, RunSpec spec, const Settings& s, Ro
 
 }  // namespace
 
-Row measure_row(const SystemEntry& system, const Scenario& sc, std::size_t payload, Wait wait,
-                const Settings& s) {
+Row empty_row(const SystemEntry& system, const Scenario& sc, std::size_t payload, Wait wait) {
   Row row;
   row.system = system.name;
   row.scenario = sc.name;
@@ -106,6 +105,12 @@ Row measure_row(const SystemEntry& system, const Scenario& sc, std::size_t paylo
   row.producers = sc.producers;
   row.subscribers = sc.subscribers;
   row.wait = wait;
+  return row;
+}
+
+Row measure_row(const SystemEntry& system, const Scenario& sc, std::size_t payload, Wait wait,
+                const Settings& s) {
+  Row row = empty_row(system, sc, payload, wait);
 
   const RunSpec spec = base_spec(sc, payload, wait, s);
   row.probe_before_ns = probe_round_trip_ns(s.probe_round_trips);

@@ -35,6 +35,10 @@ struct Settings {
   int redis_port = 0;
 };
 
+// A row naming the system and scenario, with nothing measured yet.
+[[nodiscard]] Row empty_row(const SystemEntry& system, const Scenario& scenario,
+                            std::size_t payload, Wait wait);
+
 // Measures one row: placement probe, `runs` throughput runs, one latency run, probe again.
 [[nodiscard]] Row measure_row(const SystemEntry& system, const Scenario& scenario,
                               std::size_t payload, Wait wait, const Settings& settings);
