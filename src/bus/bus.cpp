@@ -1,24 +1,17 @@
 #include "bus/room_impl.hpp"
 #include "shm/process.hpp"
+#include "shm/slot_table.hpp"
 
 #include <agentbus/error.hpp>
 #include <agentbus/names.hpp>
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
-#include <thread>
 
 namespace agentbus {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h;
-}
 
 bool is_power_of_two(std::uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
@@ -40,10 +33,6 @@ void check_room_options(const RoomOptions& o) {
                                             std::to_string(o.ring_bytes / 4) + ")");
 }
 
-std::string_view slot_name(const shm::RoomSlot& slot) {
-  return {slot.name, std::min<std::size_t>(slot.name_len, shm::kMaxRoomName)};
-}
-
 std::shared_ptr<Room::Impl> attach(const std::shared_ptr<shm::Segment>& seg, shm::RoomSlot& slot,
                                    const RoomOptions& o) {
   const std::uint64_t off = slot.region_offset, ring = slot.ring_bytes;
@@ -51,21 +40,21 @@ std::shared_ptr<Room::Impl> attach(const std::shared_ptr<shm::Segment>& seg, shm
                     is_power_of_two(ring) && ring >= shm::kMinRingBytes &&
                     ring <= shm::kMaxRingBytes && off + shm::kControlBytes + ring <= seg->size() &&
                     slot.max_record_bytes >= 256 && slot.max_record_bytes <= ring / 4 &&
+                    slot.kind == static_cast<std::uint32_t>(shm::SlotKind::ring) &&
                     slot.name_len <= shm::kMaxRoomName;
   if (!sane)
-    throw Error(Errc::corrupt, "room table entry '" + std::string(slot_name(slot)) + "' of bus '" +
+    throw Error(Errc::corrupt, "room table entry '" + std::string(shm::slot_name(slot)) + "' of bus '" +
                                    seg->bus() + "' is corrupt; remove the bus with `agentbus destroy --bus " +
                                    seg->bus() + "`");
   auto* control = reinterpret_cast<shm::RingControl*>(seg->base() + off);
   shm::Ring::Timeouts timeouts{o.stall_timeout, o.publish_timeout};
   return std::make_shared<Room::Impl>(Room::Impl{
-      seg, std::string(slot_name(slot)),
+      seg, std::string(shm::slot_name(slot)),
       shm::Ring(control, seg->base() + off + shm::kControlBytes, ring, slot.max_record_bytes, timeouts)});
 }
 
 // Runs while we hold the slot in state "creating".
-void initialise_room(shm::Segment& seg, shm::RoomSlot& slot, std::string_view name,
-                     const RoomOptions& o) {
+void initialise_room(shm::Segment& seg, shm::RoomSlot& slot, const RoomOptions& o) {
   const std::uint64_t bytes = shm::kControlBytes + o.ring_bytes;
   if (slot.region_offset == 0 || slot.region_bytes < bytes) {
     slot.region_offset = seg.allocate(bytes);
@@ -75,11 +64,14 @@ void initialise_room(shm::Segment& seg, shm::RoomSlot& slot, std::string_view na
   }
   slot.ring_bytes = o.ring_bytes;
   slot.max_record_bytes = static_cast<std::uint32_t>(o.max_record_bytes);
-  std::memcpy(slot.name, name.data(), name.size());
-  slot.name_len = static_cast<std::uint32_t>(name.size());
+  slot.kind = static_cast<std::uint32_t>(shm::SlotKind::ring);
   auto* control = reinterpret_cast<shm::RingControl*>(seg.base() + slot.region_offset);
   shm::Ring::initialise(*control, o.ring_bytes);
-  slot.state.store(shm::kRoomReady, std::memory_order_release);
+}
+
+bool is_room(const shm::RoomSlot& slot) {
+  return slot.state.load(std::memory_order_acquire) == shm::kRoomReady &&
+         slot.kind == static_cast<std::uint32_t>(shm::SlotKind::ring);
 }
 
 }  // namespace
@@ -106,45 +98,11 @@ Room Bus::room(std::string_view name, const RoomOptions& options) {
   const RoomOptions o = with_defaults(options);
   check_room_options(o);
   const auto& seg = impl_->segment;
-  const std::uint32_t n = seg->header().max_rooms;
-  shm::RoomSlot* table = seg->room_table();
-  const std::uint64_t me = shm::kRoomCreating | shm::self_process().pid;
-  // Open addressing from the name's hash; slots are never freed, so the first free slot on
-  // the probe path proves the room does not exist, and racing creators meet at the same slot.
-  const std::uint64_t h = fnv1a(name);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    shm::RoomSlot& slot = table[(h + i) % n];
-    const auto wait_deadline = Clock::now() + std::chrono::milliseconds(2000);
-    for (;;) {
-      std::uint64_t s = slot.state.load(std::memory_order_acquire);
-      if (s == 0) {
-        if (!o.create)
-          throw Error(Errc::not_found, "no room '" + std::string(name) + "' on bus '" + seg->bus() + "'");
-        if (!slot.state.compare_exchange_strong(s, me, std::memory_order_acq_rel)) continue;
-        initialise_room(*seg, slot, name, o);
-        return Room(attach(seg, slot, o));
-      }
-      if (s == shm::kRoomReady) {
-        if (slot_name(slot) == name) return Room(attach(seg, slot, o));
-        break;  // someone else's room: keep probing
-      }
-      // Being created. Wait for its creator; take over if the creator died.
-      const auto creator = static_cast<std::uint32_t>(s & 0xffffffffu);
-      if (!shm::process_alive({creator, 0}) || Clock::now() > wait_deadline) {
-        if (shm::process_alive({creator, 0}))
-          throw Error(Errc::timeout, "room slot on bus '" + seg->bus() + "' is still being created by pid " +
-                                         std::to_string(creator));
-        if (!slot.state.compare_exchange_strong(s, me, std::memory_order_acq_rel)) continue;
-        seg->header().stale_room_inits_recovered.fetch_add(1, std::memory_order_relaxed);
-        initialise_room(*seg, slot, name, o);  // the slot now holds our name, not the dead one's
-        if (slot_name(slot) == name) return Room(attach(seg, slot, o));
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-  }
-  throw Error(Errc::no_space, "bus '" + seg->bus() + "' has no free room slot (" + std::to_string(n) +
-                                  " rooms); recreate it with a larger max_rooms");
+  shm::RoomSlot* slot = shm::find_or_create_slot(
+      *seg, name, o.create, [&](shm::RoomSlot& s) { initialise_room(*seg, s, o); });
+  if (slot == nullptr)
+    throw Error(Errc::not_found, "no room '" + std::string(name) + "' on bus '" + seg->bus() + "'");
+  return Room(attach(seg, *slot, o));
 }
 
 std::vector<std::string> Bus::room_names() const {
@@ -152,8 +110,7 @@ std::vector<std::string> Bus::room_names() const {
   const auto& seg = impl_->segment;
   shm::RoomSlot* table = seg->room_table();
   for (std::uint32_t i = 0; i < seg->header().max_rooms; ++i)
-    if (table[i].state.load(std::memory_order_acquire) == shm::kRoomReady)
-      names.emplace_back(slot_name(table[i]));
+    if (is_room(table[i])) names.emplace_back(shm::slot_name(table[i]));
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -172,8 +129,7 @@ BusInfo Bus::info() const {
   info.stale_room_inits_recovered = h.stale_room_inits_recovered.load(std::memory_order_relaxed);
   shm::RoomSlot* table = seg->room_table();
   for (std::uint32_t i = 0; i < h.max_rooms; ++i)
-    if (table[i].state.load(std::memory_order_acquire) == shm::kRoomReady)
-      info.rooms.push_back(Room(attach(seg, table[i], {})).info());
+    if (is_room(table[i])) info.rooms.push_back(Room(attach(seg, table[i], {})).info());
   std::sort(info.rooms.begin(), info.rooms.end(),
             [](const RoomInfo& a, const RoomInfo& b) { return a.name < b.name; });
   return info;

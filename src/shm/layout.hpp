@@ -16,11 +16,12 @@
 namespace agentbus::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kPage = 4096;
 inline constexpr std::size_t kMaxReaders = 64;
 inline constexpr std::size_t kMaxRoomName = 128;
+inline constexpr std::size_t kMaxSlotName = 144;  // a room name plus a '#kind' suffix
 inline constexpr std::size_t kMaxReaderName = 64;
 inline constexpr std::size_t kMinRingBytes = 64 << 10;
 inline constexpr std::size_t kMaxRingBytes = 128 << 20;
@@ -41,6 +42,8 @@ struct SegmentHeader {
 };
 
 // RoomSlot::state: 0 free; kRoomCreating | pid while its creator initialises it; kRoomReady.
+// A slot holds a room's ring, or a region belonging to a room (its task board, presence
+// table, scratchpad), named "<room>#<what>"; '#' cannot appear in a room name.
 inline constexpr std::uint64_t kRoomCreating = 1ull << 56;
 inline constexpr std::uint64_t kRoomReady = 2ull << 56;
 
@@ -51,8 +54,13 @@ struct alignas(kCacheLine) RoomSlot {
   std::uint64_t ring_bytes;
   std::uint32_t max_record_bytes;
   std::uint32_t name_len;
-  char name[kMaxRoomName];
+  std::uint32_t kind;            // SlotKind
+  std::uint32_t reserved;
+  char name[kMaxSlotName];
 };
+static_assert(sizeof(RoomSlot) == 192);
+
+enum class SlotKind : std::uint32_t { ring = 0, region = 1 };
 
 // ReaderSlot::state: kind in the top byte, the pid of the process changing it below.
 inline constexpr std::uint64_t kReaderFree = 0;

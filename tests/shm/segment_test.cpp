@@ -150,7 +150,7 @@ TEST(Segment, FullTablesAreClearErrors) {
   TestBus bus("full", {.segment_bytes = 4 << 20, .max_rooms = 2});
   (void)bus->room("a", {.ring_bytes = 64 << 10});
   (void)bus->room("b", {.ring_bytes = 64 << 10});
-  expect_error([&] { (void)bus->room("c", {.ring_bytes = 64 << 10}); }, Errc::no_space, "no free room slot");
+  expect_error([&] { (void)bus->room("c", {.ring_bytes = 64 << 10}); }, Errc::no_space, "no free slot");
 
   TestBus small("heap", {.segment_bytes = 4 << 20, .max_rooms = 8});
   (void)small->room("a", {.ring_bytes = 2 << 20});

@@ -1,0 +1,31 @@
+// The segment's table of named slots, found by name with open addressing. A slot is claimed
+// with a CAS (free -> creating|pid), initialised, then published as ready; a slot left in
+// "creating" by a dead process is taken over by the next process that needs it. Slots are
+// never freed, so the first free slot on a name's probe path proves the name is absent.
+#pragma once
+
+#include "shm/layout.hpp"
+#include "shm/segment.hpp"
+
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <string_view>
+
+namespace agentbus::shm {
+
+[[nodiscard]] std::string_view slot_name(const RoomSlot& slot) noexcept;
+
+// The ready slot named `name`. When there is none: nullptr if !create, else a free slot is
+// claimed, `initialise` fills it in (region, sizes, kind) and the slot is published ready.
+RoomSlot* find_or_create_slot(Segment& seg, std::string_view name, bool create,
+                              const std::function<void(RoomSlot&)>& initialise);
+
+// The region named `name` (a room name plus "#suffix"); created zero-filled with
+// `create_bytes` on first use. Structures kept in one treat all-zero bytes as "not yet set
+// up" and validate their own header against the region's size. Returns an empty span when
+// absent and !create. Throws Error{corrupt} if the slot is not a region inside the segment.
+std::span<std::byte> open_region(Segment& seg, std::string_view name, std::uint64_t create_bytes,
+                                 bool create);
+
+}  // namespace agentbus::shm

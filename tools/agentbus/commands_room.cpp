@@ -1,0 +1,237 @@
+// commands_room.cpp — post, tail, info, destroy: the room and the bus themselves.
+#include "common.hpp"
+#include "output.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <iostream>
+#include <iterator>
+#include <memory>
+
+namespace agentbus::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct PostArgs {
+  std::string type;
+  std::string payload;
+  std::string agent = "cli";
+  std::string to;
+  EventId reply_to = 0;
+  CLI::Option* reply_to_opt = nullptr;
+};
+
+struct TailArgs {
+  std::size_t count = 20;
+  CLI::Option* count_opt = nullptr;
+  bool follow = false;
+  std::string from;
+  bool json = false;
+  std::string timeout;
+};
+
+std::optional<SubscribeOptions> parse_from(const std::string& text) {
+  SubscribeOptions options;
+  if (text == "earliest") {
+    options.from = StartFrom::earliest;
+  } else if (text == "latest") {
+    options.from = StartFrom::latest;
+  } else if (!text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
+               return std::isdigit(c) != 0;
+             })) {
+    options.from = StartFrom::id;
+    try {
+      options.from_id = std::stoull(text);
+    } catch (const std::out_of_range&) {
+      return std::nullopt;
+    }
+  } else {
+    return std::nullopt;
+  }
+  return options;
+}
+
+CLI::Validator from_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        return parse_from(text) ? "" : "--from must be earliest, latest or an event id, got '" + text + "'";
+      },
+      "earliest|latest|ID");
+}
+
+int run_post(const Globals& g, const PostArgs& args) {
+  std::string payload = args.payload;
+  if (payload == "-") payload.assign(std::istreambuf_iterator<char>(std::cin), {});
+  PublishOptions options;
+  options.to = args.to;
+  if (args.reply_to_opt->count() > 0) options.reply_to = args.reply_to;
+
+  Room room = open_room(g);
+  const PublishResult result = room.publish(args.type, args.agent, payload, options);
+  if (!result.ok()) {
+    report_error("room " + room.name() +
+                 " is full: a durable reader is not keeping up; see `agentbus info` for "
+                 "readers and their lag");
+    return kExitFailure;
+  }
+  write_out(std::to_string(result.id) + "\n", true);
+  return 0;
+}
+
+class EventPrinter {
+ public:
+  EventPrinter(std::string room, bool json, bool flush_each)
+      : room_(std::move(room)), json_(json), flush_each_(flush_each) {}
+  void print(const EventView& event) const {
+    write_out(json_ ? event_json(event, room_) : event_text(event), flush_each_);
+  }
+
+ private:
+  std::string room_;
+  bool json_;
+  bool flush_each_;
+};
+
+// Without --follow: the last N events, or (with --from) the events from a point up to what
+// was the end when the command started, so a busy room cannot keep it running.
+int tail_snapshot(const Globals& g, const TailArgs& args,
+                  const std::optional<SubscribeOptions>& from) {
+  const EventPrinter printer(room_name(g), args.json, false);
+  std::optional<Room> room = open_existing_room(g);
+  if (!room) return 0;
+  if (!from) {
+    for (const Event& event : room->recent(args.count)) printer.print(event.view());
+    return 0;
+  }
+  const EventId end = room->info().tail;
+  Subscription sub = room->subscribe(*from);
+  const bool limited = args.count_opt->count() > 0;
+  std::size_t printed = 0;
+  while (sub.position() < end && (!limited || printed < args.count)) {
+    // A wait, not a poll: a record may be claimed but not yet committed by a live producer.
+    const ReadResult r = sub.next(1s);
+    if (r.status == ReadStatus::timeout) break;
+    if (r.status == ReadStatus::overrun) {
+      warn_overrun(r.missed);
+      continue;
+    }
+    printer.print(r.event);
+    ++printed;
+  }
+  return 0;
+}
+
+int tail_follow(const Globals& g, const TailArgs& args,
+                const std::optional<SubscribeOptions>& from,
+                std::optional<std::chrono::nanoseconds> timeout) {
+  install_stop_handlers();
+
+  const EventPrinter printer(room_name(g), args.json, true);
+  Room room = open_room(g);
+  Subscription sub = room.subscribe(from.value_or(SubscribeOptions{}));
+  if (!from) {
+    // Subscribed first, so events published meanwhile arrive through `sub`, not twice.
+    const EventId start = sub.position();
+    for (const Event& event : room.recent(args.count))
+      if (event.id < start) printer.print(event.view());
+  }
+  const auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
+                                : std::chrono::steady_clock::time_point::max();
+  while (g_stop == 0) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    // Bounded waits so a signal is noticed within 100 ms even if the wait resumes after EINTR.
+    const ReadResult r = sub.next(std::min<std::chrono::nanoseconds>(100ms, deadline - now));
+    if (r.status == ReadStatus::event) printer.print(r.event);
+    if (r.status == ReadStatus::overrun) warn_overrun(r.missed);
+  }
+  return 0;
+}
+
+int run_tail(const Globals& g, const TailArgs& args) {
+  std::optional<SubscribeOptions> from;
+  if (!args.from.empty()) from = parse_from(args.from);  // already validated by CLI11
+  std::optional<std::chrono::nanoseconds> timeout;
+  if (!args.timeout.empty()) timeout = parse_duration(args.timeout);
+  return args.follow ? tail_follow(g, args, from, timeout) : tail_snapshot(g, args, from);
+}
+
+int run_info(const Globals& g, bool json) {
+  BusOptions options;
+  options.name = g.bus;
+  options.create = false;
+  const BusInfo info = Bus::open(options).info();
+  write_out(json ? info_json(info) : info_text(info), true);
+  return 0;
+}
+
+int run_destroy(const Globals& g) {
+  const bool existed = Bus::destroy(g.bus);
+  write_out((existed ? "destroyed bus " : "no bus ") + g.bus + "\n", true);
+  return 0;
+}
+
+}  // namespace
+
+void add_room_commands(CLI::App& app, const Globals& g, Commands& commands) {
+  auto post = std::make_shared<PostArgs>();
+  auto tail = std::make_shared<TailArgs>();
+  auto info_json = std::make_shared<bool>(false);
+
+  CLI::App* post_cmd = app.add_subcommand("post", "Publish one event; prints its id.");
+  post_cmd->footer(
+      "Payload \"-\" reads it from stdin; a payload starting with '-' goes after \"--\".\n\n"
+      "Examples:\n"
+      "  agentbus post status '{\"state\":\"idle\"}' --agent alice\n"
+      "  id=$(agentbus post ASK 'who owns the parser?')\n"
+      "  agentbus post REPLY 'bob does' --to alice --reply-to \"$id\"\n"
+      "  git diff | agentbus post PATCH -");
+  post_cmd->add_option("type", post->type, "Event type, e.g. status, TASK, REPLY")->required();
+  post_cmd->add_option("payload", post->payload, "Payload (JSON by convention); default empty");
+  post_cmd->add_option("--agent", post->agent, "Agent id the event is from")
+      ->envname("AGENTBUS_AGENT")
+      ->capture_default_str();
+  post_cmd->add_option("--to", post->to, "Direct the event to this agent");
+  post->reply_to_opt =
+      post_cmd->add_option("--reply-to", post->reply_to, "Id of the event this one answers")
+          ->check(CLI::NonNegativeNumber);
+
+  CLI::App* tail_cmd = app.add_subcommand("tail", "Print a room's recent events, or follow it.");
+  tail_cmd->footer(
+      "Text output is stripped of terminal escapes and control characters.\n"
+      "--json prints one object per line: id, ts, room, type, agent, to, reply_to, payload.\n"
+      "With --from and no --count, prints everything from that point; with --follow, --count\n"
+      "is the backlog shown before following. Ctrl-C ends --follow with exit code 0.\n\n"
+      "Examples:\n"
+      "  agentbus tail -n 50\n"
+      "  agentbus tail --follow --json | jq .payload\n"
+      "  agentbus tail --from earliest --json > room.jsonl\n"
+      "  agentbus tail -f --from 4096 --timeout 30s");
+  // CLI11 2.1 would wrap "-3" into a huge unsigned value; refuse it instead.
+  tail->count_opt = tail_cmd->add_option("-n,--count", tail->count, "How many events")
+                            ->check(CLI::NonNegativeNumber)
+                            ->capture_default_str();
+  tail_cmd->add_flag("-f,--follow", tail->follow, "Keep printing events as they arrive");
+  tail_cmd->add_option("--from", tail->from, "Start at earliest, latest or an event id")
+      ->check(from_validator());
+  tail_cmd->add_flag("--json", tail->json, "One JSON object per line");
+  tail_cmd->add_option("--timeout", tail->timeout, "With --follow: exit (0) after this long, e.g. 30s")
+      ->check(duration_validator());
+
+  CLI::App* info_cmd = app.add_subcommand("info", "Show the bus: size, rooms, counters, readers.");
+  info_cmd->footer("Examples:\n  agentbus info\n  agentbus --bus ci info --json");
+  info_cmd->add_flag("--json", *info_json, "One JSON object");
+
+  CLI::App* destroy_cmd = app.add_subcommand(
+      "destroy", "Remove the bus's shared-memory object (processes using it keep their mapping).");
+  destroy_cmd->footer("Example:\n  agentbus --bus scratch destroy");
+
+
+  commands.push_back({post_cmd, [&g, post] { return run_post(g, *post); }});
+  commands.push_back({tail_cmd, [&g, tail] { return run_tail(g, *tail); }});
+  commands.push_back({info_cmd, [&g, info_json] { return run_info(g, *info_json); }});
+  commands.push_back({destroy_cmd, [&g] { return run_destroy(g); }});
+}
+
+}  // namespace agentbus::cli
