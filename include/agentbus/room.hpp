@@ -98,6 +98,8 @@ class Room {
 
   struct Impl;
   explicit Room(std::shared_ptr<Impl> impl);
+  // For agentbus's own components built on a room (task board, presence, scratchpad).
+  [[nodiscard]] const std::shared_ptr<Impl>& impl() const noexcept { return impl_; }
 
  private:
   std::shared_ptr<Impl> impl_;

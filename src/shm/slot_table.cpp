@@ -79,7 +79,8 @@ RoomSlot* find_or_create_slot(Segment& seg, std::string_view name, bool create,
 }
 
 std::span<std::byte> open_region(Segment& seg, std::string_view name, std::uint64_t bytes,
-                                 bool create) {
+                                 bool create,
+                                 const std::function<void(std::span<std::byte>)>& initialise) {
   RoomSlot* slot = find_or_create_slot(seg, name, create, [&](RoomSlot& s) {
     if (s.region_offset == 0 || s.region_bytes < bytes) {
       s.region_offset = seg.allocate(bytes);
@@ -91,6 +92,7 @@ std::span<std::byte> open_region(Segment& seg, std::string_view name, std::uint6
     s.ring_bytes = 0;
     s.max_record_bytes = 0;
     s.kind = static_cast<std::uint32_t>(SlotKind::region);
+    initialise({seg.base() + s.region_offset, bytes});
   });
   if (slot == nullptr) return {};
   const std::uint64_t off = slot->region_offset;

@@ -21,11 +21,14 @@ namespace agentbus::shm {
 RoomSlot* find_or_create_slot(Segment& seg, std::string_view name, bool create,
                               const std::function<void(RoomSlot&)>& initialise);
 
-// The region named `name` (a room name plus "#suffix"); created zero-filled with
-// `create_bytes` on first use. Structures kept in one treat all-zero bytes as "not yet set
-// up" and validate their own header against the region's size. Returns an empty span when
-// absent and !create. Throws Error{corrupt} if the slot is not a region inside the segment.
+// The region named `name` (a room name plus "#suffix"). On first use it is created with
+// `create_bytes` zero bytes and `initialise` runs on it before any other process can see it
+// (write the structure's header there: magic, version, capacities). Openers get the region
+// as created and must validate that header against the span's size: trust nothing in it.
+// Returns an empty span when absent and !create. Throws Error{corrupt} if the slot is not a
+// region inside the segment.
 std::span<std::byte> open_region(Segment& seg, std::string_view name, std::uint64_t create_bytes,
-                                 bool create);
+                                 bool create,
+                                 const std::function<void(std::span<std::byte>)>& initialise);
 
 }  // namespace agentbus::shm

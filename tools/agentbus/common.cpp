@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
+#include <unistd.h>
 
 namespace agentbus::cli {
 
@@ -131,5 +132,7 @@ CLI::Validator power_of_two_validator() {
       },
       "");
 }
+
+int session_pid(const Globals& g) { return g.session_pid != 0 ? g.session_pid : static_cast<int>(::getppid()); }
 
 }  // namespace agentbus::cli

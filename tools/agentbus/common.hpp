@@ -43,6 +43,7 @@ struct Globals {
   std::string branch = "main";
   std::uint64_t ring_bytes = 0;     // 0: the library's default
   std::uint64_t segment_bytes = 0;  // 0: the library's default
+  int session_pid = 0;              // 0: the CLI's parent process
 };
 
 // agentroom's default repo: the working directory's name, made to fit the name grammar.
@@ -70,5 +71,14 @@ struct Command {
 using Commands = std::vector<Command>;
 
 void add_room_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_scratch_commands(CLI::App& app, const Globals& g, Commands& commands);
+
+// The process whose death ends what this command takes on behalf of the agent (a claim, a
+// presence entry, a lease): --session-pid / $AGENTBUS_SESSION_PID, else the CLI's parent (the
+// agent's shell or hook runner), as agentroom's "<host>-<ppid>" session token does. The CLI
+// process itself exits at once, so it can never be the owner.
+[[nodiscard]] int session_pid(const Globals& g);
 
 }  // namespace agentbus::cli

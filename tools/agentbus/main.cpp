@@ -55,6 +55,11 @@ int main(int argc, char** argv) {
   app.add_option("--branch", g.branch, "Branch part of the room name")
       ->envname("BRANCH_NAME")
       ->capture_default_str();
+  app.add_option("--session-pid", g.session_pid,
+                 "Process whose exit releases this agent's claims, presence and leases "
+                 "(default: the CLI's parent)")
+      ->envname("AGENTBUS_SESSION_PID")
+      ->check(CLI::PositiveNumber);
   app.add_option("--segment-bytes", g.segment_bytes,
                  "Bus size when this command creates the bus (virtual; default 256MiB)")
       ->transform(CLI::AsSizeValue(false));
@@ -65,6 +70,9 @@ int main(int argc, char** argv) {
 
   Commands commands;
   add_room_commands(app, g, commands);
+  add_tasks_commands(app, g, commands);
+  add_presence_commands(app, g, commands);
+  add_scratch_commands(app, g, commands);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,1 @@
+// Placeholder: filled in by the scratchpad work (issue 3).

@@ -1,0 +1,1 @@
+// Placeholder: filled in by the task_board work (issue 3).

@@ -1,0 +1,1 @@
+// Placeholder: tests of the scratchpad (issue 3).

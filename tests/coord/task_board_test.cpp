@@ -1,0 +1,1 @@
+// Placeholder: tests of the task_board (issue 3).

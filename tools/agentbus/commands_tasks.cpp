@@ -1,0 +1,8 @@
+// Placeholder: the tasks commands (issue 3).
+#include "common.hpp"
+
+namespace agentbus::cli {
+
+void add_tasks_commands(CLI::App& /*app*/, const Globals& /*g*/, Commands& /*commands*/) {}
+
+}  // namespace agentbus::cli
