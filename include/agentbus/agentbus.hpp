@@ -6,3 +6,4 @@
 #include <agentbus/names.hpp>
 #include <agentbus/room.hpp>
 #include <agentbus/subscription.hpp>
+#include <agentbus/tasks.hpp>

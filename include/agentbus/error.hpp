@@ -22,6 +22,8 @@ enum class Errc {
   timeout,          // a bounded wait for another process ran out (e.g. segment initialisation)
   system,           // an OS call failed; the message carries errno's text
   invalid_argument, // any other misuse of the API
+  conflict,         // lost a race, or a stale fencing token: someone else holds it now
+  expired,          // it existed, but its time to live has passed
 };
 
 class Error : public std::runtime_error {

@@ -138,7 +138,7 @@ TEST_F(cli_exit, bad_names_are_usage_errors_with_one_line) {
 
 TEST_F(cli_exit, runtime_errors_exit_1_with_one_error_line) {
   const CliResult no_bus = run({"info"});
-  EXPECT_EQ(no_bus.exit_code, 1);
+  EXPECT_EQ(no_bus.exit_code, 4);  // not found has its own code
   EXPECT_EQ(no_bus.err.rfind("error: ", 0), 0u) << no_bus.err;
   EXPECT_EQ(lines(no_bus.err).size(), 1u) << no_bus.err;
   EXPECT_TRUE(no_bus.out.empty());
@@ -530,7 +530,7 @@ TEST_F(cli_destroy, removes_the_bus_and_says_so) {
   const CliResult gone = run({"destroy"});
   EXPECT_EQ(gone.exit_code, 0) << gone.err;
   EXPECT_EQ(gone.out, "destroyed bus " + bus_ + "\n");
-  EXPECT_EQ(run({"info"}).exit_code, 1);
+  EXPECT_EQ(run({"info"}).exit_code, 4);  // not found
   const CliResult again = run({"destroy"});
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(again.out, "no bus " + bus_ + "\n");

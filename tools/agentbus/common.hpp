@@ -75,6 +75,10 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_scratch_commands(CLI::App& app, const Globals& g, Commands& commands);
 
+// Posts `type` as a task when the room's task board has that type registered; else nullopt.
+[[nodiscard]] std::optional<EventId> post_if_task(Room& room, std::string_view type,
+                                                  std::string_view agent, std::string_view payload);
+
 // The process whose death ends what this command takes on behalf of the agent (a claim, a
 // presence entry, a lease): --session-pid / $AGENTBUS_SESSION_PID, else the CLI's parent (the
 // agent's shell or hook runner), as agentroom's "<host>-<ppid>" session token does. The CLI

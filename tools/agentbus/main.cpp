@@ -26,7 +26,8 @@ Environment:
   BRANCH_NAME     branch part of the room (default "main")
   AGENTBUS_AGENT  agent id that `post` signs events with (default "cli")
 
-Exit codes: 0 ok, 1 error (one "error: ..." line on stderr), 2 usage error.
+Exit codes: 0 ok, 1 error (one "error: ..." line on stderr), 2 usage error,
+3 lost a race or stale token (task claimed by someone else), 4 not found or expired.
 
 Examples:
   agentbus post status '{"state":"idle"}' --agent alice
@@ -90,7 +91,13 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const Error& e) {
     report_error(e.what());
-    return e.code() == Errc::bad_name ? kExitUsage : kExitFailure;
+    switch (e.code()) {
+      case Errc::bad_name: return kExitUsage;
+      case Errc::conflict: return kExitLostRace;
+      case Errc::not_found:
+      case Errc::expired: return kExitNotFound;
+      default: return kExitFailure;
+    }
   } catch (const std::exception& e) {
     report_error(e.what());
     return kExitFailure;

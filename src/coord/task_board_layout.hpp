@@ -1,0 +1,121 @@
+// The task board's shared-memory layout, in the region "<room>#tasks".
+//
+//   [TaskBoardHeader][CatalogEntry × catalog_capacity][key × task_capacity][TaskEntry × task_capacity]
+//
+// Every task entry is driven by one 64-bit state word, [phase:3 | token:29 | pid:32]:
+//
+//   free --reserve--> reserving --> open --claim--> claiming --> claimed --complete--> completing --> done
+//                                     ^                            |  ^                                   |
+//                                     +-------- release -----------+  +-- renewing (renew) --+            |
+//   done/free --reserve (recycle)--> reserving ... <-------------------------------------------------------+
+//
+// The transitional phases (reserving, claiming, completing, renewing) carry the pid of the
+// process making the transition; whoever meets one whose pid is dead rolls it back. In
+// `claimed` the pid is the claim's session process. The token rises by one on every claim
+// and every reserve, so a (phase, token) pair never repeats: a CAS against a state read
+// earlier can never succeed on a later incarnation of the entry (no ABA).
+//
+// Fields other than the state word are written only while the writer holds a transitional
+// phase, and read seqlock style (state, copy, same state again), through ring_copy so that
+// ThreadSanitizer checks the protocol.
+#pragma once
+
+#include "shm/layout.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace agentbus::coord {
+
+inline constexpr std::uint64_t kTaskBoardMagic = 0x31534b5341544741ull;  // "AGTASKS1"
+inline constexpr std::uint32_t kTaskBoardVersion = 1;
+inline constexpr std::uint32_t kBucketEntries = 16;  // a task may live in one of two buckets
+
+enum class Phase : std::uint64_t {
+  free = 0, reserving = 1, open = 2, claiming = 3, claimed = 4, completing = 5, done = 6, renewing = 7
+};
+
+inline constexpr std::uint64_t kTokenMask = (1ull << 29) - 1;
+
+constexpr std::uint64_t make_state(Phase p, std::uint64_t token, std::uint32_t pid) {
+  return (static_cast<std::uint64_t>(p) << 61) | ((token & kTokenMask) << 32) | pid;
+}
+constexpr Phase phase_of(std::uint64_t s) { return static_cast<Phase>(s >> 61); }
+constexpr std::uint32_t token_of(std::uint64_t s) { return static_cast<std::uint32_t>((s >> 32) & kTokenMask); }
+constexpr std::uint32_t pid_of(std::uint64_t s) { return static_cast<std::uint32_t>(s); }
+constexpr bool transitional(Phase p) {
+  return p == Phase::reserving || p == Phase::claiming || p == Phase::completing || p == Phase::renewing;
+}
+
+struct TaskBoardHeader {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t task_capacity;     // power of two, multiple of kBucketEntries
+  std::uint32_t catalog_capacity;
+  std::uint32_t max_payload_bytes;
+  std::uint64_t entry_stride;
+  std::uint64_t catalog_offset;
+  std::uint64_t keys_offset;
+  std::uint64_t entries_offset;
+  std::uint64_t total_bytes;
+  alignas(shm::kCacheLine) std::atomic<std::uint64_t> catalog_generation;
+  alignas(shm::kCacheLine) std::atomic<std::uint64_t> claims;
+  std::atomic<std::uint64_t> expired_leases_reclaimed;
+  std::atomic<std::uint64_t> dead_owners_reclaimed;
+  std::atomic<std::uint64_t> stale_tokens_refused;
+  std::atomic<std::uint64_t> transitions_rolled_back;
+  std::atomic<std::uint64_t> done_recycled;
+};
+
+// CatalogEntry::state: 0 free; kCatalogWriting | pid; kCatalogReady | generation.
+inline constexpr std::uint64_t kCatalogWriting = 1ull << 62;
+inline constexpr std::uint64_t kCatalogReady = 2ull << 62;
+inline constexpr std::uint64_t kCatalogValueMask = (1ull << 62) - 1;
+
+struct CatalogFields {
+  std::uint32_t type_len, description_len, produces_len, requires_len;
+  char type[64];
+  char description[512];
+  char produces[256];
+  char requires_[256];
+};
+
+struct alignas(shm::kCacheLine) CatalogEntry {
+  std::atomic<std::uint64_t> state;
+  CatalogFields fields;
+};
+
+// Written by the publisher while reserving.
+struct TaskFields {
+  std::int64_t created_ts_ns;
+  std::uint32_t payload_len;
+  std::uint8_t type_len, creator_len;
+  char type[64];
+  char creator[128];
+};
+
+// Written by the claimant while claiming.
+struct ClaimFields {
+  std::uint64_t owner_start;  // process start time of the session (pid is in the state word)
+  std::uint32_t owner_pid;
+  std::uint8_t claimant_len;
+  char claimant[128];
+};
+
+// Written by the completer while completing.
+struct DoneFields {
+  std::int64_t done_ts_ns;
+  std::uint32_t result_len;
+};
+
+struct alignas(shm::kCacheLine) TaskEntry {
+  std::atomic<std::uint64_t> state;
+  std::atomic<std::int64_t> lease_deadline_ns;  // CLOCK_MONOTONIC, system-wide
+  TaskFields task;
+  ClaimFields claim;
+  DoneFields done;
+  // followed by payload[max_payload_bytes] and result[max_payload_bytes]
+};
+
+}  // namespace agentbus::coord
