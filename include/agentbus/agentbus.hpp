@@ -4,6 +4,7 @@
 #include <agentbus/error.hpp>
 #include <agentbus/event.hpp>
 #include <agentbus/names.hpp>
+#include <agentbus/presence.hpp>
 #include <agentbus/room.hpp>
 #include <agentbus/subscription.hpp>
 #include <agentbus/tasks.hpp>

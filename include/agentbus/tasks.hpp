@@ -76,10 +76,22 @@ struct ClaimOptions {
   int session_pid = 0;  // process whose death releases the claim; 0: the calling process
 };
 
+// Losing a race is a normal outcome, not an error: claim() reports it here.
+enum class ClaimStatus {
+  claimed,  // ours: `token` is the fencing token
+  held,     // someone else holds a live claim: `holder`, `holder_token`, `lease_left`
+  done,     // already completed
+};
+
 struct Claim {
+  ClaimStatus status = ClaimStatus::claimed;
   EventId id = 0;
   std::uint32_t token = 0;
   std::chrono::milliseconds ttl{0};
+  std::string holder;
+  std::uint32_t holder_token = 0;
+  std::chrono::milliseconds lease_left{0};
+  [[nodiscard]] bool ok() const noexcept { return status == ClaimStatus::claimed; }
 };
 
 struct TaskBoardCounters {
@@ -113,9 +125,9 @@ class TaskBoard {
   // Tasks nobody holds (open, or claimed with a lapsed lease or a dead owner), oldest first.
   [[nodiscard]] std::vector<TaskState> open_tasks(std::size_t n = 100) const;
 
-  // Claims task `id` for `agent`. Throws Error{conflict} (naming the holder) if someone
-  // holds it, Error{not_found} if there is no such task, Error{invalid_argument} if done.
-  Claim claim(EventId id, std::string_view agent, const ClaimOptions& options = {});
+  // Claims task `id` for `agent`. Someone else's live claim, or a done task, is reported in
+  // the result (status held / done), not thrown. Throws Error{not_found} for no such task.
+  [[nodiscard]] Claim claim(EventId id, std::string_view agent, const ClaimOptions& options = {});
   // Extends the lease. Throws Error{conflict} for a token that is no longer current.
   void renew(EventId id, std::uint32_t token, std::chrono::milliseconds ttl);
   // Marks the task done with `result` and publishes TASK_DONE. Returns that event's id.
@@ -125,6 +137,8 @@ class TaskBoard {
 
   // Throws Error{not_found} for an unknown (or recycled) id.
   [[nodiscard]] TaskState state(EventId id) const;
+  // Claims held now (lease running, session alive), oldest task first.
+  [[nodiscard]] std::vector<TaskState> live_claims() const;
   // Live claims held by `agent` (claim load, as `who` shows).
   [[nodiscard]] std::size_t claims_held_by(std::string_view agent) const;
   [[nodiscard]] TaskBoardCounters counters() const;

@@ -1,1 +1,612 @@
-// Placeholder: filled in by the presence work (issue 3).
+// presence.cpp — the presence table (guarantees in include/agentbus/presence.hpp).
+//
+// The table is the region "<room>#presence" of the bus segment:
+//
+//   [Header, 128 B: magic "AGBPRES1", version, sizes, capacity | counters]
+//   [Entry × capacity, 512 B each]
+//     +0 state  +8 generation  +16 session pid  +24 session start time  +32 last seen (steady ns)
+//     +40 ttl ns  +48 joined (realtime ns)  +56 lengths  +64 handle[128]  +192 role[64]
+//     +256 working_on[256]
+//
+// Entry::state is the only word that decides who may write an entry:
+//   0                                  free
+//   kWriting | pid << 24 | start & 2^24-1  a process holds it and is (re)writing the fields
+//   kLive | generation                 readable
+// Every write takes the state word by CAS (free/live/stale -> writing), rewrites the fields,
+// then publishes kLive with a new generation. A reader copies a live entry's fields and checks
+// afterwards that the state word has not changed (a seqlock whose sequence is the state word),
+// so it never takes anything and a dead writer cannot block it. A writer that died holding an
+// entry is recognised by its pid and start time, and the next joiner takes the entry over.
+//
+// last_seen is the one field written without taking the entry (refresh() is a single store),
+// so it lives outside the seqlock: a reader may see a slightly older or newer value; both are
+// true statements about when the agent was seen.
+#include <agentbus/presence.hpp>
+
+#include "bus/room_impl.hpp"
+#include "shm/fences.hpp"
+#include "shm/process.hpp"
+#include "shm/ring_copy.hpp"
+#include "shm/slot_table.hpp"
+
+#include <agentbus/error.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+namespace agentbus {
+namespace {
+
+using namespace std::chrono_literals;
+using std::uint32_t;
+using std::uint64_t;
+using std::int64_t;
+
+constexpr uint64_t kPresenceMagic = 0x3153455250424741ull;  // "AGBPRES1" little-endian
+constexpr uint32_t kPresenceVersion = 1;
+constexpr uint32_t kMaxCapacity = 1u << 16;
+
+constexpr uint64_t kKindMask = 0xffull << 56;
+constexpr uint64_t kWriting = 1ull << 56;
+constexpr uint64_t kLive = 2ull << 56;
+constexpr uint64_t kGenerationMask = (1ull << 56) - 1;
+
+struct alignas(64) Header {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t header_bytes;
+  uint32_t entry_bytes;
+  uint32_t capacity;
+  alignas(64) std::atomic<uint64_t> joins;
+  std::atomic<uint64_t> leaves;
+  std::atomic<uint64_t> expired_reclaimed;
+  std::atomic<uint64_t> dead_sessions_reclaimed;
+  std::atomic<uint64_t> stale_writers_reclaimed;
+};
+static_assert(sizeof(Header) == 128);
+
+struct alignas(64) Entry {
+  std::atomic<uint64_t> state;
+  std::atomic<uint64_t> generation;  // last generation published; written only under kWriting
+  std::atomic<uint64_t> session_pid;
+  std::atomic<uint64_t> session_start;
+  std::atomic<int64_t> last_seen_ns;  // steady clock: CLOCK_MONOTONIC is one clock for all processes
+  std::atomic<int64_t> ttl_ns;
+  std::atomic<int64_t> joined_ns;     // system clock, for display
+  std::atomic<uint64_t> lengths;      // handle | role << 8 | working_on << 16
+  char handle[kMaxQualifiedHandleBytes];
+  char role[kMaxRoleBytes];
+  char working_on[kMaxWorkingOnBytes];
+};
+static_assert(sizeof(Entry) == 512);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+// A process-local copy of one live entry.
+struct Snapshot {
+  uint64_t state = 0;
+  std::string handle, role, working_on;
+  shm::ProcessId session;
+  int64_t last_seen_ns = 0, ttl_ns = 0, joined_ns = 0;
+};
+
+enum class Slot { free, busy, stale_writer, live };
+enum class Departure { none, expired, session_ended };
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+int64_t system_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t writer_word(shm::ProcessId id) {
+  return kWriting | (uint64_t(id.pid) << 24) | (id.start_time & 0xffffffu);
+}
+
+// A writer is alive while its pid exists, is not a zombie, and started at the recorded time.
+bool writer_alive(uint64_t word) {
+  const auto pid = static_cast<uint32_t>((word >> 24) & 0xffffffffu);
+  if (!shm::process_alive({pid, 0})) return false;
+  return (shm::process_start_time(pid) & 0xffffffu) == (word & 0xffffffu);
+}
+
+// Seqlock writer side: after taking an entry and before overwriting its fields, so that a
+// reader that copied any new byte then sees the state word changed. ThreadSanitizer refuses
+// atomic_thread_fence; there every field copy is atomic (ring_copy.hpp) and x86 keeps stores
+// in order, so nothing is lost by dropping the formal fence.
+inline void fence_before_overwrite() noexcept {
+#if !defined(__SANITIZE_THREAD__)
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+
+Departure departure(const Snapshot& s, int64_t now) {
+  if (!shm::process_alive(s.session)) return Departure::session_ended;
+  if (now - s.last_seen_ns > s.ttl_ns) return Departure::expired;
+  return Departure::none;
+}
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// role and working_on: single-line text that every renderer can show as is.
+void validate_text(std::string_view what, std::string_view text, std::size_t max) {
+  if (text.size() > max)
+    throw Error(Errc::too_large, std::string(what) + " is " + std::to_string(text.size()) +
+                                     " bytes, max " + std::to_string(max));
+  if (!valid_utf8(text)) throw Error(Errc::invalid_argument, std::string(what) + " is not valid UTF-8");
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f)
+      throw Error(Errc::invalid_argument,
+                  std::string(what) + " holds a control character; use one line of plain text");
+  }
+}
+
+void validate_handle(std::string_view handle) {
+  if (handle.empty()) throw Error(Errc::bad_name, "agent handle is empty");
+  if (handle.size() > kMaxHandleBytes)
+    throw Error(Errc::bad_name, "agent handle is " + std::to_string(handle.size()) + " bytes, max " +
+                                    std::to_string(kMaxHandleBytes));
+  if (handle == "." || handle == "..") throw Error(Errc::bad_name, "agent handle may not be '.' or '..'");
+  for (const char ch : handle) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(c) || c == '.' || c == '_' || c == '-'))
+      throw Error(Errc::bad_name, "agent handle '" + std::string(handle) +
+                                      "' may hold only letters, digits, '.', '_' and '-'");
+  }
+}
+
+void validate_ttl(std::chrono::milliseconds ttl) {
+  if (ttl <= 0ms || ttl > kMaxPresenceTtl)
+    throw Error(Errc::invalid_argument, "presence ttl must be between 1ms and 24h, got " +
+                                            std::to_string(ttl.count()) + "ms");
+}
+
+shm::ProcessId resolve_session(int pid) {
+  if (pid == 0) return shm::self_process();
+  if (pid < 0) throw Error(Errc::invalid_argument, "session pid " + std::to_string(pid) + " is negative");
+  const shm::ProcessId id{static_cast<uint32_t>(pid), shm::process_start_time(static_cast<uint32_t>(pid))};
+  if (id.start_time == 0 || !shm::process_alive(id))
+    throw Error(Errc::invalid_argument, "session pid " + std::to_string(pid) + " is not a running process");
+  return id;
+}
+
+// Eight hex digits that name a session: a mix of its pid and start time, so a handle picked
+// by two sessions is qualified differently, and the same session always gets the same token.
+std::string session_token(shm::ProcessId id) {
+  uint64_t x = (uint64_t(id.pid) << 32) ^ id.start_time ^ 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;  // splitmix64 finaliser
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(x & 0xffffffffu));
+  return buf;
+}
+
+std::string qualify_with(std::string_view handle, shm::ProcessId session) {
+  const std::string suffix = "-" + session_token(session);
+  // Already qualified by this session (e.g. the handle join() returned): keep it.
+  if (handle.size() > suffix.size() && handle.ends_with(suffix))
+    handle.remove_suffix(suffix.size());
+  validate_handle(handle);
+  return std::string(handle) + suffix;
+}
+
+// JSON for the events' payloads. Texts were validated (UTF-8, no control characters), so
+// only quote and backslash need escaping.
+std::string json_text(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string copy_text(const char* field, std::size_t len) {
+  std::string out(len, '\0');
+  shm::copy_from_ring(out.data(), reinterpret_cast<const std::byte*>(field), len);
+  return out;
+}
+
+void store_text(char* field, std::string_view text) {
+  shm::copy_to_ring(reinterpret_cast<std::byte*>(field), text.data(), text.size());
+}
+
+}  // namespace
+
+struct Presence::Impl {
+  explicit Impl(Room r) : room(std::move(r)) {}
+
+  Room room;
+  Header* header = nullptr;
+  Entry* entries = nullptr;
+  uint32_t capacity = 0;
+  std::string bus;
+
+  // What a writer puts into an entry it holds.
+  struct Fields {
+    std::string_view handle, role, working_on;
+    shm::ProcessId session;
+    int64_t ttl_ns = 0;
+    int64_t joined_ns = 0;
+  };
+
+  // Copies entry i. Waits (bounded) while a live process is writing it: writes take
+  // microseconds, and a stopped writer must not stall readers for long.
+  Slot read(uint32_t i, Snapshot& out) const {
+    Entry& e = entries[i];
+    const auto deadline = std::chrono::steady_clock::now() + 2ms;
+    for (int attempt = 0;; ++attempt) {
+      const uint64_t s1 = e.state.load(std::memory_order_seq_cst);
+      if (s1 == 0) return Slot::free;
+      const uint64_t kind = s1 & kKindMask;
+      if (kind == kLive) {
+        const uint64_t lengths = e.lengths.load(std::memory_order_relaxed);
+        // Trust no length: a torn or hostile value is clamped, and the check below discards it.
+        const std::size_t hl = std::min<std::size_t>(lengths & 0xff, sizeof e.handle);
+        const std::size_t rl = std::min<std::size_t>((lengths >> 8) & 0xff, sizeof e.role);
+        const std::size_t wl = std::min<std::size_t>((lengths >> 16) & 0xffff, sizeof e.working_on);
+        out.handle = copy_text(e.handle, hl);
+        out.role = copy_text(e.role, rl);
+        out.working_on = copy_text(e.working_on, wl);
+        out.session.pid = static_cast<uint32_t>(e.session_pid.load(std::memory_order_relaxed));
+        out.session.start_time = e.session_start.load(std::memory_order_relaxed);
+        out.ttl_ns = e.ttl_ns.load(std::memory_order_relaxed);
+        out.joined_ns = e.joined_ns.load(std::memory_order_relaxed);
+        out.last_seen_ns = e.last_seen_ns.load(std::memory_order_relaxed);
+        if (shm::load_after_reads(e.state) == s1) {
+          out.state = s1;
+          return Slot::live;
+        }
+      } else if (kind == kWriting) {
+        if (!writer_alive(s1)) return Slot::stale_writer;
+      } else {
+        throw corrupt("entry " + std::to_string(i) + " has an unknown state");
+      }
+      if (std::chrono::steady_clock::now() > deadline) return Slot::busy;
+      if (attempt > 16) std::this_thread::yield();
+    }
+  }
+
+  Error corrupt(const std::string& what) const {
+    return Error(Errc::corrupt, "presence table of room '" + room.name() + "' on bus '" + bus +
+                                    "' is corrupt (" + what + "); remove the bus with `agentbus --bus " +
+                                    bus + " destroy`");
+  }
+
+  // Entry i with handle `qualified`, live or not yet reclaimed.
+  std::optional<uint32_t> find(std::string_view qualified, Snapshot& snap) const {
+    for (uint32_t i = 0; i < capacity; ++i)
+      if (read(i, snap) == Slot::live && snap.handle == qualified) return i;
+    return std::nullopt;
+  }
+
+  // Fills entry i, which we hold in kWriting, and publishes it live. Returns its live state.
+  uint64_t fill(uint32_t i, const Fields& f) {
+    Entry& e = entries[i];
+    const uint64_t generation = (e.generation.load(std::memory_order_relaxed) + 1) & kGenerationMask;
+    fence_before_overwrite();
+    e.generation.store(generation, std::memory_order_relaxed);
+    store_text(e.handle, f.handle);
+    store_text(e.role, f.role);
+    store_text(e.working_on, f.working_on);
+    e.lengths.store(f.handle.size() | (f.role.size() << 8) | (f.working_on.size() << 16),
+                    std::memory_order_relaxed);
+    e.session_pid.store(f.session.pid, std::memory_order_relaxed);
+    e.session_start.store(f.session.start_time, std::memory_order_relaxed);
+    e.ttl_ns.store(f.ttl_ns, std::memory_order_relaxed);
+    e.joined_ns.store(f.joined_ns, std::memory_order_relaxed);
+    e.last_seen_ns.store(steady_ns(), std::memory_order_relaxed);
+    const uint64_t live = kLive | (generation == 0 ? 1 : generation);
+    // seq_cst: pairs with the seq_cst loads of dedupe() in other joiners (store -> load).
+    e.state.store(live, std::memory_order_seq_cst);
+    return live;
+  }
+
+  // Two joins of one handle from one session can race and create two entries. Each joiner
+  // looks for another live entry of its handle after publishing its own; with seq_cst on both
+  // sides at least one of the two sees the other, and the higher-numbered entry is dropped.
+  // Returns false when our own entry was the one dropped.
+  bool dedupe(uint32_t mine, uint64_t my_state, std::string_view qualified, shm::ProcessId session) {
+    Snapshot snap;
+    for (uint32_t j = 0; j < capacity; ++j) {
+      if (j == mine || read(j, snap) != Slot::live) continue;
+      if (snap.handle != qualified || snap.session != session) continue;
+      if (j > mine) {
+        uint64_t expected = snap.state;
+        entries[j].state.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+      } else {
+        uint64_t expected = my_state;
+        entries[mine].state.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void publish_joined(std::string_view qualified, const Fields& f) {
+    const std::string payload = "{\"role\":" + json_text(f.role) + ",\"working_on\":" +
+                                json_text(f.working_on) + ",\"pid\":" + std::to_string(f.session.pid) +
+                                ",\"ttl_ms\":" + std::to_string(f.ttl_ns / 1'000'000) + "}";
+    // Presence is the state; the event only announces it. A room gated full by a slow durable
+    // reader (bus_full) must not undo or fail the join, so the status is not checked.
+    (void)room.publish("AGENT_JOINED", qualified, payload);
+  }
+
+  void publish_left(std::string_view qualified, std::string_view reason) {
+    (void)room.publish("AGENT_LEFT", qualified, "{\"reason\":\"" + std::string(reason) + "\"}");
+  }
+
+  // Takes entry i for a new agent if it is free, held by a dead writer, or holds an agent that
+  // is gone. On success the entry is ours (kWriting) and `left` names whom it displaced.
+  bool take(uint32_t i, uint64_t me, std::optional<std::pair<std::string, Departure>>& left) {
+    Entry& e = entries[i];
+    Snapshot snap;
+    const Slot slot = read(i, snap);
+    if (slot == Slot::busy) return false;
+    if (slot == Slot::free) {
+      uint64_t expected = 0;
+      return e.state.compare_exchange_strong(expected, me, std::memory_order_acq_rel);
+    }
+    if (slot == Slot::stale_writer) {
+      uint64_t expected = e.state.load(std::memory_order_acquire);
+      if ((expected & kKindMask) != kWriting || writer_alive(expected)) return false;
+      if (!e.state.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) return false;
+      header->stale_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (departure(snap, steady_ns()) == Departure::none) return false;
+    uint64_t expected = snap.state;
+    if (!e.state.compare_exchange_strong(expected, me, std::memory_order_seq_cst)) return false;
+    // The agent may have refreshed between our copy and the CAS; refresh() stores last_seen
+    // and then re-checks the state, so re-reading it now (seq_cst both sides) sees that store.
+    snap.last_seen_ns = e.last_seen_ns.load(std::memory_order_seq_cst);
+    const Departure why = departure(snap, steady_ns());
+    if (why == Departure::none) {
+      e.state.store(snap.state, std::memory_order_release);  // untouched: put it back as it was
+      return false;
+    }
+    (why == Departure::expired ? header->expired_reclaimed : header->dead_sessions_reclaimed)
+        .fetch_add(1, std::memory_order_relaxed);
+    left.emplace(std::move(snap.handle), why);
+    return true;
+  }
+};
+
+Presence::Presence(Room room, const PresenceOptions& options)
+    : impl_(std::make_unique<Impl>(std::move(room))) {
+  Impl& m = *impl_;
+  shm::Segment& seg = *m.room.impl()->segment;
+  m.bus = seg.bus();
+  if (options.create && (options.capacity == 0 || options.capacity > kMaxCapacity))
+    throw Error(Errc::invalid_argument, "presence capacity must be 1.." + std::to_string(kMaxCapacity));
+  const uint64_t bytes = sizeof(Header) + uint64_t(options.capacity) * sizeof(Entry);
+  const std::span<std::byte> region =
+      shm::open_region(seg, m.room.name() + "#presence", bytes, options.create, [&](std::span<std::byte> r) {
+        auto* h = reinterpret_cast<Header*>(r.data());
+        h->magic = kPresenceMagic;
+        h->version = kPresenceVersion;
+        h->header_bytes = sizeof(Header);
+        h->entry_bytes = sizeof(Entry);
+        h->capacity = options.capacity;
+      });
+  if (region.empty())
+    throw Error(Errc::not_found, "room '" + m.room.name() + "' on bus '" + m.bus + "' has no presence table");
+  if (region.size() < sizeof(Header)) throw m.corrupt("region smaller than its header");
+  auto* h = reinterpret_cast<Header*>(region.data());
+  if (h->magic != kPresenceMagic) throw m.corrupt("bad magic");
+  if (h->version != kPresenceVersion)
+    throw m.corrupt("layout version " + std::to_string(h->version) + ", expected " +
+                    std::to_string(kPresenceVersion));
+  if (h->header_bytes != sizeof(Header) || h->entry_bytes != sizeof(Entry)) throw m.corrupt("bad sizes");
+  if (h->capacity == 0 || h->capacity > kMaxCapacity ||
+      sizeof(Header) + uint64_t(h->capacity) * sizeof(Entry) > region.size())
+    throw m.corrupt("capacity " + std::to_string(h->capacity) + " does not fit the region");
+  m.header = h;
+  m.capacity = h->capacity;
+  m.entries = reinterpret_cast<Entry*>(region.data() + sizeof(Header));
+}
+
+Presence::~Presence() = default;
+Presence::Presence(Presence&&) noexcept = default;
+Presence& Presence::operator=(Presence&&) noexcept = default;
+
+std::string Presence::qualify(std::string_view handle, int session_pid) {
+  return qualify_with(handle, resolve_session(session_pid));
+}
+
+std::string Presence::join(std::string_view handle, std::string_view role, std::string_view working_on,
+                           const JoinOptions& options) {
+  Impl& m = *impl_;
+  validate_text("role", role, kMaxRoleBytes);
+  validate_text("working_on", working_on, kMaxWorkingOnBytes);
+  validate_ttl(options.ttl);
+  const shm::ProcessId session = resolve_session(options.session_pid);
+  const std::string qualified = qualify_with(handle, session);
+  const uint64_t me = writer_word(shm::self_process());
+
+  Impl::Fields fields{qualified, role, working_on, session,
+                      std::chrono::duration_cast<std::chrono::nanoseconds>(options.ttl).count(), system_ns()};
+
+  for (int round = 0; round < 64; ++round) {
+    // Our own entry first: joining again refreshes it in place.
+    Snapshot snap;
+    if (const auto i = m.find(qualified, snap)) {
+      if (snap.session != session) {
+        if (departure(snap, steady_ns()) == Departure::none)
+          throw Error(Errc::conflict, "agent handle '" + qualified + "' is held by another session (pid " +
+                                          std::to_string(snap.session.pid) + ")");
+        // A gone session's entry under our name: fall through and take a slot as usual.
+      } else {
+        uint64_t expected = snap.state;
+        if (!m.entries[*i].state.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) continue;
+        const bool was_gone = departure(snap, steady_ns()) != Departure::none;
+        fields.joined_ns = was_gone ? system_ns() : snap.joined_ns;
+        const uint64_t live = m.fill(*i, fields);
+        if (m.dedupe(*i, live, qualified, session) && was_gone) {
+          m.header->joins.fetch_add(1, std::memory_order_relaxed);
+          m.publish_joined(qualified, fields);
+        }
+        return qualified;
+      }
+    }
+    // A new entry: the first one that is free or whose holder is gone.
+    for (uint32_t i = 0; i < m.capacity; ++i) {
+      std::optional<std::pair<std::string, Departure>> left;
+      if (!m.take(i, me, left)) continue;
+      const uint64_t live = m.fill(i, fields);
+      if (left) m.publish_left(left->first, left->second == Departure::expired ? "expired" : "session_ended");
+      if (m.dedupe(i, live, qualified, session)) {
+        m.header->joins.fetch_add(1, std::memory_order_relaxed);
+        m.publish_joined(qualified, fields);
+      }
+      return qualified;
+    }
+    // Every entry is held. Entries being written right now may free up: look once more,
+    // then give up (only busy writers make a second round worthwhile).
+    if (round >= 1) break;
+    std::this_thread::yield();
+  }
+  throw Error(Errc::no_space, "presence table of room '" + m.room.name() + "' is full: " +
+                                  std::to_string(m.capacity) +
+                                  " live agents; entries free up when agents leave, expire or their "
+                                  "session ends (a new bus can be created with a larger capacity)");
+}
+
+bool Presence::refresh(std::string_view qualified) {
+  Impl& m = *impl_;
+  for (int round = 0; round < 16; ++round) {
+    Snapshot snap;
+    const auto i = m.find(qualified, snap);
+    if (!i || departure(snap, steady_ns()) != Departure::none) return false;
+    Entry& e = m.entries[*i];
+    e.last_seen_ns.store(steady_ns(), std::memory_order_seq_cst);
+    // If the entry changed hands meanwhile, our store went to an entry that is being
+    // rewritten (its writer sets last_seen itself); look again.
+    if (e.state.load(std::memory_order_seq_cst) == snap.state) return true;
+  }
+  return false;
+}
+
+bool Presence::set_working_on(std::string_view qualified, std::string_view working_on) {
+  Impl& m = *impl_;
+  validate_text("working_on", working_on, kMaxWorkingOnBytes);
+  const uint64_t me = writer_word(shm::self_process());
+  for (int round = 0; round < 16; ++round) {
+    Snapshot snap;
+    const auto i = m.find(qualified, snap);
+    if (!i || departure(snap, steady_ns()) != Departure::none) return false;
+    uint64_t expected = snap.state;
+    if (!m.entries[*i].state.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) continue;
+    m.fill(*i, {snap.handle, snap.role, working_on, snap.session, snap.ttl_ns, snap.joined_ns});
+    return true;
+  }
+  return false;
+}
+
+bool Presence::leave(std::string_view qualified) {
+  Impl& m = *impl_;
+  for (int round = 0; round < 16; ++round) {
+    Snapshot snap;
+    const auto i = m.find(qualified, snap);
+    if (!i) return false;
+    uint64_t expected = snap.state;
+    if (!m.entries[*i].state.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) continue;
+    m.header->leaves.fetch_add(1, std::memory_order_relaxed);
+    m.publish_left(qualified, "left");
+    return true;
+  }
+  return false;
+}
+
+namespace {
+
+AgentInfo to_info(const Snapshot& s, int64_t steady_now, int64_t system_now) {
+  using std::chrono::nanoseconds;
+  using std::chrono::system_clock;
+  AgentInfo a;
+  a.handle = s.handle;
+  a.role = s.role;
+  a.working_on = s.working_on;
+  a.pid = static_cast<int>(s.session.pid);
+  const auto to_system = [](int64_t ns) {
+    return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(ns)));
+  };
+  a.joined = to_system(s.joined_ns);
+  a.last_seen = to_system(system_now - std::max<int64_t>(0, steady_now - s.last_seen_ns));
+  a.ttl = std::chrono::duration_cast<std::chrono::milliseconds>(nanoseconds(s.ttl_ns));
+  a.ttl_left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      nanoseconds(std::max<int64_t>(0, s.ttl_ns - (steady_now - s.last_seen_ns))));
+  a.claims = 0;  // presence does not read the task board's region; `agentbus who` fills it
+  return a;
+}
+
+}  // namespace
+
+std::vector<AgentInfo> Presence::who() const {
+  const Impl& m = *impl_;
+  std::vector<AgentInfo> out;
+  Snapshot snap;
+  for (uint32_t i = 0; i < m.capacity; ++i) {
+    if (m.read(i, snap) != Slot::live) continue;
+    const int64_t now = steady_ns();
+    if (departure(snap, now) != Departure::none) continue;
+    out.push_back(to_info(snap, now, system_ns()));
+  }
+  return out;
+}
+
+std::optional<AgentInfo> Presence::find(std::string_view qualified) const {
+  const Impl& m = *impl_;
+  Snapshot snap;
+  if (!m.find(qualified, snap)) return std::nullopt;
+  const int64_t now = steady_ns();
+  if (departure(snap, now) != Departure::none) return std::nullopt;
+  return to_info(snap, now, system_ns());
+}
+
+std::uint32_t Presence::capacity() const noexcept { return impl_->capacity; }
+
+PresenceCounters Presence::counters() const {
+  const Header& h = *impl_->header;
+  PresenceCounters c;
+  c.joins = h.joins.load(std::memory_order_relaxed);
+  c.leaves = h.leaves.load(std::memory_order_relaxed);
+  c.expired_reclaimed = h.expired_reclaimed.load(std::memory_order_relaxed);
+  c.dead_sessions_reclaimed = h.dead_sessions_reclaimed.load(std::memory_order_relaxed);
+  c.stale_writers_reclaimed = h.stale_writers_reclaimed.load(std::memory_order_relaxed);
+  return c;
+}
+
+}  // namespace agentbus

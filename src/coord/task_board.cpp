@@ -128,7 +128,7 @@ struct TaskBoard::Impl {
   }
 
   bool alive(std::uint32_t pid, std::uint64_t start) const {
-    return shm::process_alive({pid, start});
+    return shm::process_alive_cached({pid, start});
   }
 
   // A transition left half done by a dead process: undo it. Returns true if the state moved.
@@ -162,7 +162,9 @@ struct TaskBoard::Impl {
       if (Clock::now() > deadline)
         throw Error(Errc::timeout, "task " + std::to_string(id) + " stayed mid-update by pid " +
                                        std::to_string(pid_of(s)) + " for over a second");
-      if (spins < 64) std::this_thread::yield();
+      // A transition takes well under a microsecond: spin first, then give the core away.
+      if (spins < 256) __builtin_ia32_pause();
+      else if (spins < 512) std::this_thread::yield();
       else std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
@@ -457,13 +459,24 @@ Claim TaskBoard::claim(EventId id, std::string_view agent, const ClaimOptions& o
     throw Error(Errc::invalid_argument, "a claim's ttl must be positive");
   const auto pid = static_cast<std::uint32_t>(o.session_pid != 0 ? o.session_pid : static_cast<int>(m.self_pid));
   c.owner_pid = pid;
-  c.owner_start = pid == m.self_pid ? shm::self_process().start_time : shm::process_start_time(pid);
+  c.owner_start = shm::process_start_time_cached(pid);
   if (c.owner_start == 0)
     throw Error(Errc::invalid_argument, "session process " + std::to_string(pid) + " does not exist");
   c.claimant_len = static_cast<std::uint8_t>(put(c.claimant, agent));
 
   coord::TaskEntry& e = m.find(id);
   for (;;) {
+    // Someone live is claiming, renewing or completing it right now: we lost, no need to wait.
+    const std::uint64_t now_state = e.state.load(std::memory_order_acquire);
+    const Phase now_phase = phase_of(now_state);
+    if (coord::transitional(now_phase) && now_phase != Phase::reserving &&
+        m.alive(pid_of(now_state), 0)) {
+      Claim lost;
+      lost.status = now_phase == Phase::completing ? ClaimStatus::done : ClaimStatus::held;
+      lost.id = id;
+      lost.holder_token = token_of(now_state);
+      return lost;
+    }
     std::uint64_t s = m.settled_state(e, id);
     bool expired = false, dead = false;
     switch (phase_of(s)) {
@@ -474,12 +487,19 @@ Claim TaskBoard::claim(EventId id, std::string_view agent, const ClaimOptions& o
         if (e.state.load(std::memory_order_acquire) != s) continue;
         expired = monotonic_ns() >= deadline;
         dead = !expired && !m.alive(held.owner_pid, held.owner_start);
-        if (!expired && !dead)
-          throw Error(Errc::conflict, "task " + std::to_string(id) + " is claimed by " + m.holder_text(e, s));
+        if (!expired && !dead) {
+          Claim lost{ClaimStatus::held, id, 0, o.ttl, get(held.claimant, held.claimant_len), token_of(s),
+                     std::chrono::milliseconds((deadline - monotonic_ns() + 999'999) / 1'000'000)};
+          return lost;
+        }
         break;
       }
-      case Phase::done:
-        throw Error(Errc::conflict, "task " + std::to_string(id) + " is already done");
+      case Phase::done: {
+        Claim lost;
+        lost.status = ClaimStatus::done;
+        lost.id = id;
+        return lost;
+      }
       default:
         throw Error(Errc::not_found, "no task " + std::to_string(id) + " in room '" + m.room.name() + "'");
     }
@@ -494,7 +514,11 @@ Claim TaskBoard::claim(EventId id, std::string_view agent, const ClaimOptions& o
     m.header->claims.fetch_add(1, std::memory_order_relaxed);
     if (expired) m.header->expired_leases_reclaimed.fetch_add(1, std::memory_order_relaxed);
     if (dead) m.header->dead_owners_reclaimed.fetch_add(1, std::memory_order_relaxed);
-    return {id, token_of(claiming), o.ttl};
+    Claim won;
+    won.id = id;
+    won.token = token_of(claiming);
+    won.ttl = o.ttl;
+    return won;
   }
 }
 
@@ -643,15 +667,22 @@ std::vector<TaskState> TaskBoard::open_tasks(std::size_t n) const {
   return out;
 }
 
-std::size_t TaskBoard::claims_held_by(std::string_view agent) const {
+std::vector<TaskState> TaskBoard::live_claims() const {
   const Impl& m = *impl_;
-  std::size_t held = 0;
+  std::vector<TaskState> out;
   for (std::uint32_t i = 0; i < m.capacity; ++i) {
     if (phase_of(m.entry(i).state.load(std::memory_order_acquire)) != Phase::claimed) continue;
     const std::uint64_t key = m.keys[i].load(std::memory_order_acquire);
     if (key == 0) continue;
-    if (auto t = read_task(m, i, key - 1); t && t->claimant == agent && holds(*t)) ++held;
+    if (auto t = read_task(m, i, key - 1); t && holds(*t)) out.push_back(std::move(*t));
   }
+  std::sort(out.begin(), out.end(), [](const TaskState& a, const TaskState& b) { return a.id < b.id; });
+  return out;
+}
+
+std::size_t TaskBoard::claims_held_by(std::string_view agent) const {
+  std::size_t held = 0;
+  for (const TaskState& t : live_claims()) held += t.claimant == agent ? 1 : 0;
   return held;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <pthread.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -69,6 +70,60 @@ bool process_alive(ProcessId id) noexcept {
   }
   if (state == 'Z' || state == 'X') return false;
   return id.start_time == 0 || id.start_time == start;
+}
+
+namespace {
+
+// What /proc said about a pid, and when: keyed by pid alone, so that questions with and without
+// a start time share one entry.
+struct ProcEntry {
+  std::uint32_t pid = 0;
+  std::uint64_t start_time = 0;  // 0: no such process (or a zombie) when last read
+  std::int64_t read_ms = 0;
+};
+thread_local ProcEntry proc_cache[16];
+
+std::int64_t monotonic_ms() noexcept {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  return std::int64_t(t.tv_sec) * 1000 + t.tv_nsec / 1'000'000;
+}
+
+bool pid_exists(std::uint32_t pid) noexcept {
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+// The start time of `pid` as recently known (0: gone), re-reading /proc as the rules say.
+std::uint64_t known_start(std::uint32_t pid) noexcept {
+  ProcEntry& e = proc_cache[pid % 16];
+  const std::int64_t now = monotonic_ms();
+  const std::int64_t age = e.pid == pid ? now - e.read_ms : INT64_MAX;
+  if (age < kLivenessTrustMs) return e.start_time;
+  if (age < kLivenessCacheMs && e.start_time != 0) {
+    if (pid_exists(pid)) return e.start_time;
+    e = {pid, 0, now};
+    return 0;
+  }
+  char state = 0;
+  std::uint64_t start = 0;
+  const bool readable = read_stat(pid, state, start);
+  if (!readable) start = pid_exists(pid) ? 1 : 0;  // /proc unreadable: existence is all we know
+  if (state == 'Z' || state == 'X') start = 0;
+  e = {pid, start, now};
+  return start;
+}
+
+}  // namespace
+
+bool process_alive_cached(ProcessId id) noexcept {
+  if (id.pid == 0) return false;
+  const std::uint64_t start = known_start(id.pid);
+  return start != 0 && (id.start_time == 0 || start == 1 || id.start_time == start);
+}
+
+std::uint64_t process_start_time_cached(std::uint32_t pid) noexcept {
+  if (pid == self_process().pid) return self_process().start_time;
+  return known_start(pid);
 }
 
 bool owner_alive(std::uint64_t packed) noexcept {

@@ -24,6 +24,17 @@ struct ProcessId {
 // only the pid is checked.
 [[nodiscard]] bool process_alive(ProcessId id) noexcept;
 
+// process_alive() for hot paths that ask about the same few processes again and again (every
+// losing claim checks the holder's session). Per thread, a verdict younger than
+// kLivenessTrustMs is reused as is; up to kLivenessCacheMs only the pid's existence is
+// re-checked (one kill(pid, 0)); older verdicts re-read /proc. So a killed process is seen
+// dead within kLivenessTrustMs, and a recycled pid or a zombie within kLivenessCacheMs.
+inline constexpr int kLivenessTrustMs = 10;
+inline constexpr int kLivenessCacheMs = 1000;
+[[nodiscard]] bool process_alive_cached(ProcessId id) noexcept;
+// process_start_time(), remembered per thread while the pid exists.
+[[nodiscard]] std::uint64_t process_start_time_cached(std::uint32_t pid) noexcept;
+
 // Identity packed into one 64-bit word for slots that must be claimed with a single CAS:
 // pid in the high 32 bits, the low 32 bits of the start time below.
 [[nodiscard]] constexpr std::uint64_t pack_owner(ProcessId id) noexcept {

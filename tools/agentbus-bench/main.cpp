@@ -6,6 +6,7 @@
 #include "redis_server.hpp"
 #include "report.hpp"
 #include "systems.hpp"
+#include "tasks.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -88,8 +89,24 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   app.add_option("--seconds", seconds, "producer time per throughput run")
       ->check(CLI::Range(0.01, 30.0));
+  bool tasks = false;
+  app.add_flag("--tasks", tasks,
+               "measure the task board instead: claim+complete in one process, and two processes "
+               "racing to claim the same tasks");
   app.add_option("--samples", samples, "latency samples per producer")->check(CLI::Range(10, 1'000'000));
   CLI11_PARSE(app, argc, argv);
+
+  if (tasks) {
+    TaskBenchSettings ts;
+    if (quick) {
+      ts.runs = 1;
+      ts.tasks = 10'000;
+    }
+    if (runs > 0) ts.runs = runs;
+    std::fprintf(stdout, "agentbus-bench --tasks: %s, %d CPUs, load average at start %s\n", cpu_model().c_str(),
+                 online_cpus(), load_average().c_str());
+    return run_task_bench(ts, json, stdout);
+  }
 
   const std::string load_at_start = load_average();
   Settings settings;

@@ -194,6 +194,12 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
                         o.ttl = ttl_of(a->ttl);
                         o.session_pid = session_pid(g);
                         const Claim c = board.claim(a->id, a->agent, o);
+                        if (c.status == ClaimStatus::done)
+                          throw Error(Errc::conflict, "task " + std::to_string(a->id) + " is already done");
+                        if (c.status == ClaimStatus::held)
+                          throw Error(Errc::conflict, "task " + std::to_string(a->id) + " is claimed by " + c.holder +
+                                                          " (token " + std::to_string(c.holder_token) + ", lease ends in " +
+                                                          std::to_string(c.lease_left.count() / 1000) + " s)");
                         write_out(a->json ? "{\"id\":" + std::to_string(c.id) + ",\"token\":" + std::to_string(c.token) +
                                                 ",\"ttl_ms\":" + std::to_string(c.ttl.count()) + "}\n"
                                           : std::to_string(c.token) + "\n",
