@@ -6,5 +6,6 @@
 #include <agentbus/names.hpp>
 #include <agentbus/presence.hpp>
 #include <agentbus/room.hpp>
+#include <agentbus/scratchpad.hpp>
 #include <agentbus/subscription.hpp>
 #include <agentbus/tasks.hpp>

@@ -2,6 +2,7 @@
 
 #include "bus/room_impl.hpp"
 #include "coord/task_board_layout.hpp"
+#include "shm/clock.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
@@ -26,20 +27,12 @@ using coord::token_of;
 
 namespace {
 
+using shm::monotonic_ns;
+using shm::realtime_ns;
 using Clock = std::chrono::steady_clock;
 constexpr auto kTransitionWait = std::chrono::milliseconds(1000);  // bound on waiting for others
 constexpr auto kInsertWait = std::chrono::milliseconds(200);       // a posted task being inserted
 
-std::int64_t monotonic_ns() {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
-std::int64_t realtime_ns() {
-  timespec t{};
-  clock_gettime(CLOCK_REALTIME, &t);
-  return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
 
 std::uint64_t align64(std::uint64_t n) { return (n + 63) & ~std::uint64_t{63}; }
 

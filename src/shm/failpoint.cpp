@@ -19,7 +19,8 @@ struct Config {
   std::atomic<unsigned> hits{0};
 };
 
-constexpr std::array<std::string_view, 3> kNames{"before_stamp", "after_claim", "before_commit"};
+constexpr std::array<std::string_view, 4> kNames{"before_stamp", "after_claim", "before_commit",
+                                                "scratch_mid_write"};
 std::array<Config, 3> configs;
 
 bool parse(std::string_view rest) {

@@ -4,7 +4,8 @@
 // Actions: exit (_exit(137), no cleanup), kill (SIGKILL self), stop (SIGSTOP self: a producer
 // that is alive but stuck), sleep:<ms>. A failpoint may be limited to the Nth hit with
 // `name@N=action` (1-based). Points: before_stamp (between winning the claim and stamping
-// its header), after_claim (header stamped, body not written), before_commit (body written).
+// its header), after_claim (header stamped, body not written), before_commit (body written),
+// scratch_mid_write (a scratchpad writer with half of a value's blocks written).
 // When the variable is unset, each check is one relaxed load of a process-local flag.
 #pragma once
 
@@ -13,7 +14,7 @@
 
 namespace agentbus::shm {
 
-enum class Failpoint { before_stamp, after_claim, before_commit, count_ };
+enum class Failpoint { before_stamp, after_claim, before_commit, scratch_mid_write, count_ };
 
 namespace detail {
 extern std::atomic<bool> failpoints_armed;

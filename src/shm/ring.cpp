@@ -1,3 +1,4 @@
+#include "shm/clock.hpp"
 #include "shm/ring.hpp"
 
 #include "shm/failpoint.hpp"
@@ -20,12 +21,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
-
-std::int64_t realtime_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 // Escalating pause for slow paths: spin, then yield, then sleep briefly.
 class Backoff {
