@@ -74,6 +74,8 @@ void add_room_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_scratch_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_inbox_commands(CLI::App& app, const Globals& g, Commands& commands);
 
 // Posts `type` as a task when the room's task board has that type registered; else nullopt.
 [[nodiscard]] std::optional<EventId> post_if_task(Room& room, std::string_view type,

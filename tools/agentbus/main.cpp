@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
   add_tasks_commands(app, g, commands);
   add_presence_commands(app, g, commands);
   add_scratch_commands(app, g, commands);
+  add_leases_commands(app, g, commands);
+  add_inbox_commands(app, g, commands);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,1 @@
+// Placeholder: the inbox (issue 3).

@@ -1,0 +1,1 @@
+// Placeholder: the leases (issue 3).

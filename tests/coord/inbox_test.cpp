@@ -1,0 +1,1 @@
+// Placeholder: tests of the inbox (issue 3).

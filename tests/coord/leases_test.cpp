@@ -1,0 +1,1 @@
+// Placeholder: tests of the leases (issue 3).
