@@ -19,9 +19,10 @@ struct Config {
   std::atomic<unsigned> hits{0};
 };
 
-constexpr std::array<std::string_view, 4> kNames{"before_stamp", "after_claim", "before_commit",
-                                                "scratch_mid_write"};
-std::array<Config, 3> configs;
+constexpr std::size_t kCount = static_cast<std::size_t>(Failpoint::count_);
+constexpr std::array<std::string_view, kCount> kNames{"before_stamp", "after_claim", "before_commit",
+                                                      "scratch_mid_write"};
+std::array<Config, kCount> configs;
 
 bool parse(std::string_view rest) {
   for (Config& c : configs) {
