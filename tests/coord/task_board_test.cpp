@@ -360,3 +360,19 @@ TEST(TaskBoard, AgentroomWalkthroughThroughTheCli) {
   ASSERT_EQ(run(alice_session, {"open"}, &text), 0);
   EXPECT_EQ(text, "");
 }
+
+// agentroom refreshes presence on any activity: a CLI command acting as an agent does too.
+TEST(TaskBoard, CliActivityRefreshesTheAgentsPresence) {
+  TestBus bus("tasks-touch");
+  Room room = bus->room("r");
+  Presence presence(room);
+  ChildProcess session({"/bin/sleep", "1000"});
+  const std::string me = presence.join("fixer", "", "", {.session_pid = session.pid()});
+  const auto before = presence.find(me)->last_seen;
+  ASSERT_TRUE(eventually([&] { return std::chrono::system_clock::now() > before + 5ms; }));
+  ChildProcess post({cli(), "--bus", bus.name(), "--room", "r", "post", "note", "hi", "--agent", me});
+  ASSERT_EQ(post.wait(10s), 0);
+  EXPECT_GT(presence.find(me)->last_seen, before);
+  ChildProcess anonymous({cli(), "--bus", bus.name(), "--room", "r", "post", "note", "hi"});  // agent "cli"
+  EXPECT_EQ(anonymous.wait(10s), 0);
+}

@@ -68,6 +68,7 @@ int run_post(const Globals& g, const PostArgs& args) {
   if (args.reply_to_opt->count() > 0) options.reply_to = args.reply_to;
 
   Room room = open_room(g);
+  touch_presence(room, args.agent);
   // An event of a registered task type is a task: it goes onto the room's task board.
   const bool directed = !options.to.empty() || options.reply_to.has_value();
   if (const auto task_id = directed ? std::nullopt : post_if_task(room, args.type, args.agent, payload)) {

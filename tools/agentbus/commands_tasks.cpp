@@ -189,7 +189,9 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
                 "Exit 3 when someone else holds the task, 4 when there is no such task.\n\n"
                 "Example:\n  token=$(agentbus claim 4096 --agent fixer --ttl 10m)");
   commands.push_back({claim, [&g, a] {
-                        TaskBoard board = board_of(open_room(g), false);
+                        Room room = open_room(g);
+                        touch_presence(room, a->agent);
+                        TaskBoard board = board_of(room, false);
                         ClaimOptions o;
                         o.ttl = ttl_of(a->ttl);
                         o.session_pid = session_pid(g);
@@ -217,7 +219,9 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
   renew->add_option("--ttl", a->ttl, "New lease length from now")->check(duration_validator())->capture_default_str();
   add_token(renew);
   commands.push_back({renew, [&g, a, renew] {
-                        TaskBoard board = board_of(open_room(g), false);
+                        Room room = open_room(g);
+                        touch_presence(room, a->agent);
+                        TaskBoard board = board_of(room, false);
                         const bool given = renew->count("--token") > 0;
                         board.renew(a->id, token_for(board, a->id, a->agent, a->token, given), ttl_of(a->ttl));
                         return 0;
@@ -230,7 +234,9 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
   add_token(done);
   done->footer("Exit 3 when the token is stale (the lease lapsed and someone else claimed it).");
   commands.push_back({done, [&g, a, done] {
-                        TaskBoard board = board_of(open_room(g), false);
+                        Room room = open_room(g);
+                        touch_presence(room, a->agent);
+                        TaskBoard board = board_of(room, false);
                         std::string result = a->result;
                         if (result == "-") result.assign(std::istreambuf_iterator<char>(std::cin), {});
                         const bool given = done->count("--token") > 0;
@@ -244,7 +250,9 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
   release->add_option("id", a->id, "Task id")->required();
   add_token(release);
   commands.push_back({release, [&g, a, release] {
-                        TaskBoard board = board_of(open_room(g), false);
+                        Room room = open_room(g);
+                        touch_presence(room, a->agent);
+                        TaskBoard board = board_of(room, false);
                         const bool given = release->count("--token") > 0;
                         board.release(a->id, token_for(board, a->id, a->agent, a->token, given));
                         return 0;

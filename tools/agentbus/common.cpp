@@ -133,6 +133,16 @@ CLI::Validator power_of_two_validator() {
       "");
 }
 
+void touch_presence(Room& room, std::string_view agent) {
+  try {
+    PresenceOptions options;
+    options.create = false;
+    (void)Presence(room, options).refresh(agent);
+  } catch (const Error& e) {
+    if (e.code() != Errc::not_found && e.code() != Errc::bad_name) throw;
+  }
+}
+
 int session_pid(const Globals& g) { return g.session_pid != 0 ? g.session_pid : static_cast<int>(::getppid()); }
 
 }  // namespace agentbus::cli

@@ -81,6 +81,10 @@ void add_inbox_commands(CLI::App& app, const Globals& g, Commands& commands);
 [[nodiscard]] std::optional<EventId> post_if_task(Room& room, std::string_view type,
                                                   std::string_view agent, std::string_view payload);
 
+// agentroom refreshes an agent's presence on any activity: every command acting as --agent
+// calls this. Does nothing when the room has no presence table or the agent is not in it.
+void touch_presence(Room& room, std::string_view agent);
+
 // The process whose death ends what this command takes on behalf of the agent (a claim, a
 // presence entry, a lease): --session-pid / $AGENTBUS_SESSION_PID, else the CLI's parent (the
 // agent's shell or hook runner), as agentroom's "<host>-<ppid>" session token does. The CLI
