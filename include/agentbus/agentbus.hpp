@@ -3,6 +3,8 @@
 #include <agentbus/bus.hpp>
 #include <agentbus/error.hpp>
 #include <agentbus/event.hpp>
+#include <agentbus/inbox.hpp>
+#include <agentbus/leases.hpp>
 #include <agentbus/names.hpp>
 #include <agentbus/presence.hpp>
 #include <agentbus/room.hpp>

@@ -4,6 +4,7 @@
 #include "shm/slot_table.hpp"
 #include "bus/room_impl.hpp"
 #include "support/child_process.hpp"
+#include "support/expect.hpp"
 #include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -19,35 +20,11 @@ using namespace agentbus;
 using namespace std::chrono_literals;
 using agentbus::test::ChildProcess;
 using agentbus::test::TestBus;
+using agentbus::test::cli;
+using agentbus::test::eventually;
+using agentbus::test::expect_error;
 
 namespace {
-
-std::string cli() {
-  const char* p = std::getenv("AGENTBUS_CLI");
-  return p != nullptr ? p : "agentbus";
-}
-
-template <class F>
-void expect_error(F&& f, Errc code, const std::string& text) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an error containing '" << text << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
-  }
-}
-
-// Polls `done` until it holds or `within` passes: waiting on a condition, not a sleep.
-template <class F>
-bool eventually(F&& done, std::chrono::milliseconds within = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return done();
-}
 
 TaskBoard board_with_review(Room room, TaskBoardOptions o = {}) {
   TaskBoard board(std::move(room), o);

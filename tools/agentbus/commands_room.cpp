@@ -75,6 +75,13 @@ int run_post(const Globals& g, const PostArgs& args) {
     write_out(std::to_string(*task_id) + "\n", true);
     return 0;
   }
+  if (!options.to.empty()) {
+    // Directed: published and kept in the recipient's durable inbox, or neither.
+    SendOptions send;
+    send.reply_to = options.reply_to;
+    write_out(std::to_string(Inbox(room).send(args.agent, options.to, args.type, payload, send)) + "\n", true);
+    return 0;
+  }
   const PublishResult result = room.publish(args.type, args.agent, payload, options);
   if (!result.ok()) {
     report_error("room " + room.name() +
