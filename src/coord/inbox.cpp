@@ -117,7 +117,7 @@ struct Inbox::Impl {
           r.cursor.store(0, std::memory_order_relaxed);
           r.ask_owner.store(0, std::memory_order_relaxed);
           r.ask_id.store(0, std::memory_order_relaxed);
-          std::memcpy(r.name, name.data(), name.size());
+          std::copy_n(name.data(), name.size(), r.name);
           r.name_len = static_cast<std::uint32_t>(name.size());
           r.state.store(coord::kRecipientReady, std::memory_order_release);
           return i;
@@ -207,8 +207,8 @@ struct Inbox::Impl {
     f.payload_len = static_cast<std::uint32_t>(payload.size());
     f.type_len = static_cast<std::uint8_t>(type.size());
     f.from_len = static_cast<std::uint8_t>(from.size());
-    std::memcpy(f.type, type.data(), type.size());
-    std::memcpy(f.from, from.data(), from.size());
+    std::copy_n(type.data(), type.size(), f.type);
+    std::copy_n(from.data(), from.size(), f.from);
     shm::copy_to_ring(reinterpret_cast<std::byte*>(&m.fields), &f, sizeof f);
     shm::copy_to_ring(payload_of(m), payload.data(), payload.size());
   }

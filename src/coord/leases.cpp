@@ -398,11 +398,11 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
   if (f.owner_start == 0)
     throw Error(Errc::invalid_argument, "session process " + std::to_string(session) + " does not exist");
   f.owner_len = static_cast<std::uint8_t>(owner.size());
-  std::memcpy(f.owner, owner.data(), owner.size());
+  std::copy_n(owner.data(), owner.size(), f.owner);
   f.purpose_len = static_cast<std::uint16_t>(purpose.size());
-  std::memcpy(f.purpose, purpose.data(), purpose.size());
+  std::copy_n(purpose.data(), purpose.size(), f.purpose);
   f.resources_len = static_cast<std::uint16_t>(blob.size());
-  std::memcpy(f.resources, blob.data(), blob.size());
+  std::copy_n(blob.data(), blob.size(), f.resources);
 
   const std::uint32_t start = (m.self_pid * 2654435761u) % m.capacity;
   for (int attempt = 0; attempt < 64; ++attempt) {

@@ -401,7 +401,7 @@ struct Scratchpad::Impl {
       ScratchDescriptor d{};
       d.state = coord::kEntryReserved;
       d.key_len = static_cast<std::uint32_t>(key.size());
-      std::memcpy(d.key, key.data(), key.size());
+      std::copy_n(key.data(), key.size(), d.key);
       d.first_block = coord::kNoBlock;
       d.written_ns = realtime_ns();
       publish(i, d);
@@ -497,7 +497,7 @@ struct Scratchpad::Impl {
     ScratchDescriptor d{};
     d.state = coord::kEntryValue;
     d.key_len = static_cast<std::uint32_t>(key.size());
-    std::memcpy(d.key, key.data(), key.size());
+    std::copy_n(key.data(), key.size(), d.key);
     d.value_len = value.size();
     d.first_block = n > 0 ? chain[0] : coord::kNoBlock;
     d.block_count = n;

@@ -56,7 +56,7 @@ void check_len(std::string_view what, std::string_view value, std::size_t max, b
 
 template <std::size_t N>
 std::uint32_t put(char (&dst)[N], std::string_view s) {
-  std::memcpy(dst, s.data(), s.size());
+  std::copy_n(s.data(), s.size(), dst);
   return static_cast<std::uint32_t>(s.size());
 }
 template <std::size_t N>
