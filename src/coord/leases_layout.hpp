@@ -20,6 +20,7 @@
 // and read seqlock style (state, copy, state again with the same gen).
 #pragma once
 
+#include "coord/state_word.hpp"
 #include "shm/layout.hpp"
 
 #include <agentbus/leases.hpp>
@@ -35,14 +36,11 @@ inline constexpr std::uint32_t kVersion = 1;
 
 enum class Phase : std::uint64_t { free = 0, reserving = 1, acquiring = 2, held = 3, renewing = 4 };
 
-inline constexpr std::uint64_t kGenMask = (1ull << 29) - 1;
-
-constexpr std::uint64_t make_state(Phase p, std::uint64_t gen, std::uint32_t pid) {
-  return (static_cast<std::uint64_t>(p) << 61) | ((gen & kGenMask) << 32) | pid;
-}
-constexpr Phase phase_of(std::uint64_t s) { return static_cast<Phase>(s >> 61); }
-constexpr std::uint32_t gen_of(std::uint64_t s) { return static_cast<std::uint32_t>((s >> 32) & kGenMask); }
-constexpr std::uint32_t pid_of(std::uint64_t s) { return static_cast<std::uint32_t>(s); }
+using LeaseStateWord = StateWord<Phase>;  // the counter is the entry's generation
+constexpr auto make_state = LeaseStateWord::make;
+constexpr auto phase_of = LeaseStateWord::phase;
+constexpr auto gen_of = LeaseStateWord::counter;
+constexpr auto pid_of = LeaseStateWord::pid;
 constexpr bool transitional(Phase p) {
   return p == Phase::reserving || p == Phase::acquiring || p == Phase::renewing;
 }

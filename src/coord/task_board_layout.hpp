@@ -20,6 +20,7 @@
 // ThreadSanitizer checks the protocol.
 #pragma once
 
+#include "coord/state_word.hpp"
 #include "shm/layout.hpp"
 
 #include <atomic>
@@ -36,14 +37,11 @@ enum class Phase : std::uint64_t {
   free = 0, reserving = 1, open = 2, claiming = 3, claimed = 4, completing = 5, done = 6, renewing = 7
 };
 
-inline constexpr std::uint64_t kTokenMask = (1ull << 29) - 1;
-
-constexpr std::uint64_t make_state(Phase p, std::uint64_t token, std::uint32_t pid) {
-  return (static_cast<std::uint64_t>(p) << 61) | ((token & kTokenMask) << 32) | pid;
-}
-constexpr Phase phase_of(std::uint64_t s) { return static_cast<Phase>(s >> 61); }
-constexpr std::uint32_t token_of(std::uint64_t s) { return static_cast<std::uint32_t>((s >> 32) & kTokenMask); }
-constexpr std::uint32_t pid_of(std::uint64_t s) { return static_cast<std::uint32_t>(s); }
+using TaskStateWord = StateWord<Phase>;  // the counter is the task's fencing token
+constexpr auto make_state = TaskStateWord::make;
+constexpr auto phase_of = TaskStateWord::phase;
+constexpr auto token_of = TaskStateWord::counter;
+constexpr auto pid_of = TaskStateWord::pid;
 constexpr bool transitional(Phase p) {
   return p == Phase::reserving || p == Phase::claiming || p == Phase::completing || p == Phase::renewing;
 }
