@@ -353,3 +353,21 @@ TEST(TaskBoard, CliActivityRefreshesTheAgentsPresence) {
   ChildProcess anonymous({cli(), "--bus", bus.name(), "--room", "r", "post", "note", "hi"});  // agent "cli"
   EXPECT_EQ(anonymous.wait(10s), 0);
 }
+
+// Every recovery is counted where `agentbus info` shows it, coordination included.
+TEST(TaskBoard, InfoShowsTheBoardsCounters) {
+  TestBus bus("tasks-info");
+  TaskBoard board = board_with_review(bus->room("r"));
+  const EventId id = board.post_task("review", "alice", "");
+  ChildProcess session({"/bin/sleep", "1000"});
+  ASSERT_TRUE(board.claim(id, "bob", {.session_pid = session.pid()}).ok());
+  ::kill(session.pid(), SIGKILL);
+  ASSERT_EQ(session.wait(5s), 128 + SIGKILL);
+  ASSERT_TRUE(eventually([&] { return board.claim(id, "carol").ok(); }, 2s));
+
+  ChildProcess info({cli(), "--bus", bus.name(), "info", "--json"});
+  const std::string line = info.read_line(10s);
+  ASSERT_EQ(info.wait(10s), 0);
+  EXPECT_NE(line.find(R"("coordination":{"r":{"tasks":{"claims":2,)"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("dead_owners_reclaimed":1)"), std::string::npos) << line;
+}

@@ -3,6 +3,7 @@
 #include "output.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <cctype>
 #include <iostream>
 #include <iterator>
@@ -171,12 +172,121 @@ int run_tail(const Globals& g, const TailArgs& args) {
   return args.follow ? tail_follow(g, args, from, timeout) : tail_snapshot(g, args, from);
 }
 
+// ---- coordination counters, for `info` ----------------------------------------------------
+// Every recovery the coordination primitives perform is counted; `info` shows the counters of
+// each primitive a room has (opening none of them creates anything).
+
+using Counters = std::vector<std::pair<const char*, std::uint64_t>>;
+struct CoordGroup {
+  const char* name;
+  Counters counters;
+};
+
+template <class Primitive, class Options, class Read>
+void add_group(std::vector<CoordGroup>& out, const Room& room, const char* name, Read&& read) {
+  Options options;
+  options.create = false;
+  try {
+    const Primitive primitive(room, options);
+    out.push_back({name, read(primitive)});
+  } catch (const Error& e) {
+    if (e.code() != Errc::not_found) throw;
+  }
+}
+
+std::vector<CoordGroup> coordination_counters(const Room& room) {
+  std::vector<CoordGroup> out;
+  add_group<TaskBoard, TaskBoardOptions>(out, room, "tasks", [](const TaskBoard& t) {
+    const TaskBoardCounters c = t.counters();
+    return Counters{{"claims", c.claims},
+                    {"expired_leases_reclaimed", c.expired_leases_reclaimed},
+                    {"dead_owners_reclaimed", c.dead_owners_reclaimed},
+                    {"stale_tokens_refused", c.stale_tokens_refused},
+                    {"transitions_rolled_back", c.transitions_rolled_back},
+                    {"done_recycled", c.done_recycled}};
+  });
+  add_group<Presence, PresenceOptions>(out, room, "presence", [](const Presence& p) {
+    const PresenceCounters c = p.counters();
+    return Counters{{"joins", c.joins},
+                    {"leaves", c.leaves},
+                    {"expired_reclaimed", c.expired_reclaimed},
+                    {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
+                    {"stale_writers_reclaimed", c.stale_writers_reclaimed}};
+  });
+  add_group<Leases, LeasesOptions>(out, room, "leases", [](const Leases& l) {
+    const LeasesCounters c = l.counters();
+    return Counters{{"acquired", c.acquired},
+                    {"conflicts", c.conflicts},
+                    {"expired_reclaimed", c.expired_reclaimed},
+                    {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
+                    {"transitions_rolled_back", c.transitions_rolled_back}};
+  });
+  add_group<Inbox, InboxOptions>(out, room, "inbox", [](const Inbox& i) {
+    const InboxCounters c = i.counters();
+    return Counters{{"held", c.held},
+                    {"stored", c.stored},
+                    {"full_refusals", c.full_refusals},
+                    {"dead_senders_reclaimed", c.dead_senders_reclaimed},
+                    {"asks_reclaimed", c.asks_reclaimed}};
+  });
+  add_group<Scratchpad, ScratchpadOptions>(out, room, "scratchpad", [](const Scratchpad& s) {
+    const ScratchpadInfo c = s.info();
+    return Counters{{"keys_live", c.keys_live},
+                    {"heap_used", c.heap_used},
+                    {"heap_bytes", c.heap_bytes},
+                    {"writers_recovered", c.writers_recovered},
+                    {"expired_reclaimed", c.expired_reclaimed}};
+  });
+  return out;
+}
+
+std::string coordination_text(const std::string& room, const std::vector<CoordGroup>& groups) {
+  std::string out = "\ncoordination in " + sanitize_for_terminal(room) + "\n";
+  for (const CoordGroup& group : groups) {
+    out += "  " + std::string(group.name) + std::string(12 - std::strlen(group.name), ' ');
+    for (const auto& [name, value] : group.counters) out += std::string(name) + " " + std::to_string(value) + "  ";
+    out.resize(out.size() - 2);
+    out += "\n";
+  }
+  return out;
+}
+
+std::string coordination_json(const std::string& room, const std::vector<CoordGroup>& groups) {
+  std::string out = json_string(room) + ":{";
+  for (const CoordGroup& group : groups) {
+    out += "\"" + std::string(group.name) + "\":{";
+    for (const auto& [name, value] : group.counters) out += "\"" + std::string(name) + "\":" + std::to_string(value) + ",";
+    out.back() = '}';
+    out += ",";
+  }
+  if (out.back() == ',') out.pop_back();
+  return out + "}";
+}
+
 int run_info(const Globals& g, bool json) {
   BusOptions options;
   options.name = g.bus;
   options.create = false;
-  const BusInfo info = Bus::open(options).info();
-  write_out(json ? info_json(info) : info_text(info), true);
+  Bus bus = Bus::open(options);
+  const BusInfo info = bus.info();
+  std::string text, coordination;
+  for (const RoomInfo& r : info.rooms) {
+    RoomOptions ro;
+    ro.create = false;
+    const auto groups = coordination_counters(bus.room(r.name, ro));
+    if (groups.empty()) continue;
+    text += coordination_text(r.name, groups);
+    coordination += (coordination.empty() ? "" : ",") + coordination_json(r.name, groups);
+  }
+  if (!json) {
+    write_out(info_text(info) + text, true);
+    return 0;
+  }
+  // One JSON object: the bus's, with a "coordination" member keyed by room.
+  std::string object = info_json(info);
+  const auto close = object.rfind('}');
+  object = object.substr(0, close) + ",\"coordination\":{" + coordination + "}}\n";
+  write_out(object, true);
   return 0;
 }
 
