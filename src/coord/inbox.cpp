@@ -95,6 +95,9 @@ struct Inbox::Impl {
 
   // The recipient entry of `name`: its index, or -1 when absent and !create.
   std::int64_t lookup(std::string_view name, bool create) const {
+    if (name.empty() || name.size() > sizeof(coord::Recipient::name))
+      throw Error(Errc::bad_name, "an inbox recipient name must be 1 to " +
+                                      std::to_string(sizeof(coord::Recipient::name)) + " bytes");
     const std::uint32_t home = static_cast<std::uint32_t>(hash_name(name) % recipient_capacity);
     const std::uint64_t me = coord::kRecipientWriting | static_cast<std::uint32_t>(::getpid());
     for (std::uint32_t probe = 0; probe < recipient_capacity; ++probe) {
@@ -110,7 +113,9 @@ struct Inbox::Impl {
         if (s != 0 && (s & coord::kRecipientWriting) == 0) corrupt("recipient " + std::to_string(i) + " has a bad state");
         const bool free = s == 0;
         const bool dead_writer = !free && !shm::process_alive({static_cast<std::uint32_t>(s), 0});
-        if (free && !create) return -1;  // the first free entry on the path proves absence
+        // Entries are never freed and inserters wait for (or take over) half-written ones, so
+        // the first free or dead-writer entry on the path proves absence. A read never writes.
+        if ((free || dead_writer) && !create) return -1;
         if (free || dead_writer) {
           if (!r.state.compare_exchange_strong(s, me, std::memory_order_acq_rel)) continue;
           r.next_seq.store(1, std::memory_order_relaxed);

@@ -145,6 +145,7 @@ struct Snapshot {
   std::int64_t deadline_ns = 0;
   std::int64_t expires_at_ns = 0;
   std::int64_t ttl_ms = 0;
+  std::int64_t now_ns = 0;  // CLOCK_MONOTONIC when the fields were known to be current
   LeaseFields f;
 };
 
@@ -222,7 +223,8 @@ struct Leases::Impl {
   }
 
   // Entry `i` read consistently while it is announced (acquiring, held or renewing);
-  // nullopt when it is not. Fields do not change between reserves, so the check is on gen.
+  // nullopt when it is not. The gen moves on every reserve and every renew, so an unchanged
+  // gen and phase mean nothing read here changed.
   std::optional<Snapshot> read(std::uint32_t i) const {
     LeaseEntry& e = entry(i);
     for (int attempt = 0; attempt < 1000; ++attempt) {
@@ -235,6 +237,9 @@ struct Leases::Impl {
       snap.expires_at_ns = e.expires_at_ns.load(std::memory_order_acquire);
       snap.ttl_ms = e.ttl_ms.load(std::memory_order_acquire);
       snap.f = load_fields(e.fields);
+      // Sampled before the state is checked again: if the state has not moved, the deadline
+      // was current at this instant, so "lapsed at now_ns" is a fact a later renew must see.
+      snap.now_ns = monotonic_ns();
       const std::uint64_t again = shm::load_after_reads(e.state);
       if (gen_of(again) != gen_of(snap.state) || phase_of(again) == Phase::free ||
           phase_of(again) == Phase::reserving)
@@ -250,7 +255,7 @@ struct Leases::Impl {
   }
 
   bool live(const Snapshot& s) const {
-    return monotonic_ns() < s.deadline_ns && shm::process_alive_cached({s.f.owner_pid, s.f.owner_start});
+    return s.now_ns < s.deadline_ns && shm::process_alive_cached({s.f.owner_pid, s.f.owner_start});
   }
 
   LeaseInfo info(const Snapshot& s) const {
@@ -421,7 +426,7 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
       } else if (p == Phase::held) {
         auto snap = m.read(i);
         if (!snap || snap->state != s) continue;
-        if (monotonic_ns() >= snap->deadline_ns) was_expired = true;
+        if (snap->now_ns >= snap->deadline_ns) was_expired = true;
         else if (!shm::process_alive_cached({snap->f.owner_pid, snap->f.owner_start})) was_dead = true;
         else continue;
         pick = i;
@@ -538,7 +543,9 @@ LeaseInfo Leases::renew(std::uint64_t id, std::string_view owner, std::chrono::m
       throw Error(Errc::conflict, "lease " + std::to_string(id) + " is held by " + l.owner + ", not " + std::string(owner));
     LeaseEntry& e = m.entry(i);
     std::uint64_t s = snap.state;
-    const std::uint64_t renewing = make_state(Phase::renewing, gen_of(s), m.self_pid);
+    // A renew is a new incarnation (gen + 1): a reserver or scanner that judged the old
+    // state lapsed cannot CAS against it, and re-reads see that something changed.
+    const std::uint64_t renewing = make_state(Phase::renewing, gen_of(s) + 1, m.self_pid);
     if (!e.state.compare_exchange_strong(s, renewing, kSc)) continue;
     // Judged inside `renewing`, so a lease a scanner found lapsed cannot be revived.
     const bool lapsed = monotonic_ns() >= e.deadline_ns.load(std::memory_order_acquire);
@@ -549,7 +556,8 @@ LeaseInfo Leases::renew(std::uint64_t id, std::string_view owner, std::chrono::m
       e.expires_at_ns.store(realtime_ns() + std::chrono::nanoseconds(ttl).count(), std::memory_order_release);
     }
     std::uint64_t expected = renewing;
-    const bool back = e.state.compare_exchange_strong(expected, snap.state, kSc);
+    const std::uint64_t renewed = make_state(Phase::held, gen_of(renewing), pid_of(snap.state));
+    const bool back = e.state.compare_exchange_strong(expected, renewed, kSc);  // gens only rise
     if (lapsed || dead)
       throw Error(Errc::expired, "lease " + std::to_string(id) + " of " + l.owner + " has " +
                                      (lapsed ? "lapsed" : "ended: its session process died") +

@@ -12,7 +12,7 @@
 // `acquiring` announces the lease to other acquirers before it is checked for conflicts (see
 // the protocol in leases.cpp). The transitional phases (reserving, acquiring, renewing) carry
 // the pid of the process making the change; whoever meets one whose pid is dead rolls it back.
-// In `held` the pid is the lease's session process. gen rises on every reserve, so a state
+// In `held` the pid is the lease's session process. gen rises on every reserve and every renew, so a state
 // never repeats (no ABA). A held entry whose ttl lapsed or whose session died is free: any
 // acquirer may reserve it directly.
 //

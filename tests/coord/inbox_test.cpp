@@ -470,3 +470,14 @@ TEST(Inbox, CliPostToLandsInTheRecipientsInbox) {
   ASSERT_EQ(run_cli(bus, {"inbox", "--agent", "bob"}, &listing), 0);
   EXPECT_NE(listing.find("review my branch"), std::string::npos) << listing;
 }
+
+// A name longer than an entry can hold is refused, and reading never writes an entry.
+TEST(Inbox, OverlongRecipientNameIsRefusedAndReadsCreateNothing) {
+  TestBus bus("inbox-names");
+  Room room = bus->room("r");
+  Inbox inbox(room);
+  expect_error([&] { (void)inbox.read(std::string(200, 'x'), 10); }, Errc::bad_name, "bytes");
+  expect_error([&] { (void)inbox.send("alice", std::string(200, 'x'), "NOTE", "hi"); }, Errc::too_large, "limit");
+  EXPECT_TRUE(inbox.read("nobody", 10).empty());
+  EXPECT_EQ(inbox.counters().stored, 0u);
+}
