@@ -277,8 +277,10 @@ bool same(const TaskType& a, const TaskType& b) {
          a.requires_ == b.requires_;
 }
 
-// Every ready entry, read consistently, with its generation.
-std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Impl& m) {
+// Every ready entry (only those of type `only`, when given), read consistently, with its
+// generation. Filtering compares the type before copying the rest of an entry (~1 KiB).
+std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Impl& m,
+                                                             std::string_view only = {}) {
   std::vector<std::pair<std::uint64_t, TaskType>> out;
   for (std::uint32_t i = 0; i < m.catalog_capacity; ++i) {
     coord::CatalogEntry& e = m.catalog[i];
@@ -290,6 +292,14 @@ std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Im
         continue;
       }
       if ((s1 & ~coord::kCatalogValueMask) != coord::kCatalogReady) break;
+      if (!only.empty()) {
+        const std::uint32_t len = load_fields(e.fields.type_len);
+        char type[sizeof e.fields.type];
+        shm::copy_from_ring(type, reinterpret_cast<const std::byte*>(e.fields.type), sizeof type);
+        const bool match = len == only.size() && std::string_view(type, len) == only;
+        if (shm::load_after_reads(e.state) != s1) continue;
+        if (!match) break;
+      }
       const coord::CatalogFields f = load_fields(e.fields);
       if (shm::load_after_reads(e.state) != s1) continue;
       if (f.type_len == 0 || f.type_len > sizeof f.type || f.description_len > sizeof f.description ||
@@ -366,8 +376,9 @@ std::vector<TaskType> TaskBoard::catalog() const {
 
 std::optional<TaskType> TaskBoard::find_type(std::string_view type) const {
   std::optional<std::pair<std::uint64_t, TaskType>> best;
-  for (auto& entry : read_catalog(*impl_))
-    if (entry.second.type == type && (!best || entry.first > best->first)) best = std::move(entry);
+  if (type.empty()) return std::nullopt;
+  for (auto& entry : read_catalog(*impl_, type))
+    if (!best || entry.first > best->first) best = std::move(entry);
   if (!best) return std::nullopt;
   return std::move(best->second);
 }

@@ -95,7 +95,7 @@ void add_inbox_commands(CLI::App& app, const Globals& g, Commands& commands) {
   commands.push_back({ask, [&g, a] {
                         Room room = open_room(g);
                         Inbox box(room);
-                        const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*parse_duration(a->timeout));
+                        const auto timeout = validated_ms(a->timeout);
                         const Event reply = box.ask(a->agent, a->to, a->message, timeout);
                         write_out(a->json ? event_json(reply.view(), room.name())
                                           : sanitize_for_terminal(reply.payload, Newlines::keep) + "\n",

@@ -20,20 +20,7 @@ struct LeaseArgs {
   bool json = false;
 };
 
-std::chrono::milliseconds ttl_of(const std::string& text) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*parse_duration(text));
-}
-
-CLI::Validator lease_ttl_validator() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        const auto d = parse_duration(text);
-        return d && *d >= std::chrono::milliseconds(1) && *d <= kMaxLeaseTtl
-                   ? ""
-                   : "--ttl must be between 1ms and 24h, got '" + text + "'";
-      },
-      "");
-}
+CLI::Validator lease_ttl_validator() { return duration_range_validator(std::chrono::milliseconds(1), kMaxLeaseTtl); }
 
 std::string left_text(std::chrono::milliseconds d) {
   const std::int64_t s = (d.count() + 999) / 1000;
@@ -133,7 +120,7 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
   commands.push_back({acquire, [&g, a] {
                         Leases leases = leases_of(g);
                         LeaseOptions o;
-                        o.ttl = ttl_of(a->ttl);
+                        o.ttl = validated_ms(a->ttl);
                         o.session_pid = session_pid(g);
                         const LeaseInfo l = leases.acquire(a->agent, a->resources, a->purpose, o);
                         write_out(a->json ? lease_json(l) : std::to_string(l.id) + "\n", true);
@@ -149,7 +136,7 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
   commands.push_back({renew, [&g, a] {
                         std::optional<Leases> leases = existing_leases(g);
                         if (!leases) throw Error(Errc::not_found, "no lease " + std::to_string(a->id) + " (no lease table)");
-                        const LeaseInfo l = leases->renew(a->id, a->agent, ttl_of(a->ttl));
+                        const LeaseInfo l = leases->renew(a->id, a->agent, validated_ms(a->ttl));
                         if (a->json) write_out(lease_json(l), true);
                         return 0;
                       }});

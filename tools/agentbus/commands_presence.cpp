@@ -61,14 +61,7 @@ std::string clip(const std::string& s, std::size_t max) {
   return s.substr(0, i) + "\u2026";
 }
 
-CLI::Validator ttl_validator() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        const auto d = parse_duration(text);
-        return d && *d >= 1ms && *d <= kMaxPresenceTtl ? "" : "--ttl must be between 1ms and 24h, got '" + text + "'";
-      },
-      "");
-}
+CLI::Validator ttl_validator() { return duration_range_validator(1ms, kMaxPresenceTtl); }
 
 // The presence table, or none when nobody has joined in this room (who and leave must not
 // create a bus, a room or a table just to find them empty).
@@ -84,7 +77,7 @@ std::optional<Presence> existing_presence(const Globals& g) {
 }
 
 int run_join(const Globals& g, const JoinArgs& args) {
-  const auto ttl = std::chrono::duration_cast<milliseconds>(*parse_duration(args.ttl));  // validated
+  const auto ttl = validated_ms(args.ttl);
   Presence presence(open_room(g));
   const int pid = session_pid(g);
   const std::string handle = presence.join(args.handle, args.role, args.working_on, {.session_pid = pid, .ttl = ttl});

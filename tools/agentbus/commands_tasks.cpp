@@ -73,10 +73,6 @@ std::string task_text(const TaskState& t) {
   return out;
 }
 
-std::chrono::milliseconds ttl_of(const std::string& text) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*parse_duration(text));
-}
-
 // The token to act with: --token, else the current claim's if `agent` holds it.
 std::uint32_t token_for(TaskBoard& board, EventId id, std::string_view agent, std::uint32_t token, bool given) {
   if (given) return token;
@@ -193,7 +189,7 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
                         touch_presence(room, a->agent);
                         TaskBoard board = board_of(room, false);
                         ClaimOptions o;
-                        o.ttl = ttl_of(a->ttl);
+                        o.ttl = validated_ms(a->ttl);
                         o.session_pid = session_pid(g);
                         const Claim c = board.claim(a->id, a->agent, o);
                         if (c.status == ClaimStatus::done)
@@ -223,7 +219,7 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
                         touch_presence(room, a->agent);
                         TaskBoard board = board_of(room, false);
                         const bool given = renew->count("--token") > 0;
-                        board.renew(a->id, token_for(board, a->id, a->agent, a->token, given), ttl_of(a->ttl));
+                        board.renew(a->id, token_for(board, a->id, a->agent, a->token, given), validated_ms(a->ttl));
                         return 0;
                       }});
 

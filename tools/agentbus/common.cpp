@@ -124,6 +124,21 @@ CLI::Validator duration_validator() {
       "DURATION");
 }
 
+CLI::Validator duration_range_validator(std::chrono::milliseconds min, std::chrono::milliseconds max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        const auto d = parse_duration(text);
+        if (d && *d >= min && *d <= max) return "";
+        return "must be a duration from " + std::to_string(min.count()) + "ms to " +
+               std::to_string(max.count() / 3'600'000) + "h, got '" + text + "'";
+      },
+      "DURATION");
+}
+
+std::chrono::milliseconds validated_ms(const std::string& text) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(parse_duration(text).value());
+}
+
 CLI::Validator power_of_two_validator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

@@ -61,6 +61,10 @@ struct Globals {
 // "250ms", "10s", "5m", "1h"; a bare number is seconds.
 [[nodiscard]] std::optional<std::chrono::nanoseconds> parse_duration(const std::string& text);
 [[nodiscard]] CLI::Validator duration_validator();
+// A duration from `min` to `max`, for options such as --ttl.
+[[nodiscard]] CLI::Validator duration_range_validator(std::chrono::milliseconds min, std::chrono::milliseconds max);
+// An option value a duration validator has already accepted, in milliseconds.
+[[nodiscard]] std::chrono::milliseconds validated_ms(const std::string& text);
 [[nodiscard]] CLI::Validator power_of_two_validator();
 
 // A leaf subcommand and what runs when it was chosen. Each commands_*.cpp adds its own.
