@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libconcurrentqueue-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libhiredis-dev
-  redis-server tmux
+  libncurses-dev redis-server tmux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,8 @@
 #include "redis_server.hpp"
 #include "report.hpp"
 #include "systems.hpp"
+#include "groups.hpp"
+#include "status.hpp"
 #include "tasks.hpp"
 
 #include <CLI/CLI.hpp>
@@ -93,9 +95,37 @@ int main(int argc, char** argv) {
   app.add_flag("--tasks", tasks,
                "measure the task board instead: claim+complete in one process, and two processes "
                "racing to claim the same tasks");
+  bool groups = false;
+  app.add_flag("--groups", groups,
+               "measure consumer groups instead: two member processes sharing a group, against "
+               "the plain 1->1 ring in the same run");
+  bool status = false;
+  app.add_flag("--status", status,
+               "measure the status bus instead: post, post->callback across processes, JSONL "
+               "persistence");
   app.add_option("--samples", samples, "latency samples per producer")->check(CLI::Range(10, 1'000'000));
   CLI11_PARSE(app, argc, argv);
 
+  const auto header = [&](const char* mode) {
+    std::fprintf(stdout, "agentbus-bench %s: %s, %d CPUs, load average at start %s\n", mode, cpu_model().c_str(),
+                 online_cpus(), load_average().c_str());
+  };
+  if (groups) {
+    GroupBenchSettings gs;
+    gs.quick = quick;
+    if (quick) gs.runs = 1;
+    if (runs > 0) gs.runs = runs;
+    header("--groups");
+    return run_group_bench(gs, json, stdout);
+  }
+  if (status) {
+    StatusBenchSettings ss;
+    ss.quick = quick;
+    if (quick) ss.runs = 1;
+    if (runs > 0) ss.runs = runs;
+    header("--status");
+    return run_status_bench(ss, json, stdout);
+  }
   if (tasks) {
     TaskBenchSettings ts;
     if (quick) {

@@ -80,6 +80,10 @@ void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_scratch_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_inbox_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_group_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_status_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_hook_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_top_commands(CLI::App& app, const Globals& g, Commands& commands);
 
 // Posts `type` as a task when the room's task board has that type registered; else nullopt.
 [[nodiscard]] std::optional<EventId> post_if_task(Room& room, std::string_view type,

@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
   add_scratch_commands(app, g, commands);
   add_leases_commands(app, g, commands);
   add_inbox_commands(app, g, commands);
+  add_group_commands(app, g, commands);
+  add_status_commands(app, g, commands);
+  add_hook_commands(app, g, commands);
+  add_top_commands(app, g, commands);
 
   try {
     app.parse(argc, argv);

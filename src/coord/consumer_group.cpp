@@ -1,0 +1,1 @@
+// Placeholder for consumer groups (issue 3).
