@@ -1,6 +1,7 @@
 // agentbus/agentbus.hpp — everything public, in one include.
 #pragma once
 #include <agentbus/bus.hpp>
+#include <agentbus/consumer_group.hpp>
 #include <agentbus/error.hpp>
 #include <agentbus/event.hpp>
 #include <agentbus/inbox.hpp>
@@ -9,5 +10,6 @@
 #include <agentbus/presence.hpp>
 #include <agentbus/room.hpp>
 #include <agentbus/scratchpad.hpp>
+#include <agentbus/status_bus.hpp>
 #include <agentbus/subscription.hpp>
 #include <agentbus/tasks.hpp>

@@ -5,7 +5,9 @@
 // that is alive but stuck), sleep:<ms>. A failpoint may be limited to the Nth hit with
 // `name@N=action` (1-based). Points: before_stamp (between winning the claim and stamping
 // its header), after_claim (header stamped, body not written), before_commit (body written),
-// scratch_mid_write (a scratchpad writer with half of a value's blocks written).
+// scratch_mid_write (a scratchpad writer with half of a value's blocks written),
+// group_before_receipt (a group worker that did its work, no receipt yet), group_before_ack
+// (receipt recorded, ack not sent).
 // When the variable is unset, each check is one relaxed load of a process-local flag.
 #pragma once
 
@@ -14,7 +16,9 @@
 
 namespace agentbus::shm {
 
-enum class Failpoint { before_stamp, after_claim, before_commit, scratch_mid_write, count_ };
+enum class Failpoint {
+  before_stamp, after_claim, before_commit, scratch_mid_write, group_before_receipt, group_before_ack, count_
+};
 
 namespace detail {
 extern std::atomic<bool> failpoints_armed;

@@ -136,4 +136,10 @@ bool owner_alive(std::uint64_t packed) noexcept {
   return (start & 0xffffffffu) == (packed & 0xffffffffu);
 }
 
+bool owner_alive_cached(std::uint64_t packed) noexcept {
+  const auto pid = static_cast<std::uint32_t>(packed >> 32);
+  if (pid == 0 || !process_alive_cached({pid, 0})) return false;
+  return (process_start_time_cached(pid) & 0xffffffffu) == (packed & 0xffffffffu);
+}
+
 }  // namespace agentbus::shm

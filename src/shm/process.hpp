@@ -41,5 +41,7 @@ inline constexpr int kLivenessCacheMs = 1000;
   return (std::uint64_t(id.pid) << 32) | (id.start_time & 0xffffffffu);
 }
 [[nodiscard]] bool owner_alive(std::uint64_t packed) noexcept;
+// owner_alive() with process_alive_cached()'s caching, for scans over many entries.
+[[nodiscard]] bool owner_alive_cached(std::uint64_t packed) noexcept;
 
 }  // namespace agentbus::shm

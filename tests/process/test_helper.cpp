@@ -2,12 +2,20 @@
 //   publish BUS ROOM PRODUCER COUNT   publish "<producer>:<seq>" COUNT times; exit 3 on BusFull
 //   tail BUS ROOM EXPECTED            print "ready", read from the start until EXPECTED events,
 //                                     then print "events N checksum C order ok|<error>"
+//   group-worker BUS ROOM GROUP MEMBER OUTFILE [CRASH_ON]
+//                                     join GROUP as MEMBER, print "ready", then process events
+//                                     until SIGTERM: the work appends "<id> <payload>\n" to
+//                                     OUTFILE; an event whose payload is CRASH_ON kills the
+//                                     worker (SIGKILL) before any work
 // Failpoints come from AGENTBUS_FAILPOINTS, set by the test.
 #include <agentbus/agentbus.hpp>
 
+#include <csignal>
 #include <cstdio>
+#include <fcntl.h>
 #include <map>
 #include <string>
+#include <unistd.h>
 
 using namespace agentbus;
 using namespace std::chrono_literals;
@@ -53,6 +61,27 @@ int tail(Room& room, long expected) {
   return events == expected && error == "ok" ? 0 : 1;
 }
 
+volatile std::sig_atomic_t g_stop = 0;
+
+int group_worker(Room& room, const std::string& group, const std::string& member, const std::string& outfile,
+                 const std::string& crash_on) {
+  std::signal(SIGTERM, [](int) { g_stop = 1; });
+  const int fd = ::open(outfile.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (fd < 0) return 1;
+  ConsumerGroup g(room, group, member);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  while (g_stop == 0) {
+    g.process(50ms, [&](const Event& e) {
+      if (!crash_on.empty() && e.payload == crash_on) std::raise(SIGKILL);
+      const std::string line = std::to_string(e.id) + " " + e.payload + "\n";
+      if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) throw std::runtime_error("write");
+    });
+  }
+  ::close(fd);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,6 +95,8 @@ int main(int argc, char** argv) {
     Room room = bus.room(argv[3], {.ring_bytes = 4 << 20, .publish_timeout = 200ms});
     if (mode == "publish" && argc >= 6) return publish(room, std::stoi(argv[4]), std::stoi(argv[5]));
     if (mode == "tail") return tail(room, std::stol(argv[4]));
+    if (mode == "group-worker" && argc >= 7)
+      return group_worker(room, argv[4], argv[5], argv[6], argc >= 8 ? argv[7] : "");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -1,0 +1,90 @@
+// Shared-memory layout of a consumer group: region "<room>#group.<name>".
+//
+//   [GroupHeader | Member × max_members | PendingSlot × capacity]
+//
+// Deliveries are numbered 0, 1, 2, ... in log order; delivery k lives in slot k mod capacity.
+// `head` is the next delivery to hand out, `floor` the oldest one not yet retired; every
+// delivery in [floor, head) has a slot, so head - floor <= capacity.
+//
+// A slot's tag says which delivery it holds and in what state, moved only by CAS:
+//
+//   [seq mod 2^46 | member:10 | phase:4 | reserved:4]
+//
+//   free(k)               ready to hold delivery k
+//   dispatching(k, m)     member m is filling in delivery k (position, time, count)
+//   pending(k, m)         delivered to m, not acked
+//   reclaiming(k, m)      m is taking it over (redelivery or dead letter)
+//   receipted(k, m)       m recorded that the work is done; the ack is still missing
+//   acked(k)              done; retired when the floor reaches it (-> free(k + capacity))
+//
+// Transitional phases (dispatching, reclaiming) are left only by their member, or by whoever
+// finds that member's process dead and adopts the slot. The slot's other words are written
+// only by the member holding a transitional phase, and read under a tag re-check (seqlock).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace agentbus::coord {
+
+inline constexpr std::uint64_t kGroupMagic = 0x3150524753554241ull;  // "ABUSGRP1"
+inline constexpr std::uint32_t kGroupVersion = 1;
+inline constexpr std::uint32_t kMaxGroupMembers = 256;
+inline constexpr std::size_t kGroupNameBytes = 64;
+inline constexpr std::size_t kInterestBytes = 1024;  // comma-separated types, or "*"
+
+enum class PendingPhase : std::uint64_t {
+  free = 0, dispatching = 1, pending = 2, reclaiming = 3, receipted = 4, acked = 5,
+};
+
+inline constexpr std::uint64_t kSeqBits = 46;
+inline constexpr std::uint64_t kSeqMask = (1ull << kSeqBits) - 1;
+inline constexpr std::uint64_t kNoMember = 0x3ff;
+
+inline constexpr std::uint64_t make_tag(std::uint64_t seq, PendingPhase phase, std::uint64_t member) {
+  return ((seq & kSeqMask) << 18) | ((member & 0x3ff) << 8) | (static_cast<std::uint64_t>(phase) << 4);
+}
+inline constexpr bool tag_is(std::uint64_t tag, std::uint64_t seq) { return (tag >> 18) == (seq & kSeqMask); }
+inline constexpr PendingPhase tag_phase(std::uint64_t tag) { return static_cast<PendingPhase>((tag >> 4) & 0xf); }
+inline constexpr std::uint32_t tag_member(std::uint64_t tag) { return static_cast<std::uint32_t>((tag >> 8) & 0x3ff); }
+
+struct GroupCountersShm {
+  std::atomic<std::uint64_t> redelivered, filtered, dead_lettered, receipts_honoured;
+};
+
+struct GroupHeader {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t capacity;        // pending slots, a power of two
+  std::uint32_t max_members;
+  std::uint32_t max_deliveries;
+  std::uint64_t start_pos;       // position delivery 0 starts looking from
+  std::uint64_t total_bytes;
+  std::uint32_t interests_len;
+  char interests[kInterestBytes];
+  alignas(64) std::atomic<std::uint64_t> head;   // next delivery
+  alignas(64) std::atomic<std::uint64_t> floor;  // oldest delivery not retired
+  alignas(64) GroupCountersShm counters;
+};
+
+// Member::state: 0 free; kMemberWriting | pid while a process fills it in; kMemberReady.
+inline constexpr std::uint64_t kMemberWriting = 1ull << 62;
+inline constexpr std::uint64_t kMemberReady = 2ull << 62;
+
+struct alignas(64) Member {
+  std::atomic<std::uint64_t> state;
+  std::atomic<std::uint64_t> owner;        // pack_owner() of its process; 0: left
+  std::atomic<std::int64_t> adopted_ns;    // deliveries to this name before this are orphans
+  std::uint32_t name_len;
+  char name[kGroupNameBytes];
+};
+
+struct alignas(64) PendingSlot {
+  std::atomic<std::uint64_t> tag;
+  std::atomic<std::uint64_t> pos;           // event id
+  std::atomic<std::uint64_t> next;          // first position after the event
+  std::atomic<std::int64_t> delivered_ns;   // CLOCK_REALTIME of the latest delivery
+  std::atomic<std::uint32_t> deliveries;
+};
+
+}  // namespace agentbus::coord
