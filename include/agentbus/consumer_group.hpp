@@ -110,7 +110,8 @@ class ConsumerGroup {
   // Joins `group` on `room` as `member`, creating the group if needed. Names follow the bus
   // name grammar, at most 64 bytes. A member name is held by one live process at a time
   // (Error{conflict} otherwise); rejoining a name whose process died inherits its pending
-  // events, delivered again on the next read().
+  // events, delivered again on the next read(). An empty member name opens an observer: it
+  // may look (pending, info) and ack, but not read.
   ConsumerGroup(Room room, std::string_view group, std::string_view member, const GroupOptions& options = {});
   ConsumerGroup(ConsumerGroup&&) noexcept;
   ConsumerGroup& operator=(ConsumerGroup&&) noexcept;
@@ -128,6 +129,7 @@ class ConsumerGroup {
   // Notes that this delivery's work is done; see the receipts rule above. Throws
   // Error{conflict} if the event is no longer pending for this member.
   void record_receipt(const Delivery& delivery);
+  void record_receipt(EventId id);
 
   // agentroom's worker step: waits up to `timeout` for a delivery and runs `work` on it. On
   // success the receipt is recorded, then the ack sent, so a crash between the two never runs

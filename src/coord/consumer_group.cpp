@@ -50,8 +50,9 @@ void backoff(int& spins) {
 
 void check_group_name(std::string_view what, std::string_view name) {
   if (name.empty() || name.size() > coord::kGroupNameBytes)
-    throw Error(Errc::bad_name, std::string(what) + " must be 1 to 64 bytes");
-  validate_bus_name(name);  // the same grammar: [A-Za-z0-9._-]
+    throw Error(Errc::bad_name, "a " + std::string(what) + " must be 1 to 64 bytes");
+  if (name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != std::string_view::npos)
+    throw Error(Errc::bad_name, "the " + std::string(what) + " '" + std::string(name) + "' has a character outside [A-Za-z0-9._-]");
 }
 
 std::string join_interests(const std::vector<std::string>& interests) {
@@ -414,6 +415,12 @@ struct ConsumerGroup::Impl {
   }
 
   std::uint32_t join(std::string_view name);
+
+  void require_member(const char* what) const {
+    if (me == coord::kNoMember)
+      throw Error(Errc::invalid_argument, std::string("an observer of group '") + group + "' cannot " + what +
+                                              "; open it with a member name");
+  }
 };
 
 // ---- membership ---------------------------------------------------------------------------
@@ -477,8 +484,8 @@ std::uint32_t ConsumerGroup::Impl::join(std::string_view name) {
 }
 
 ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view member, const GroupOptions& o) {
-  check_group_name("a group name", group);
-  check_group_name("a member name", member);
+  check_group_name("group name", group);
+  if (!member.empty()) check_group_name("member name", member);
   if (o.max_deliveries == 0 || o.max_deliveries > 1000)
     throw Error(Errc::invalid_argument, "max_deliveries must be from 1 to 1000");
   if (o.pending_capacity == 0 || o.pending_capacity > (1u << 20))
@@ -557,7 +564,7 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
   if (o.owner_pid > 0 && owner.start_time == 0)
     throw Error(Errc::invalid_argument, "owner process " + std::to_string(o.owner_pid) + " does not exist");
   g.my_owner = shm::pack_owner(owner);
-  g.me = g.join(member);
+  g.me = member.empty() ? static_cast<std::uint32_t>(coord::kNoMember) : g.join(member);
   impl_ = std::move(impl);
 }
 
@@ -571,6 +578,7 @@ const std::string& ConsumerGroup::member() const noexcept { return impl_->member
 
 std::optional<Delivery> ConsumerGroup::read(std::chrono::nanoseconds timeout) {
   Impl& g = *impl_;
+  g.require_member("read");
   const auto deadline = Clock::now() + timeout;
   std::vector<Delivery> taken;
   Delivery out;
@@ -609,6 +617,7 @@ std::optional<Delivery> ConsumerGroup::read(std::chrono::nanoseconds timeout) {
 }
 
 std::vector<Delivery> ConsumerGroup::autoclaim(std::chrono::milliseconds min_idle, std::size_t count) {
+  impl_->require_member("autoclaim");
   std::vector<Delivery> out;
   impl_->reclaim(min_idle, count, out);
   return out;
@@ -659,8 +668,21 @@ AckResult ConsumerGroup::ack(EventId id) {
   return AckResult::not_pending;
 }
 
+void ConsumerGroup::record_receipt(EventId id) {
+  Impl& g = *impl_;
+  g.require_member("record a receipt");
+  const std::uint64_t head = g.h->head.load(std::memory_order_acquire);
+  for (std::uint64_t k = g.h->floor.load(std::memory_order_acquire); k < head; ++k)
+    if (g.slot(k).pos.load(std::memory_order_acquire) == id &&
+        settle(g, k, id, make_tag(k, PendingPhase::receipted, g.me), true))
+      return;
+  throw Error(Errc::conflict, "event " + std::to_string(id) + " is not pending for member '" + g.member_name +
+                                  "' of group '" + g.group + "'");
+}
+
 void ConsumerGroup::record_receipt(const Delivery& d) {
   Impl& g = *impl_;
+  g.require_member("record a receipt");
   if (!settle(g, d.seq, d.event.id, make_tag(d.seq, PendingPhase::receipted, g.me), true))
     throw Error(Errc::conflict, "event " + std::to_string(d.event.id) + " is no longer pending for member '" +
                                     g.member_name + "' of group '" + g.group + "'");
@@ -685,6 +707,7 @@ bool ConsumerGroup::process(std::chrono::nanoseconds timeout, const std::functio
 
 void ConsumerGroup::leave() {
   Impl& g = *impl_;
+  if (g.me == coord::kNoMember) return;
   std::uint64_t owner = g.my_owner;
   g.members[g.me].owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
 }

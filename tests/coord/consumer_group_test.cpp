@@ -295,8 +295,10 @@ TEST(ConsumerGroup, RejoiningFromTheSameProcessKeepsPendingEvents) {
 TEST(ConsumerGroup, NamesAreCheckedAndALiveMemberNameIsNotShared) {
   TestBus bus("group-names");
   Room room = bus->room("r");
-  expect_error([&] { ConsumerGroup(room, "bad/name", "m"); }, Errc::bad_name, "");
-  expect_error([&] { ConsumerGroup(room, "g", ""); }, Errc::bad_name, "member");
+  expect_error([&] { ConsumerGroup(room, "bad/name", "m"); }, Errc::bad_name, "group name 'bad/name'");
+  expect_error([&] { ConsumerGroup(room, "g", "a b"); }, Errc::bad_name, "member name 'a b'");
+  ConsumerGroup observer(room, "g", "");
+  expect_error([&] { (void)observer.read(0ms); }, Errc::invalid_argument, "observer");
   expect_error([&] { ConsumerGroup(room, "g", std::string(65, 'm')); }, Errc::bad_name, "64");
   expect_error([&] { ConsumerGroup(room, "g", "m", {.max_deliveries = 0}); }, Errc::invalid_argument, "max_deliveries");
   // A member held by another live process (a session that a CLI call joined for).
@@ -398,4 +400,58 @@ TEST(ConsumerGroupProcesses, PoisonEventThatKillsEveryWorkerIsDeadLettered) {
                           [&](const Event& e) { return e.type == "ENGINE_RUNTIME_ERROR" && e.reply_to == poison; }),
             1);
   for (const std::string& f : files) std::remove(f.c_str());
+}
+
+// ---- the CLI -------------------------------------------------------------------------------
+
+namespace {
+
+int run_cli(const TestBus& bus, std::vector<std::string> args, std::string* out = nullptr) {
+  std::vector<std::string> argv{cli(), "--bus", bus.name(), "--room", "r"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ChildProcess p(argv);
+  std::string all;
+  for (std::string line; !(line = p.read_line(10s)).empty();) all += line + "\n";
+  if (out) *out = all;
+  return p.wait(10s);
+}
+
+}  // namespace
+
+TEST(ConsumerGroupCli, ReadAckPendingReceiptAndRecoveryFromAnEndedSession) {
+  TestBus bus("group-cli");
+  Room room = bus->room("r");
+  ChildProcess s1({"/bin/sleep", "30"}), s2({"/bin/sleep", "30"});
+  const std::string p1 = std::to_string(s1.pid()), p2 = std::to_string(s2.pid());
+  std::string out;
+  // The first read creates the group (latest): nothing yet.
+  ASSERT_EQ(run_cli(bus, {"--session-pid", p1, "group", "read", "builds", "--member", "w1", "--interest", "build"}, &out), 0);
+  EXPECT_EQ(out, "");
+  const EventId b1 = room.publish("build", "ci", "one").id;
+  room.publish("chat", "ci", "not for the group");
+  const EventId b2 = room.publish("build", "ci", "two").id;
+  ASSERT_EQ(run_cli(bus, {"--session-pid", p1, "group", "read", "builds", "--member", "w1", "--json"}, &out), 0);
+  EXPECT_NE(out.find("\"id\":" + std::to_string(b1)), std::string::npos) << out;
+  EXPECT_NE(out.find("\"deliveries\":1"), std::string::npos) << out;
+  // w1's session ends with b1 pending: w2's next read gets it first, as a redelivery.
+  ::kill(s1.pid(), SIGKILL);
+  s1.wait(5s);
+  ASSERT_EQ(run_cli(bus, {"--session-pid", p2, "group", "read", "builds", "--member", "w2", "-n", "5", "--json"}, &out), 0);
+  const auto first = out.substr(0, out.find('\n'));
+  EXPECT_NE(first.find("\"id\":" + std::to_string(b1)), std::string::npos) << out;
+  EXPECT_NE(first.find("\"deliveries\":2"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"id\":" + std::to_string(b2)), std::string::npos) << out;
+  ASSERT_EQ(run_cli(bus, {"group", "pending", "builds", "--json"}, &out), 0);
+  EXPECT_NE(out.find("\"owner\":\"w2\""), std::string::npos) << out;
+  // Receipts only for the member holding the event.
+  EXPECT_EQ(run_cli(bus, {"--session-pid", p2, "group", "receipt", "builds", std::to_string(b1), "--member", "w1"}), 3);
+  EXPECT_EQ(run_cli(bus, {"--session-pid", p1, "group", "read", "builds", "--member", "w1"}), 1) << "dead session";
+  EXPECT_EQ(run_cli(bus, {"--session-pid", p2, "group", "receipt", "builds", std::to_string(b1), "--member", "w2"}), 0);
+  EXPECT_EQ(run_cli(bus, {"group", "ack", "builds", std::to_string(b1), std::to_string(b2)}), 0);
+  EXPECT_EQ(run_cli(bus, {"group", "ack", "builds", std::to_string(b1)}), 4);
+  ASSERT_EQ(run_cli(bus, {"group", "info", "builds", "--json"}, &out), 0);
+  EXPECT_NE(out.find("\"pending\":0"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"filtered\":1"), std::string::npos) << out;
+  EXPECT_EQ(run_cli(bus, {"group", "info", "nope"}), 4);
+  EXPECT_EQ(run_cli(bus, {"group", "read", "builds", "--member", "bad/name"}), 2);
 }
