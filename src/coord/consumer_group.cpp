@@ -282,9 +282,12 @@ struct ConsumerGroup::Impl {
     const auto deadline = Clock::now() + kSettleWait;
     for (int spins = 0;;) {
       const std::uint64_t k = h->head.load(std::memory_order_acquire);
-      if (k - h->floor.load(std::memory_order_acquire) >= capacity) {
+      const std::uint64_t f = h->floor.load(std::memory_order_acquire);
+      if (f > k) continue;  // our head is stale: the floor never passes the head
+      if (k - f >= capacity) {
         retire();
-        if (k - h->floor.load(std::memory_order_acquire) >= capacity) return Step::full;
+        if (h->floor.load(std::memory_order_acquire) == f && h->head.load(std::memory_order_acquire) == k)
+          return Step::full;
         continue;
       }
       PendingSlot& s = slot(k);

@@ -15,6 +15,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using namespace agentbus;
 using namespace std::chrono_literals;
@@ -311,6 +312,33 @@ TEST(ConsumerGroup, NamesAreCheckedAndALiveMemberNameIsNotShared) {
   EXPECT_NO_THROW(ConsumerGroup(room, "g", "w"));
 }
 
+TEST(ConsumerGroup, ThreadsAsMembersTakeEveryEventExactlyOnce) {
+  TestBus bus("group-threads");
+  Room room = bus->room("r", {.ring_bytes = 256 << 10});
+  constexpr int kEvents = 20000, kMembers = 3;
+  ConsumerGroup observer(room, "g", "", {.pending_capacity = 256});
+  std::vector<std::atomic<int>> seen(kEvents);
+  std::atomic<int> consumed{0};
+  std::vector<std::thread> members;
+  for (int m = 0; m < kMembers; ++m)
+    members.emplace_back([&, m] {
+      ConsumerGroup g(room, "g", "m" + std::to_string(m));
+      const auto deadline = std::chrono::steady_clock::now() + 60s;
+      while (consumed.load() < kEvents && std::chrono::steady_clock::now() < deadline) {
+        const auto d = g.read(5ms);
+        if (!d) continue;
+        seen[std::stoi(d->event.payload.substr(1))].fetch_add(1);
+        g.ack(*d);
+        consumed.fetch_add(1);
+      }
+    });
+  for (int i = 0; i < kEvents; ++i)  // the ring is small: the group's floor gates this producer
+    ASSERT_TRUE(room.publish("job", "p", "j" + std::to_string(i)).ok()) << i;
+  for (auto& t : members) t.join();
+  for (int i = 0; i < kEvents; ++i) EXPECT_EQ(seen[i].load(), 1) << "event " << i;
+  EXPECT_TRUE(observer.pending().empty());
+}
+
 // ---- real processes ------------------------------------------------------------------------
 
 TEST(ConsumerGroupProcesses, TwoWorkersShareTheWorkExactlyOnceWithoutCrashes) {
@@ -372,6 +400,50 @@ TEST(ConsumerGroupProcesses, WorkerKilledAfterItsReceiptIsNotRunAgain) {
   EXPECT_EQ(observer.info().counters.receipts_honoured, 1u);
   std::remove(w1.outfile.c_str());
   std::remove(w2.outfile.c_str());
+}
+
+TEST(ConsumerGroupProcesses, WorkersKilledAtRandomLoseNothing) {
+  TestBus bus("group-chaos");
+  Room room = bus->room("r", {.ring_bytes = 256 << 10, .publish_timeout = 10s});
+  ConsumerGroup observer(room, "g", "", {.interests = {"job"}, .max_deliveries = 1000});
+  constexpr int kEvents = 3000, kKills = 6;
+  std::vector<Worker> workers;
+  std::vector<std::string> files;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(start_worker(bus, "w" + std::to_string(i)));
+    files.push_back(workers.back().outfile);
+  }
+  // Paced, so that the kills below land while work is in flight (pacing, not synchronisation).
+  std::jthread producer([&] {
+    for (int i = 0; i < kEvents; ++i) {
+      ASSERT_TRUE(room.publish("job", "p", "j" + std::to_string(i)).ok());
+      std::this_thread::sleep_for(500us);
+    }
+  });
+  // SIGKILL a worker whenever some new work has been done, and start a replacement.
+  int killed = 0;
+  std::size_t done_at_last_kill = 0;
+  while (killed < kKills) {
+    ASSERT_TRUE(eventually([&] { return work_done(files).size() >= done_at_last_kill + 100; }, 20s));
+    done_at_last_kill = work_done(files).size();
+    Worker& victim = workers[killed % 2];
+    ::kill(victim.process->pid(), SIGKILL);
+    EXPECT_EQ(victim.process->wait(5s), 128 + SIGKILL);
+    ++killed;
+    victim = start_worker(bus, "w" + std::to_string(killed % 2) + "-" + std::to_string(killed));
+    files.push_back(victim.outfile);
+  }
+  producer.join();
+  ASSERT_TRUE(eventually([&] { return work_done(files).size() == std::size_t(kEvents) && observer.pending().empty(); }, 30s));
+  for (Worker& w : workers) stop(w);
+  // At least once: every event ran; only an event interrupted by a kill ran twice.
+  std::size_t twice = 0;
+  for (const auto& [id, n] : work_done(files)) {
+    EXPECT_LE(n, 2) << id;
+    twice += n > 1;
+  }
+  EXPECT_LE(twice, std::size_t(kKills));
+  for (const std::string& f : files) std::remove(f.c_str());
 }
 
 TEST(ConsumerGroupProcesses, PoisonEventThatKillsEveryWorkerIsDeadLettered) {

@@ -71,7 +71,8 @@ int group_worker(Room& room, const std::string& group, const std::string& member
   ConsumerGroup g(room, group, member);
   std::printf("ready\n");
   std::fflush(stdout);
-  while (g_stop == 0) {
+  const pid_t parent = ::getppid();
+  while (g_stop == 0 && ::getppid() == parent) {  // a test killed mid-way leaves no worker behind
     g.process(50ms, [&](const Event& e) {
       if (!crash_on.empty() && e.payload == crash_on) std::raise(SIGKILL);
       const std::string line = std::to_string(e.id) + " " + e.payload + "\n";
