@@ -1,4 +1,5 @@
-// agentbus-bench/status.hpp — placeholder.
+// agentbus-bench/status.hpp — status bus figures (post rate, post->callback latency across
+// processes, JSONL persistence rate), each beside a same-run baseline; see status.cpp.
 #pragma once
 
 #include <cstdio>

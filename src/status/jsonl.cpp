@@ -1,0 +1,141 @@
+// jsonl.cpp — export_jsonl / import_jsonl: status entries between a room and a JSONL file.
+#include "bus/room_impl.hpp"
+
+#include <agentbus/error.hpp>
+#include <agentbus/status_bus.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace agentbus {
+namespace {
+
+void write_all(int fd, std::string& buf) {
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    const ssize_t n = ::write(fd, buf.data() + done, buf.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(Errc::system, std::string("cannot write the export: ") + std::strerror(errno));
+    done += static_cast<std::size_t>(n);
+  }
+  buf.clear();
+}
+
+std::string read_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw Error(Errc::not_found, "no such file: '" + path + "'");
+    throw Error(Errc::system, "cannot open '" + path + "': " + std::strerror(errno));
+  }
+  std::string data;
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw Error(Errc::system, "cannot read '" + path + "': " + std::strerror(err));
+    }
+    if (n == 0) break;
+    data.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return data;
+}
+
+}  // namespace
+
+ExportResult export_jsonl(Room& room, int fd, const ExportOptions& options) {
+  shm::Ring& ring = room.impl()->ring;
+  const std::uint64_t end = ring.tail();
+  SubscribeOptions so;
+  if (options.from) {
+    so.from = StartFrom::id;
+    so.from_id = *options.from;
+  } else {
+    so.from = StartFrom::earliest;
+  }
+  Subscription sub = room.subscribe(so);
+  ExportResult result;
+  std::string buf;
+  auto last_progress = std::chrono::steady_clock::now();
+  while (sub.position() < end) {
+    const ReadResult r = sub.next(std::chrono::milliseconds(100));
+    if (r.status == ReadStatus::timeout) {
+      // A record claimed before `end` and never committed: the ring repairs it once its
+      // claimer is confirmed dead. A live, stuck claimer bounds us instead.
+      if (std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(10))
+        throw Error(Errc::timeout, "export stalled: an event before the tail stays uncommitted");
+      continue;
+    }
+    last_progress = std::chrono::steady_clock::now();
+    if (r.status == ReadStatus::overrun) {
+      result.missed += r.missed;
+      continue;
+    }
+    if (r.event.id >= end) break;
+    if (r.event.type != kStatusEventType) continue;
+    const std::optional<StatusEntry> e = parse_status_entry(r.event.payload);
+    if (!e) {
+      ++result.skipped;
+      continue;
+    }
+    buf += e->to_json();
+    buf += '\n';
+    ++result.exported;
+    if (buf.size() >= (256u << 10)) write_all(fd, buf);
+  }
+  write_all(fd, buf);
+  return result;
+}
+
+ImportResult import_jsonl(Room& room, const std::string& path, const ImportOptions& options) {
+  const std::string data = read_file(path);
+  const auto warn = [&](const std::string& message) {
+    if (options.warn) options.warn(message);
+    else std::fprintf(stderr, "warning: %s\n", message.c_str());
+  };
+  ImportResult result;
+  std::size_t start = 0, line_no = 0;
+  while (start < data.size()) {
+    ++line_no;
+    std::size_t nl = data.find('\n', start);
+    const bool terminated = nl != std::string::npos;
+    if (!terminated) nl = data.size();
+    std::string_view line(data.data() + start, nl - start);
+    start = nl + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank
+    std::string why;
+    std::optional<StatusEntry> e = parse_status_entry(line, why);
+    if (e) {
+      const std::string payload = e->to_json();
+      try {
+        const PublishResult r = room.publish(kStatusEventType, e->agent_id, payload);
+        if (!r.ok()) throw Error(Errc::timeout, "room '" + room.name() + "' is full: a durable reader is behind");
+        ++result.imported;
+        continue;
+      } catch (const Error& err) {
+        if (err.code() != Errc::too_large && err.code() != Errc::invalid_argument) throw;
+        why = err.what();
+      }
+    }
+    ++result.skipped;
+    if (!terminated) {
+      result.torn_last_line = true;
+      warn(path + ": line " + std::to_string(line_no) +
+           ": torn last line (a writer killed mid-write?), skipped: " + why);
+      break;
+    }
+    const std::string message = path + ": line " + std::to_string(line_no) + ": " + why;
+    if (options.strict) throw Error(Errc::invalid_argument, message + " (--strict: import stopped)");
+    warn(message + "; skipped");
+  }
+  return result;
+}
+
+}  // namespace agentbus

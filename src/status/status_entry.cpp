@@ -1,0 +1,164 @@
+// status_entry.cpp — StatusLevel, StatusEntry, parse_status_entry and RoomKit's text formats.
+#include "status/status_format.hpp"
+
+#include <agentbus/status_bus.hpp>
+
+#include <simdjson.h>
+
+#include <array>
+#include <cstdio>
+
+namespace agentbus {
+namespace {
+
+constexpr std::array<std::string_view, 5> kLevels = {"ok", "failed", "pending", "info", "completed"};
+
+// Reads an optional string field; false if present with another type.
+bool string_field(simdjson::dom::object& obj, std::string_view key, std::string& out, bool required,
+                  std::string& why) {
+  simdjson::dom::element value;
+  if (obj[key].get(value)) {
+    if (!required) return true;
+    why = "missing \"" + std::string(key) + "\"";
+    return false;
+  }
+  std::string_view s;
+  if (value.get_string().get(s)) {
+    why = "\"" + std::string(key) + "\" must be a string";
+    return false;
+  }
+  out.assign(s);
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(StatusLevel level) noexcept { return kLevels[static_cast<std::size_t>(level)]; }
+
+std::optional<StatusLevel> parse_status_level(std::string_view text) noexcept {
+  for (std::size_t i = 0; i < kLevels.size(); ++i)
+    if (kLevels[i] == text) return static_cast<StatusLevel>(i);
+  return std::nullopt;
+}
+
+std::string StatusEntry::to_json() const {
+  std::string out;
+  out.reserve(96 + agent_id.size() + action.size() + detail.size() + metadata.size());
+  status::append_entry_json(out, ts, agent_id, action, status, detail, metadata);
+  return out;
+}
+
+std::optional<std::int64_t> StatusEntry::ts_ns() const { return status::parse_iso8601(ts); }
+
+std::optional<StatusEntry> parse_status_entry(std::string_view json) {
+  std::string why;
+  return parse_status_entry(json, why);
+}
+
+std::optional<StatusEntry> parse_status_entry(std::string_view json, std::string& why) {
+  if (json.empty()) {
+    why = "empty line";
+    return std::nullopt;
+  }
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (const auto err = parser.parse(json.data(), json.size(), true).get(doc)) {
+    why = std::string("not valid JSON: ") + simdjson::error_message(err);
+    return std::nullopt;
+  }
+  simdjson::dom::object obj;
+  if (doc.get_object().get(obj)) {
+    why = "not a JSON object";
+    return std::nullopt;
+  }
+  StatusEntry e;
+  std::string ts, level;
+  if (!string_field(obj, "ts", ts, true, why) || !string_field(obj, "agent_id", e.agent_id, true, why) ||
+      !string_field(obj, "action", e.action, true, why) || !string_field(obj, "status", level, true, why) ||
+      !string_field(obj, "detail", e.detail, false, why))
+    return std::nullopt;
+  const std::optional<std::int64_t> ns = status::parse_iso8601(ts);
+  if (!ns) {
+    why = "\"ts\" is not an ISO-8601 UTC time";
+    return std::nullopt;
+  }
+  e.ts.reserve(27);
+  status::append_iso8601(e.ts, *ns);
+  const std::optional<StatusLevel> l = parse_status_level(level);
+  if (!l) {
+    why = "\"status\" must be one of ok, failed, pending, info, completed";
+    return std::nullopt;
+  }
+  e.status = *l;
+  simdjson::dom::element meta;
+  if (!obj["metadata"].get(meta)) {
+    if (!meta.is_object()) {
+      why = "\"metadata\" must be a JSON object";
+      return std::nullopt;
+    }
+    e.metadata = simdjson::minify(meta);
+  }
+  return e;
+}
+
+std::string status_line(const StatusEntry& e) {
+  std::string out = "[";
+  out += e.ts.size() >= 19 ? std::string_view(e.ts).substr(11, 8) : std::string_view(e.ts);
+  out += "] ";
+  out += e.agent_id;
+  out += ": ";
+  out += e.action;
+  out += " \u2192 ";
+  out += to_string(e.status);
+  if (!e.detail.empty()) {
+    out += " | ";
+    out += e.detail;
+  }
+  return out;
+}
+
+std::string status_text(const std::vector<StatusEntry>& entries) {
+  if (entries.empty()) return "No activity yet.";
+  std::string out;
+  for (const StatusEntry& e : entries) {
+    if (!out.empty()) out += '\n';
+    out += status_line(e);
+  }
+  return out;
+}
+
+std::string status_summary(const std::vector<StatusEntry>& entries) {
+  if (entries.empty()) return "No status entries.\n";
+  std::string out = "Status Log\n" + std::string(60, '=') + "\n";
+  std::size_t ok = 0, failed = 0, completed = 0;
+  char num[32];
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const StatusEntry& e = entries[i];
+    char icon = '?';
+    switch (e.status) {
+      case StatusLevel::ok: icon = '+', ++ok; break;
+      case StatusLevel::failed: icon = 'x', ++failed; break;
+      case StatusLevel::info: icon = '~'; break;
+      case StatusLevel::completed: icon = '*', ++completed; break;
+      case StatusLevel::pending: icon = '?'; break;
+    }
+    std::snprintf(num, sizeof num, "  %2zu. [%c] ", i + 1, icon);
+    out += num;
+    out += e.agent_id;
+    if (e.agent_id.size() < 6) out.append(6 - e.agent_id.size(), ' ');
+    out += ' ';
+    out += e.action;
+    out += '\n';
+    if (!e.detail.empty()) {
+      out += "      ";
+      out += status::utf8_prefix(e.detail, 100);
+      out += '\n';
+    }
+  }
+  std::snprintf(num, sizeof num, "%zu", entries.size());
+  out += "\n  Total: " + std::string(num) + " entries (" + std::to_string(ok) +
+         " ok, " + std::to_string(failed) + " failed, " + std::to_string(completed) + " completed)\n";
+  return out;
+}
+
+}  // namespace agentbus

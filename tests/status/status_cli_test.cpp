@@ -1,0 +1,205 @@
+// The status CLI (real processes): post/recent/summary/watch, export/import, and cross-process
+// notification of a StatusBus subscriber.
+#include "support/child_process.hpp"
+#include "support/expect.hpp"
+#include "support/test_bus.hpp"
+
+#include <agentbus/agentbus.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+using namespace agentbus;
+using namespace std::chrono_literals;
+using agentbus::test::ChildProcess;
+using agentbus::test::TestBus;
+using agentbus::test::cli;
+using agentbus::test::eventually;
+
+namespace {
+
+// Runs the CLI on `bus`/room r; returns its exit code (-1 if it did not finish in time) and
+// fills `out` with all of stdout (blank lines included, unlike ChildProcess::read_line).
+int run_cli(const TestBus& bus, std::vector<std::string> args, std::string* out = nullptr) {
+  std::vector<std::string> argv{cli(), "--bus", bus.name(), "--room", "r"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    std::vector<char*> a;
+    for (auto& s : argv) a.push_back(s.data());
+    a.push_back(nullptr);
+    ::execv(a[0], a.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string all;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fds[0], POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    all.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  if (out) *out = all;
+  int status = 0;
+  for (;;) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      return -1;
+    }
+    ::usleep(1000);
+  }
+}
+
+}  // namespace
+
+TEST(status_cli, PostRecentSummaryWithFiltersAndExitCodes) {
+  TestBus bus("st-cli");
+  std::string out;
+  ASSERT_EQ(run_cli(bus, {"status", "recent"}, &out), 0);
+  EXPECT_EQ(out, "No activity yet.\n");
+  ASSERT_EQ(run_cli(bus, {"status", "summary"}, &out), 0);
+  EXPECT_EQ(out, "No status entries.\n");
+
+  ASSERT_EQ(run_cli(bus, {"status", "post", "search_google", "ok", "--detail", "Found 7 results", "--agent", "exec"}, &out), 0);
+  const EventId id = std::stoull(out);
+  ASSERT_EQ(run_cli(bus, {"status", "post", "read", "failed", "--detail", "evil \x1b]0;title\x07", "--agent", "exec"}), 0);
+  ASSERT_EQ(run_cli(bus, {"status", "post", "task", "completed", "--metadata", R"({"pr": 42})", "--agent", "fixer"}), 0);
+  EXPECT_EQ(run_cli(bus, {"status", "post", "x", "done"}), 2) << "unknown status is a usage error";
+  EXPECT_EQ(run_cli(bus, {"status", "post", "x", "ok", "--metadata", "[1]"}), 2);
+  EXPECT_EQ(run_cli(bus, {"status", "post", "x", "ok", "--metadata", "{oops"}), 2);
+
+  ASSERT_EQ(run_cli(bus, {"status", "recent"}, &out), 0);
+  EXPECT_NE(out.find("] exec: search_google \u2192 ok | Found 7 results\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\x1b'), std::string::npos) << "escape sequences are stripped";
+  ASSERT_EQ(run_cli(bus, {"status", "recent", "--agent", "exec", "--status", "failed", "--json"}, &out), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_NE(out.find(R"("agent_id":"exec","action":"read","status":"failed")"), std::string::npos) << out;
+  ASSERT_EQ(run_cli(bus, {"status", "recent", "-n", "1", "--json"}, &out), 0);
+  EXPECT_NE(out.find(R"("metadata":{"pr":42}})"), std::string::npos) << out;
+  ASSERT_EQ(run_cli(bus, {"status", "recent", "--json", "-n", "3"}, &out), 0);
+  EXPECT_EQ(out.rfind("{\"id\":" + std::to_string(id) + ",\"ts\":\"", 0), 0u) << out;
+
+  ASSERT_EQ(run_cli(bus, {"status", "summary"}, &out), 0);
+  EXPECT_NE(out.find("Status Log"), std::string::npos) << out;
+  EXPECT_NE(out.find("   1. [+] exec   search_google\n      Found 7 results\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Total: 3 entries (1 ok, 1 failed, 1 completed)"), std::string::npos) << out;
+}
+
+TEST(status_cli, AnEntryPostedByAnotherProcessReachesASubscriberCallback) {
+  TestBus bus("st-xproc");
+  StatusBus sb(bus->room("r"));
+  std::mutex mu;
+  std::vector<StatusEntry> got;
+  StatusSubscription sub = sb.subscribe([&](const StatusEntry& e) {
+    std::lock_guard lock(mu);
+    got.push_back(e);
+  });
+  ASSERT_EQ(run_cli(bus, {"status", "post", "build", "completed", "--detail", "all green", "--agent", "ci",
+                          "--metadata", R"({"secs":12})"}),
+            0);
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return got.size() == 1;
+  }));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(got[0].agent_id, "ci");
+  EXPECT_EQ(got[0].action, "build");
+  EXPECT_EQ(got[0].status, StatusLevel::completed);
+  EXPECT_EQ(got[0].detail, "all green");
+  EXPECT_EQ(got[0].metadata, R"({"secs":12})");
+}
+
+TEST(status_cli, WatchPrintsEachEntryAsItArrivesFromAnotherProcess) {
+  TestBus bus("st-watch");
+  StatusBus sb(bus->room("r"));
+  sb.post("exec", "backlog", "info");
+  ChildProcess watch({cli(), "--bus", bus.name(), "--room", "r", "status", "watch", "-n", "1", "--json", "--timeout", "20s"});
+  // The backlog line proves the watcher has subscribed: what follows must arrive live.
+  const std::string first = watch.read_line(10s);
+  EXPECT_NE(first.find(R"("action":"backlog")"), std::string::npos) << first;
+  sb.room().publish("chatter", "x", "not a status entry");
+  sb.post("exec", "live", "failed", "it broke");
+  const std::string second = watch.read_line(10s);
+  EXPECT_NE(second.find(R"("agent_id":"exec","action":"live","status":"failed","detail":"it broke")"),
+            std::string::npos)
+      << second;
+  ::kill(watch.pid(), SIGTERM);
+  EXPECT_EQ(watch.wait(10s), 0);
+
+  // Text mode, filtered.
+  ChildProcess text({cli(), "--bus", bus.name(), "--room", "r", "status", "watch", "-n", "1", "--status", "ok",
+                     "--timeout", "20s"});
+  sb.post("exec", "ready-marker", "ok");  // may land before or after it subscribed: -n 1 or live
+  const std::string marker = text.read_line(10s);
+  EXPECT_NE(marker.find("exec: ready-marker \u2192 ok"), std::string::npos) << marker;
+  sb.post("exec", "skipped", "pending");
+  sb.post("exec", "shown", "ok", "yes");
+  const std::string shown = text.read_line(10s);
+  EXPECT_NE(shown.find("] exec: shown \u2192 ok | yes"), std::string::npos) << shown;
+  ::kill(text.pid(), SIGINT);
+  EXPECT_EQ(text.wait(10s), 0);
+}
+
+TEST(status_cli, ExportAndImportThroughTheCli) {
+  TestBus bus("st-cli-jsonl");
+  StatusBus sb(bus->room("r"));
+  sb.post("exec", "a", "ok", "first");
+  sb.post("exec", "b", "completed", "second", R"({"k":[1,2]})");
+  char tmpl[] = "/tmp/agentbus-status-cli-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string file = dir + "/out.jsonl";
+  std::string out;
+  ASSERT_EQ(run_cli(bus, {"export", "--jsonl", file}, &out), 0);
+  EXPECT_NE(out.find("exported 2 entries"), std::string::npos) << out;
+
+  std::vector<std::string> argv{cli(), "--bus", bus.name(), "--room", "copy", "import", file};
+  {
+    ChildProcess p(argv);
+    EXPECT_EQ(p.read_line(10s), "imported 2 entries");
+    EXPECT_EQ(p.wait(10s), 0);
+  }
+  std::string copied;
+  {
+    ChildProcess p({cli(), "--bus", bus.name(), "--room", "copy", "export", "--jsonl", "-"});
+    for (std::string line; !(line = p.read_line(10s)).empty();) copied += line + "\n";
+    EXPECT_EQ(p.wait(10s), 0);
+  }
+  std::ifstream in(file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(copied, ss.str());
+
+  {
+    std::ofstream bad(file, std::ios::app);
+    bad << "{broken\n";
+  }
+  {
+    ChildProcess p({cli(), "--bus", bus.name(), "--room", "copy2", "import", file});
+    EXPECT_EQ(p.read_line(10s), "imported 2 entries, skipped 1 malformed lines");
+    EXPECT_EQ(p.wait(10s), 0);
+  }
+  {
+    ChildProcess p({cli(), "--bus", bus.name(), "--room", "copy3", "import", file, "--strict"});
+    EXPECT_EQ(p.wait(10s), 1);
+  }
+  {
+    ChildProcess p({cli(), "--bus", bus.name(), "--room", "copy3", "import", dir + "/absent.jsonl"});
+    EXPECT_EQ(p.wait(10s), 4);
+  }
+  std::filesystem::remove_all(dir);
+}

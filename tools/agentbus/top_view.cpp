@@ -1,0 +1,230 @@
+// top_view.cpp — see top_view.hpp.
+#include "top_view.hpp"
+
+#include "output.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+
+namespace agentbus::cli {
+namespace {
+
+std::size_t width_of(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// At most `max` code points; a cut ends with "…".
+std::string clip(std::string_view s, std::size_t max) {
+  if (width_of(s) <= max) return std::string(s);
+  if (max == 0) return {};
+  std::size_t points = 0, i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && points++ == max - 1) break;
+  }
+  return std::string(s.substr(0, i)) + "\u2026";
+}
+
+std::string pad(std::string s, std::size_t w) {
+  const std::size_t n = width_of(s);
+  if (n < w) s.append(w - n, ' ');
+  return s;
+}
+
+std::string rpad(const std::string& s, std::size_t w) {
+  const std::size_t n = width_of(s);
+  return n < w ? std::string(w - n, ' ') + s : s;
+}
+
+std::string clean(std::string_view s, std::size_t max) { return clip(sanitize_for_terminal(s), max); }
+
+std::string field(simdjson::dom::element root, const char* key) {
+  std::string_view v;
+  if (!root[key].get(v)) return std::string(v);
+  // A number or boolean is shown as written; objects and arrays are not status text.
+  simdjson::dom::element e;
+  if (root[key].get(e) || e.is_object() || e.is_array() || e.is_null()) return {};
+  return simdjson::minify(e);
+}
+
+int digits(std::string_view s, std::size_t at, std::size_t n) {
+  if (at + n > s.size()) return -1;
+  int v = 0;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (std::isdigit(static_cast<unsigned char>(s[i])) == 0) return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+std::string rate_text(const std::optional<double>& rate) {
+  if (!rate) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, *rate < 10 ? "%.1f" : "%.0f", *rate);
+  return buf;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parse_iso8601(std::string_view s) {
+  const int year = digits(s, 0, 4), mon = digits(s, 5, 2), day = digits(s, 8, 2);
+  const int hour = digits(s, 11, 2), min = digits(s, 14, 2), sec = digits(s, 17, 2);
+  if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || min < 0 || min > 59 ||
+      sec < 0 || sec > 60 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' ||
+      s[16] != ':')
+    return std::nullopt;
+  std::size_t at = 19;
+  std::int64_t frac_ns = 0;
+  if (at < s.size() && (s[at] == '.' || s[at] == ',')) {
+    ++at;
+    std::int64_t scale = 100'000'000;
+    const std::size_t first = at;
+    for (; at < s.size() && std::isdigit(static_cast<unsigned char>(s[at])) != 0; ++at) {
+      frac_ns += (s[at] - '0') * scale;
+      scale /= 10;
+    }
+    if (at == first) return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  std::int64_t secs = 0;
+  if (at == s.size()) {  // no offset: local time, as a naive Python datetime.now() writes it
+    tm.tm_isdst = -1;
+    secs = static_cast<std::int64_t>(std::mktime(&tm));
+  } else if (s[at] == 'Z' || s[at] == 'z') {
+    if (at + 1 != s.size()) return std::nullopt;
+    secs = static_cast<std::int64_t>(timegm(&tm));
+  } else if (s[at] == '+' || s[at] == '-') {
+    const int oh = digits(s, at + 1, 2);
+    const bool colon = at + 3 < s.size() && s[at + 3] == ':';
+    const int om = digits(s, at + (colon ? 4 : 3), 2);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59 || at + (colon ? 6 : 5) != s.size()) return std::nullopt;
+    const int sign = s[at] == '+' ? 1 : -1;
+    secs = static_cast<std::int64_t>(timegm(&tm)) - sign * (oh * 3600 + om * 60);
+  } else {
+    return std::nullopt;
+  }
+  return secs * 1'000'000'000 + frac_ns;
+}
+
+std::optional<std::string> status_line(std::string_view payload, std::string_view event_agent,
+                                       std::int64_t event_ts_ns) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  const simdjson::padded_string padded(payload);
+  if (parser.parse(padded).get(root) || !root.is_object()) return std::nullopt;
+  const std::string action = field(root, "action");
+  const std::string status = field(root, "status");
+  if (action.empty() && status.empty()) return std::nullopt;
+  std::string agent = field(root, "agent_id");
+  if (agent.empty()) agent = std::string(event_agent);
+  const std::optional<std::int64_t> ts = parse_iso8601(field(root, "ts"));
+  std::string line = "[" + clock_local(ts.value_or(event_ts_ns)) + "] " + clean(agent, 40) + ": ";
+  if (!action.empty()) line += clean(action, 60);
+  if (!action.empty() && !status.empty()) line += " \u2192 ";
+  if (!status.empty()) line += clean(status, 20);
+  const std::string detail = field(root, "detail");
+  if (!detail.empty()) line += " | " + clean(detail, 200);
+  return line;
+}
+
+std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, std::size_t height) {
+  std::vector<std::string> lines;
+  lines.push_back("agentbus top -- bus " + clean(snap.bus, 40) + " -- " + clock_local(snap.now_ns) + " -- " +
+                  std::to_string(snap.rooms.size()) + (snap.rooms.size() == 1 ? " room" : " rooms") +
+                  " -- q quits");
+  if (snap.rooms.empty()) {
+    lines.push_back("");
+    lines.push_back("no rooms yet: nothing has been posted on this bus");
+  } else {
+    std::size_t name_w = 4;
+    for (const TopRoom& r : snap.rooms) name_w = std::max(name_w, width_of(clean(r.name, 40)));
+    lines.push_back("");
+    lines.push_back(pad("ROOM", name_w) + "  " + rpad("EV/S", 7) + "  " + rpad("TAIL", 12) + "  " +
+                    rpad("RING", 6) + "  " + rpad("READERS", 7) + "  " + rpad("MAX LAG", 10) + "  " +
+                    rpad("AGENTS", 6) + "  " + rpad("OPEN", 5) + "  " + rpad("CLAIMED", 7));
+    for (const TopRoom& r : snap.rooms) {
+      std::uint64_t max_lag = 0;
+      for (const TopReader& rd : r.readers) max_lag = std::max(max_lag, rd.lag_bytes);
+      char ring[16];
+      const double used = r.ring_bytes == 0 ? 0.0 : 100.0 * static_cast<double>(r.tail - r.oldest) /
+                                                          static_cast<double>(r.ring_bytes);
+      std::snprintf(ring, sizeof ring, "%.0f%%", std::min(used, 100.0));
+      lines.push_back(pad(clean(r.name, 40), name_w) + "  " + rpad(rate_text(r.rate), 7) + "  " +
+                      rpad(std::to_string(r.tail), 12) + "  " + rpad(ring, 6) + "  " +
+                      rpad(std::to_string(r.readers.size()), 7) + "  " +
+                      rpad(r.readers.empty() ? "-" : human_bytes(max_lag), 10) + "  " +
+                      rpad(std::to_string(r.agents.size()), 6) + "  " + rpad(std::to_string(r.open_tasks), 5) + "  " +
+                      rpad(std::to_string(r.claimed.size()), 7));
+    }
+    for (const TopRoom& r : snap.rooms) {
+      if (r.agents.empty() && r.claimed.empty() && r.status.empty() && r.readers.empty()) continue;
+      lines.push_back("");
+      lines.push_back(clean(r.name, 128));
+      const auto section = [&](const char* label, std::size_t i, const std::string& text) {
+        lines.push_back(std::string("  ") + (i == 0 ? pad(label, 8) : std::string(8, ' ')) + " " + text);
+      };
+      for (std::size_t i = 0; i < r.agents.size(); ++i) {
+        const TopAgent& a = r.agents[i];
+        std::string text = clean(a.handle, 64);
+        if (!a.role.empty()) text += " (" + clean(a.role, 40) + ")";
+        if (!a.working_on.empty()) text += ": " + clean(a.working_on, 80);
+        section("agents", i, text);
+      }
+      for (std::size_t i = 0; i < r.claimed.size(); ++i) {
+        const TopTask& t = r.claimed[i];
+        section("claimed", i, std::to_string(t.id) + " " + clean(t.type, 40) + " by " + clean(t.claimant, 64));
+      }
+      for (std::size_t i = 0; i < r.readers.size(); ++i) {
+        const TopReader& rd = r.readers[i];
+        section("readers", i,
+                clean(rd.name, 64) + (rd.durable ? " (durable)" : "") + (rd.alive ? "" : " (dead)") + " lag " +
+                    human_bytes(rd.lag_bytes));
+      }
+      for (std::size_t i = 0; i < r.status.size(); ++i) section("status", i, r.status[i]);
+    }
+  }
+  lines.push_back("");
+  lines.push_back(snap.note.empty()
+                      ? "EV/S: events/s seen by top since the last refresh; RING: share of the ring holding events; "
+                        "LAG: bytes a reader is behind"
+                      : "note: " + clean(snap.note, 200));
+  if (height > 0 && lines.size() > height) {
+    const std::size_t cut = lines.size() - (height - 1);
+    lines.resize(height - 1);
+    lines.push_back("\u2026 " + std::to_string(cut) + " more line(s): enlarge the terminal");
+  }
+  if (width > 0)
+    for (std::string& l : lines) l = clip(l, width);
+  return lines;
+}
+
+std::string to_ascii(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      out += text[i++];
+      continue;
+    }
+    std::size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    const std::string_view cp = text.substr(i, len);
+    if (cp == "\u2192") out += "->";
+    else if (cp == "\u2026") out += "...";
+    else out += '?';
+    i += std::max<std::size_t>(cp.size(), 1);
+  }
+  return out;
+}
+
+}  // namespace agentbus::cli

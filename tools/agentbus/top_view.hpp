@@ -1,0 +1,83 @@
+// top_view.hpp — the screen of `agentbus top`, as pure functions: a snapshot of the bus goes
+// in, the lines to draw come out. commands_top.cpp takes the snapshots and draws the lines
+// with ncurses (or prints them once with --once); tests/cli/top_test.cpp tests these.
+//
+// Everything shown that other processes wrote (room names, agent handles, roles, task types,
+// status fields) passes through sanitize_for_terminal() and is cut to fit the screen.
+#pragma once
+
+#include <agentbus/event.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentbus::cli {
+
+// Status lines kept per room.
+inline constexpr std::size_t kTopStatusLines = 5;
+
+struct TopReader {
+  std::string name;            // durable name, or "tailer"
+  bool durable = false;
+  bool alive = false;
+  std::uint64_t lag_bytes = 0;
+};
+
+struct TopAgent {
+  std::string handle;
+  std::string role;
+  std::string working_on;
+};
+
+struct TopTask {
+  EventId id = 0;
+  std::string type;
+  std::string claimant;
+};
+
+struct TopRoom {
+  std::string name;
+  std::size_t ring_bytes = 0;
+  EventId tail = 0;
+  EventId oldest = 0;
+  // Events per second counted by top's own tailer since the previous refresh; nullopt before
+  // the first interval has been measured (and with --once).
+  std::optional<double> rate;
+  std::vector<TopReader> readers;  // other processes' readers (top's own tailer is left out)
+  std::vector<TopAgent> agents;
+  std::size_t open_tasks = 0;
+  std::vector<TopTask> claimed;
+  std::vector<std::string> status;  // latest status lines, oldest first, at most kTopStatusLines
+};
+
+struct TopSnapshot {
+  std::string bus;
+  std::int64_t now_ns = 0;
+  std::vector<TopRoom> rooms;
+  std::string note;  // a problem to show on the last line (e.g. a room that could not be read)
+};
+
+// A STATUS event's payload ({"ts","agent_id","action","status","detail","metadata"}) as
+// "[19:05:15] exec: search_google → ok | Found 7 results". The time is the payload's "ts"
+// (ISO-8601) in local time, else the event's; the agent is "agent_id", else the event's.
+// nullopt when the payload is not a JSON object with at least an "action" or a "status".
+[[nodiscard]] std::optional<std::string> status_line(std::string_view payload, std::string_view event_agent,
+                                                     std::int64_t event_ts_ns);
+
+// "2026-11-23T10:15:30.123Z", "...+02:00", "...-0500" (seconds precision or finer) to Unix
+// nanoseconds; nullopt when it is not one.
+[[nodiscard]] std::optional<std::int64_t> parse_iso8601(std::string_view text);
+
+// The screen: at most `height` lines (0: no limit), each at most `width` code points. When
+// the rooms do not fit, the last line says how many lines were left out.
+[[nodiscard]] std::vector<std::string> render_top(const TopSnapshot& snapshot, std::size_t width,
+                                                  std::size_t height);
+
+// For terminals that cannot show UTF-8 (and narrow ncurses): "→" becomes "->", "…" "...",
+// every other non-ASCII code point '?'.
+[[nodiscard]] std::string to_ascii(std::string_view text);
+
+}  // namespace agentbus::cli
