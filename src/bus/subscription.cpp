@@ -237,6 +237,8 @@ ReadResult Subscription::next(std::chrono::nanoseconds timeout) {
 Subscription Room::subscribe(const SubscribeOptions& o) {
   shm::Ring& ring = impl_->ring;
   const bool durable = !o.durable_name.empty();
+  if (o.durable_name.rfind("group.", 0) == 0)
+    throw Error(Errc::invalid_argument, "durable reader names starting with 'group.' belong to consumer groups");
   AttachedReader a = durable ? attach_durable(ring, o.durable_name, o)
                              : attach_tailer(ring, resolve_start(ring, o));
   auto impl = std::make_unique<Subscription::Impl>(

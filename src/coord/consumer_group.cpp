@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdio>
+#include <limits>
 #include <thread>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ namespace agentbus {
 using coord::make_tag;
 using coord::PendingPhase;
 using coord::PendingSlot;
+using coord::tag_epoch;
 using coord::tag_is;
 using coord::tag_member;
 using coord::tag_phase;
@@ -122,7 +124,9 @@ struct ConsumerGroup::Impl {
   std::uint32_t capacity = 0, max_members = 0;
   std::string group{}, member_name{};
   std::uint32_t me = 0;
-  std::uint64_t my_owner = 0;
+  std::uint64_t my_owner = 0, my_actor = 0;
+  std::uint32_t my_incarnation = 0, my_owner_epoch = 0;  // mod 16, as in the tags
+  bool left = false;
   bool all_types = false;
   std::vector<std::string> interests{};
   shm::ReaderSlot* gate = nullptr;
@@ -145,14 +149,37 @@ struct ConsumerGroup::Impl {
     return {e.name, std::min<std::size_t>(e.name_len, coord::kGroupNameBytes)};
   }
 
-  // True when an event delivered to member m at `delivered_ns` has nobody working on it: m
-  // left, its process died, or the name was since rejoined by another process.
-  bool orphaned(std::uint32_t m, std::int64_t delivered_ns) const {
+  // A pending event of member m, delivered in owner epoch `epoch`, has nobody working on it:
+  // m left, its owner died, or the name has been taken over by a new owner since.
+  bool orphaned(std::uint32_t m, std::uint32_t epoch) const {
     if (m >= max_members) return true;
     const coord::Member& e = members[m];
     const std::uint64_t owner = e.owner.load(std::memory_order_acquire);
-    if (owner == 0 || delivered_ns < e.adopted_ns.load(std::memory_order_acquire)) return true;
+    if (owner == 0 || (e.owner_epoch.load(std::memory_order_acquire) & 0xf) != epoch) return true;
     return owner != my_owner && !shm::owner_alive_cached(owner);
+  }
+
+  // A slot member m put in a transitional phase in incarnation `epoch` will never be finished
+  // by it: its actor is gone or dead, or the member has been reopened since. Our own member
+  // holds nothing mid-way while we look (a handle is used by one thread), so ours is a
+  // leftover of an earlier process.
+  bool adoptable(std::uint32_t m, std::uint32_t epoch) const {
+    if (m == me || m >= max_members) return true;
+    const coord::Member& e = members[m];
+    if ((e.incarnation.load(std::memory_order_acquire) & 0xf) != epoch) return true;
+    const std::uint64_t actor = e.actor.load(std::memory_order_acquire);
+    return actor == 0 || !shm::owner_alive_cached(actor);
+  }
+
+  std::uint64_t my_tag(std::uint64_t k, PendingPhase p) const {
+    const bool transitional = p == PendingPhase::dispatching || p == PendingPhase::reclaiming;
+    return make_tag(k, p, me, transitional ? my_incarnation : my_owner_epoch);
+  }
+
+  // head - floor beyond the capacity means the words are not ours to trust.
+  void check_window(std::uint64_t floor, std::uint64_t head) const {
+    if (floor > head + capacity || (head > floor && head - floor > capacity))
+      corrupt("floor " + std::to_string(floor) + " and head " + std::to_string(head) + " are too far apart");
   }
 
   bool interested(std::string_view type) const {
@@ -174,6 +201,11 @@ struct ConsumerGroup::Impl {
     return next;
   }
 
+  bool gate_intact() const {
+    return (gate->state.load(std::memory_order_acquire) & shm::kReaderKindMask) == shm::kReaderDurable &&
+           std::string_view(gate->name, std::min<std::size_t>(gate->name_len, shm::kMaxReaderName)) == "group." + group;
+  }
+
   // Producers may overwrite everything before the floor's event: move the gate up to it.
   void raise_gate() const {
     for (int attempt = 0; attempt < 4; ++attempt) {
@@ -190,6 +222,7 @@ struct ConsumerGroup::Impl {
       }
       if (!pos) pos = start_of(f);
       if (!pos) continue;
+      if (!gate_intact()) return;  // retired: the slot may be someone else's reader now
       std::uint64_t cur = gate->cursor.load(std::memory_order_acquire);
       while (cur < *pos && !gate->cursor.compare_exchange_weak(cur, *pos, std::memory_order_acq_rel)) {}
       return;
@@ -213,6 +246,13 @@ struct ConsumerGroup::Impl {
     if (moved) raise_gate();
   }
 
+  // A committed record of exactly `len` bytes starts at `pos`: what a slot says is checked
+  // against the ring before it is read.
+  bool committed_at(std::uint64_t pos, std::uint64_t len) const {
+    const shm::PeekResult p = ring->peek(pos);
+    return p.kind == shm::Peek::committed && p.len == len;
+  }
+
   bool decode(std::uint64_t pos, std::uint64_t len, Event& out) const {
     EventView view;
     if (!ring->decode(ring->at(pos), len, pos, view)) return false;
@@ -221,16 +261,19 @@ struct ConsumerGroup::Impl {
   }
 
   // A transitional slot we hold becomes pending for us (delivered) or acked (filtered).
-  enum class Step { delivered, filtered, nothing, full };
+  enum class Step { delivered, filtered, nothing, full, lost };
   Step finish_dispatch(std::uint64_t k, PendingSlot& s, std::uint64_t pos, std::uint64_t len, Delivery& out) {
+    shm::failpoint(shm::Failpoint::group_mid_dispatch);
     s.pos.store(pos, std::memory_order_relaxed);
     s.next.store(pos + len, std::memory_order_relaxed);
     s.delivered_ns.store(shm::realtime_ns(), std::memory_order_relaxed);
     s.deliveries.store(1, std::memory_order_relaxed);
     if (!decode(pos, len, out.event)) corrupt("event " + std::to_string(pos) + " does not decode");
     const bool wanted = interested(out.event.type);
-    s.tag.store(wanted ? make_tag(k, PendingPhase::pending, me) : make_tag(k, PendingPhase::acked, 0),
-                std::memory_order_release);
+    std::uint64_t held = my_tag(k, PendingPhase::dispatching);
+    if (!s.tag.compare_exchange_strong(held, wanted ? my_tag(k, PendingPhase::pending) : make_tag(k, PendingPhase::acked, 0),
+                                       std::memory_order_acq_rel))
+      return Step::lost;  // taken for gone and adopted meanwhile: the adopter delivers it
     std::uint64_t expected = k;
     h->head.compare_exchange_strong(expected, k + 1, std::memory_order_acq_rel);
     if (!wanted) {
@@ -283,6 +326,7 @@ struct ConsumerGroup::Impl {
     for (int spins = 0;;) {
       const std::uint64_t k = h->head.load(std::memory_order_acquire);
       const std::uint64_t f = h->floor.load(std::memory_order_acquire);
+      check_window(f, k);
       if (f > k) continue;  // our head is stale: the floor never passes the head
       if (k - f >= capacity) {
         retire();
@@ -297,14 +341,17 @@ struct ConsumerGroup::Impl {
         if (!start) continue;
         std::uint64_t pos = 0, len = 0;
         if (locate(*start, pos, len) != Step::delivered) return Step::nothing;
-        if (!s.tag.compare_exchange_strong(t, make_tag(k, PendingPhase::dispatching, me), std::memory_order_acq_rel))
+        if (!s.tag.compare_exchange_strong(t, my_tag(k, PendingPhase::dispatching), std::memory_order_acq_rel))
           continue;
         const Step step = finish_dispatch(k, s, pos, len, out);
-        if (step == Step::filtered) continue;
+        if (step == Step::filtered || step == Step::lost) continue;
         return step;
       }
       if (!tag_is(t, k)) {
-        // Slot k still holds delivery k - capacity, or we raced with the head: look again.
+        // We raced with the head (it moved on): look again. A slot that keeps an older
+        // delivery while the head stays at k is impossible.
+        if (h->head.load(std::memory_order_acquire) == k && Clock::now() > deadline)
+          corrupt("slot of delivery " + std::to_string(k) + " holds another delivery");
         backoff(spins);
         continue;
       }
@@ -313,40 +360,46 @@ struct ConsumerGroup::Impl {
         h->head.compare_exchange_strong(expected, k + 1, std::memory_order_acq_rel);
         continue;
       }
-      // Another member is handing out delivery k. Wait for it, or adopt it if it died. Our own
-      // name here means a process that held it before us died mid-dispatch.
-      if (tag_member(t) == me || orphaned(tag_member(t), std::numeric_limits<std::int64_t>::max())) {
-        if (!s.tag.compare_exchange_strong(t, make_tag(k, PendingPhase::dispatching, me), std::memory_order_acq_rel))
+      // Another member is handing out delivery k. Wait for it, or adopt it if nobody will
+      // finish it (its process died, or the member was reopened since).
+      if (adoptable(tag_member(t), tag_epoch(t))) {
+        if (!s.tag.compare_exchange_strong(t, my_tag(k, PendingPhase::dispatching), std::memory_order_acq_rel))
           continue;
-        const std::optional<std::uint64_t> start = start_of(k);  // valid: the head cannot pass k
+        // The head cannot pass k while slot k is dispatching, so slot k-1 stays delivery k-1;
+        // its tag may still move (acked, retired), which start_of() reports as a miss.
+        std::optional<std::uint64_t> start;
+        for (int tries = 0; !start && tries < 100000; ++tries) start = start_of(k);
         std::uint64_t pos = 0, len = 0;
         if (!start || locate(*start, pos, len) != Step::delivered)
           corrupt("delivery " + std::to_string(k) + " has no committed event");
         const Step step = finish_dispatch(k, s, pos, len, out);
-        if (step == Step::filtered) continue;
+        if (step == Step::filtered || step == Step::lost) continue;
         return step;
       }
-      if (Clock::now() > deadline)
-        throw Error(Errc::timeout, "member '" + std::string(member_name_of(tag_member(t))) + "' of group '" + group +
-                                       "' stayed in the middle of a delivery for over a second");
+      // A live member stays mid-dispatch only for a few stores, unless it is stopped: then
+      // report nothing new rather than fail, and look again on the next call.
+      if (Clock::now() > deadline) return Step::nothing;
       backoff(spins);
     }
   }
 
   // Slot s holds reclaiming(k, me): deliver it again, or dead-letter it past max_deliveries.
   bool redeliver(std::uint64_t k, PendingSlot& s, Delivery& out) {
+    shm::failpoint(shm::Failpoint::group_mid_reclaim);
     const std::uint64_t pos = s.pos.load(std::memory_order_relaxed);
     const std::uint64_t len = s.next.load(std::memory_order_relaxed) - pos;
     const std::uint32_t count = s.deliveries.load(std::memory_order_relaxed) + 1;
-    if (len > ring->max_record() || !decode(pos, len, out.event))
-      corrupt("pending event " + std::to_string(pos) + " does not decode");
+    if (!committed_at(pos, len) || !decode(pos, len, out.event))
+      corrupt("pending event " + std::to_string(pos) + " is not a committed record");
     if (count > h->max_deliveries) {
       dead_letter(k, s, out.event, count - 1);
       return false;
     }
     s.deliveries.store(count, std::memory_order_relaxed);
     s.delivered_ns.store(shm::realtime_ns(), std::memory_order_relaxed);
-    s.tag.store(make_tag(k, PendingPhase::pending, me), std::memory_order_release);
+    std::uint64_t held = my_tag(k, PendingPhase::reclaiming);
+    if (!s.tag.compare_exchange_strong(held, my_tag(k, PendingPhase::pending), std::memory_order_acq_rel))
+      return false;  // taken for gone and adopted meanwhile
     h->counters.redelivered.fetch_add(1, std::memory_order_relaxed);
     out.seq = k;
     out.deliveries = count;
@@ -360,9 +413,10 @@ struct ConsumerGroup::Impl {
                                 " times without an ack\",\"group\":\"" + group + "\",\"event_id\":" +
                                 std::to_string(e.id) + ",\"type\":" + json_quote(e.type) +
                                 ",\"deliveries\":" + std::to_string(deliveries) + "}";
-    h->counters.dead_lettered.fetch_add(1, std::memory_order_relaxed);
     const bool posted = publish_error(e, payload);
-    s.tag.store(make_tag(k, PendingPhase::acked, 0), std::memory_order_release);
+    std::uint64_t held = my_tag(k, PendingPhase::reclaiming);
+    if (!s.tag.compare_exchange_strong(held, make_tag(k, PendingPhase::acked, 0), std::memory_order_acq_rel)) return;
+    h->counters.dead_lettered.fetch_add(1, std::memory_order_relaxed);
     retire();
     if (!posted) publish_error(e, payload);
   }
@@ -381,7 +435,9 @@ struct ConsumerGroup::Impl {
     std::size_t got = 0;
     const std::int64_t now = shm::realtime_ns();
     const std::uint64_t head = h->head.load(std::memory_order_acquire);
-    for (std::uint64_t k = h->floor.load(std::memory_order_acquire); k < head && got < count; ++k) {
+    const std::uint64_t floor = h->floor.load(std::memory_order_acquire);
+    check_window(floor, head);
+    for (std::uint64_t k = floor; k < head && got < count; ++k) {
       PendingSlot& s = slot(k);
       std::uint64_t t = s.tag.load(std::memory_order_acquire);
       if (!tag_is(t, k)) continue;
@@ -389,13 +445,13 @@ struct ConsumerGroup::Impl {
       if (ph != PendingPhase::pending && ph != PendingPhase::receipted && ph != PendingPhase::reclaiming) continue;
       const std::uint32_t owner = tag_member(t);
       auto eligible = [&] {
+        if (ph == PendingPhase::reclaiming) return adoptable(owner, tag_epoch(t));
         const std::int64_t at = s.delivered_ns.load(std::memory_order_acquire);
-        if (ph == PendingPhase::reclaiming) return owner != me && orphaned(owner, std::numeric_limits<std::int64_t>::max());
-        return orphaned(owner, at) || (min_idle && now - at >= std::chrono::nanoseconds(*min_idle).count());
+        return orphaned(owner, tag_epoch(t)) || (min_idle && now - at >= std::chrono::nanoseconds(*min_idle).count());
       };
       if (!eligible()) continue;
       const std::uint64_t target =
-          ph == PendingPhase::receipted ? make_tag(k, PendingPhase::acked, 0) : make_tag(k, PendingPhase::reclaiming, me);
+          ph == PendingPhase::receipted ? make_tag(k, PendingPhase::acked, 0) : my_tag(k, PendingPhase::reclaiming);
       if (!s.tag.compare_exchange_strong(t, target, std::memory_order_acq_rel)) continue;
       if (ph == PendingPhase::receipted) {
         h->counters.receipts_honoured.fetch_add(1, std::memory_order_relaxed);
@@ -405,7 +461,8 @@ struct ConsumerGroup::Impl {
       // The tag may have come round to the same value (the owner itself reclaimed it): now
       // that nobody else can touch the slot, check again.
       if (!eligible()) {
-        s.tag.store(t, std::memory_order_release);
+        std::uint64_t held = target;
+        s.tag.compare_exchange_strong(held, t, std::memory_order_acq_rel);
         continue;
       }
       Delivery d;
@@ -418,21 +475,25 @@ struct ConsumerGroup::Impl {
   }
 
   std::uint32_t join(std::string_view name);
+  void release() noexcept;
 
   void require_member(const char* what) const {
     if (me == coord::kNoMember)
       throw Error(Errc::invalid_argument, std::string("an observer of group '") + group + "' cannot " + what +
                                               "; open it with a member name");
+    if (left) throw Error(Errc::invalid_argument, "member '" + member_name + "' has left group '" + group + "'");
   }
 };
 
 // ---- membership ---------------------------------------------------------------------------
 
+// Takes the member named `name` for this process (the actor) and owner: an existing entry,
+// or a new one. Conflict when another live process has the handle, or another live owner
+// keeps the name.
 std::uint32_t ConsumerGroup::Impl::join(std::string_view name) {
   const std::uint64_t writing = coord::kMemberWriting | static_cast<std::uint32_t>(::getpid());
   const auto deadline = Clock::now() + kSettleWait;
   for (int spins = 0;;) {
-    // An existing member of that name: ours again, or inherited from a dead process.
     bool unsettled = false;
     std::int64_t free_entry = -1;
     for (std::uint32_t i = 0; i < max_members; ++i) {
@@ -449,13 +510,23 @@ std::uint32_t ConsumerGroup::Impl::join(std::string_view name) {
       }
       if (st != coord::kMemberReady) corrupt("member entry " + std::to_string(i) + " has a bad state");
       if (member_name_of(i) != name) continue;
+      std::uint64_t actor = e.actor.load(std::memory_order_acquire);
+      if (actor != 0 && shm::owner_alive(actor))
+        throw Error(Errc::conflict, "member '" + std::string(name) + "' of group '" + group + "' is open in pid " +
+                                        std::to_string(actor >> 32));
+      if (!e.actor.compare_exchange_strong(actor, my_actor, std::memory_order_acq_rel)) continue;
       std::uint64_t owner = e.owner.load(std::memory_order_acquire);
-      if (owner == my_owner) return i;
-      if (owner != 0 && shm::owner_alive(owner))
-        throw Error(Errc::conflict, "member '" + std::string(name) + "' of group '" + group + "' is in use by pid " +
-                                        std::to_string(owner >> 32));
-      if (!e.owner.compare_exchange_strong(owner, my_owner, std::memory_order_acq_rel)) continue;
-      e.adopted_ns.store(shm::realtime_ns(), std::memory_order_release);
+      if (owner != my_owner) {
+        if (owner != 0 && shm::owner_alive(owner)) {
+          e.actor.store(0, std::memory_order_release);
+          throw Error(Errc::conflict, "member '" + std::string(name) + "' of group '" + group +
+                                          "' belongs to the session of pid " + std::to_string(owner >> 32));
+        }
+        e.owner_epoch.fetch_add(1, std::memory_order_acq_rel);  // its pending events are orphans now
+        e.owner.store(my_owner, std::memory_order_release);
+      }
+      my_incarnation = (e.incarnation.fetch_add(1, std::memory_order_acq_rel) + 1) & 0xf;
+      my_owner_epoch = e.owner_epoch.load(std::memory_order_acquire) & 0xf;
       return i;
     }
     if (unsettled) {
@@ -473,17 +544,24 @@ std::uint32_t ConsumerGroup::Impl::join(std::string_view name) {
       continue;
     std::copy_n(name.data(), name.size(), e.name);
     e.name_len = static_cast<std::uint32_t>(name.size());
-    e.adopted_ns.store(shm::realtime_ns(), std::memory_order_relaxed);
-    e.owner.store(my_owner, std::memory_order_relaxed);
+    e.owner_epoch.store(0, std::memory_order_relaxed);
+    e.incarnation.store(0, std::memory_order_relaxed);
+    e.owner.store(0, std::memory_order_relaxed);
+    e.actor.store(0, std::memory_order_relaxed);
     e.state.store(coord::kMemberReady, std::memory_order_seq_cst);
     // Two processes adding the same name at once: the lower entry wins, the other backs out.
+    // Either way the next pass takes the surviving entry like any existing one.
     bool duplicate = false;
     for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(free_entry) && !duplicate; ++i)
       duplicate = members[i].state.load(std::memory_order_seq_cst) == coord::kMemberReady && member_name_of(i) == name;
-    if (!duplicate) return static_cast<std::uint32_t>(free_entry);
-    e.owner.store(0, std::memory_order_relaxed);
-    e.state.store(0, std::memory_order_release);
+    if (duplicate) e.state.store(0, std::memory_order_release);
   }
+}
+
+void ConsumerGroup::Impl::release() noexcept {
+  if (me >= max_members) return;
+  std::uint64_t mine = my_actor;
+  members[me].actor.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
 }
 
 ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view member, const GroupOptions& o) {
@@ -567,13 +645,22 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
   if (o.owner_pid > 0 && owner.start_time == 0)
     throw Error(Errc::invalid_argument, "owner process " + std::to_string(o.owner_pid) + " does not exist");
   g.my_owner = shm::pack_owner(owner);
+  g.my_actor = shm::pack_owner(shm::self_process());
   g.me = member.empty() ? static_cast<std::uint32_t>(coord::kNoMember) : g.join(member);
   impl_ = std::move(impl);
 }
 
 ConsumerGroup::ConsumerGroup(ConsumerGroup&&) noexcept = default;
-ConsumerGroup& ConsumerGroup::operator=(ConsumerGroup&&) noexcept = default;
-ConsumerGroup::~ConsumerGroup() = default;
+ConsumerGroup& ConsumerGroup::operator=(ConsumerGroup&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->release();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+ConsumerGroup::~ConsumerGroup() {
+  if (impl_) impl_->release();
+}
 
 const std::string& ConsumerGroup::member() const noexcept { return impl_->member_name; }
 
@@ -606,16 +693,19 @@ std::optional<Delivery> ConsumerGroup::read(std::chrono::nanoseconds timeout) {
     }
     // Sleep until a publish, bounded so that orphans and stalled claims are still looked at.
     const std::uint32_t seq = g.ring->publish_seq();
-    g.ring->add_waiter();
+    struct Waiter {
+      shm::Ring& ring;
+      explicit Waiter(shm::Ring& r) : ring(r) { ring.add_waiter(); }
+      ~Waiter() { ring.remove_waiter(); }
+    } waiter(*g.ring);
     const Impl::Step again = g.dispatch(out);
+    if (again == Impl::Step::delivered) return out;
     if (again == Impl::Step::nothing) {
       auto left = std::min<Clock::duration>(deadline - Clock::now(), kOrphanScanBlocked);
       if (g.stall_pos != ~0ull) left = std::min<Clock::duration>(left, g.ring->timeouts().stall);
       g.ring->wait_for_publish(seq, std::chrono::duration_cast<std::chrono::nanoseconds>(left));
       g.next_orphan_scan = Clock::now();
     }
-    g.ring->remove_waiter();
-    if (again == Impl::Step::delivered) return out;
   }
 }
 
@@ -639,13 +729,19 @@ bool settle(ConsumerGroup::Impl& g, std::uint64_t k, EventId id, std::uint64_t t
     if (!tag_is(t, k) || s.pos.load(std::memory_order_acquire) != id || !tag_is(s.tag.load(std::memory_order_acquire), k))
       return false;
     const PendingPhase ph = tag_phase(t);
-    if (ph == PendingPhase::reclaiming && !g.orphaned(tag_member(t), std::numeric_limits<std::int64_t>::max())) {
+    if (ph == PendingPhase::reclaiming) {
+      // Another member is mid-redelivery: ack what it ends with. A reclaimer that will never
+      // finish leaves the event pending: an ack may settle it directly.
+      if (!only_mine && g.adoptable(tag_member(t), tag_epoch(t))) {
+        if (s.tag.compare_exchange_strong(t, target, std::memory_order_acq_rel)) return true;
+        continue;
+      }
       if (Clock::now() > deadline) return false;
-      backoff(spins);  // another member is mid-redelivery: ack what it ends with
+      backoff(spins);
       continue;
     }
     if (ph != PendingPhase::pending && ph != PendingPhase::receipted) return false;
-    if (only_mine && (ph != PendingPhase::pending || tag_member(t) != g.me)) return false;
+    if (only_mine && t != g.my_tag(k, PendingPhase::pending)) return false;
     if (s.tag.compare_exchange_strong(t, target, std::memory_order_acq_rel)) return true;
   }
 }
@@ -677,7 +773,7 @@ void ConsumerGroup::record_receipt(EventId id) {
   const std::uint64_t head = g.h->head.load(std::memory_order_acquire);
   for (std::uint64_t k = g.h->floor.load(std::memory_order_acquire); k < head; ++k)
     if (g.slot(k).pos.load(std::memory_order_acquire) == id &&
-        settle(g, k, id, make_tag(k, PendingPhase::receipted, g.me), true))
+        settle(g, k, id, g.my_tag(k, PendingPhase::receipted), true))
       return;
   throw Error(Errc::conflict, "event " + std::to_string(id) + " is not pending for member '" + g.member_name +
                                   "' of group '" + g.group + "'");
@@ -686,7 +782,7 @@ void ConsumerGroup::record_receipt(EventId id) {
 void ConsumerGroup::record_receipt(const Delivery& d) {
   Impl& g = *impl_;
   g.require_member("record a receipt");
-  if (!settle(g, d.seq, d.event.id, make_tag(d.seq, PendingPhase::receipted, g.me), true))
+  if (!settle(g, d.seq, d.event.id, g.my_tag(d.seq, PendingPhase::receipted), true))
     throw Error(Errc::conflict, "event " + std::to_string(d.event.id) + " is no longer pending for member '" +
                                     g.member_name + "' of group '" + g.group + "'");
 }
@@ -702,7 +798,8 @@ bool ConsumerGroup::process(std::chrono::nanoseconds timeout, const std::functio
     return true;
   }
   shm::failpoint(shm::Failpoint::group_before_receipt);
-  record_receipt(*d);
+  // Taken over meanwhile (idle past someone's autoclaim): its new holder settles it.
+  if (!settle(*impl_, d->seq, d->event.id, impl_->my_tag(d->seq, PendingPhase::receipted), true)) return true;
   shm::failpoint(shm::Failpoint::group_before_ack);
   ack(*d);
   return true;
@@ -710,7 +807,8 @@ bool ConsumerGroup::process(std::chrono::nanoseconds timeout, const std::functio
 
 void ConsumerGroup::leave() {
   Impl& g = *impl_;
-  if (g.me == coord::kNoMember) return;
+  if (g.me == coord::kNoMember || g.left) return;
+  g.left = true;
   std::uint64_t owner = g.my_owner;
   g.members[g.me].owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
 }
@@ -721,23 +819,28 @@ std::vector<PendingEntry> ConsumerGroup::pending(std::size_t n) const {
   const Impl& g = *impl_;
   std::vector<PendingEntry> out;
   const std::uint64_t head = g.h->head.load(std::memory_order_acquire);
-  for (std::uint64_t k = g.h->floor.load(std::memory_order_acquire); k < head && out.size() < n; ++k) {
+  const std::uint64_t floor = g.h->floor.load(std::memory_order_acquire);
+  g.check_window(floor, head);
+  for (std::uint64_t k = floor; k < head && out.size() < n; ++k) {
     PendingSlot& s = g.slot(k);
     const std::uint64_t t = s.tag.load(std::memory_order_acquire);
     const PendingPhase ph = tag_phase(t);
-    if (!tag_is(t, k) || (ph != PendingPhase::pending && ph != PendingPhase::receipted)) continue;
+    if (!tag_is(t, k) || (ph != PendingPhase::pending && ph != PendingPhase::receipted && ph != PendingPhase::reclaiming))
+      continue;
     PendingEntry e;
     e.seq = k;
     e.id = s.pos.load(std::memory_order_acquire);
     e.delivered_ns = s.delivered_ns.load(std::memory_order_acquire);
     e.deliveries = s.deliveries.load(std::memory_order_acquire);
     const std::uint64_t len = s.next.load(std::memory_order_acquire) - e.id;
-    if (shm::load_after_reads(s.tag) != t) continue;  // moved on while we looked
-    e.owner = std::string(g.member_name_of(tag_member(t)));
-    e.owner_alive = !g.orphaned(tag_member(t), e.delivered_ns);
-    e.receipt = ph == PendingPhase::receipted;
     Event ev;
-    if (len <= g.ring->max_record() && g.decode(e.id, len, ev)) e.type = std::move(ev.type);
+    const bool decoded = g.committed_at(e.id, len) && g.decode(e.id, len, ev);
+    if (shm::load_after_reads(s.tag) != t) continue;  // moved on while we looked: the copy may be torn
+    e.owner = std::string(g.member_name_of(tag_member(t)));
+    e.owner_alive = ph == PendingPhase::reclaiming ? !g.adoptable(tag_member(t), tag_epoch(t))
+                                                   : !g.orphaned(tag_member(t), tag_epoch(t));
+    e.receipt = ph == PendingPhase::receipted;
+    if (decoded) e.type = std::move(ev.type);
     out.push_back(std::move(e));
   }
   return out;

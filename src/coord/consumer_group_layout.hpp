@@ -8,7 +8,7 @@
 //
 // A slot's tag says which delivery it holds and in what state, moved only by CAS:
 //
-//   [seq mod 2^46 | member:10 | phase:4 | reserved:4]
+//   [seq mod 2^46 | member:10 | phase:4 | epoch:4]
 //
 //   free(k)               ready to hold delivery k
 //   dispatching(k, m)     member m is filling in delivery k (position, time, count)
@@ -17,9 +17,17 @@
 //   receipted(k, m)       m recorded that the work is done; the ack is still missing
 //   acked(k)              done; retired when the floor reaches it (-> free(k + capacity))
 //
-// Transitional phases (dispatching, reclaiming) are left only by their member, or by whoever
-// finds that member's process dead and adopts the slot. The slot's other words are written
-// only by the member holding a transitional phase, and read under a tag re-check (seqlock).
+// A member has one *actor* at a time (the process holding its handle) and an *owner* (the
+// process whose life keeps its pending events: the actor, or the agent's session for the CLI).
+// In a transitional phase the epoch is the member's incarnation (bumped whenever a process
+// takes the member's handle); in pending/receipted it is the member's owner epoch (bumped when
+// a new owner takes the name over). So:
+//  * a transitional slot may be adopted once its actor is dead or gone, or the member has been
+//    reopened since (the epoch no longer matches): nobody is finishing it;
+//  * a pending slot is orphaned once its owner left or died, or the name has a new owner.
+// Transitional phases are left only by CAS from the exact tag held, so an actor wrongly taken
+// for dead loses its work instead of overwriting an adopter's. The slot's other words are
+// written only by the holder of a transitional phase, and read under a tag re-check (seqlock).
 #pragma once
 
 #include <atomic>
@@ -28,7 +36,7 @@
 namespace agentbus::coord {
 
 inline constexpr std::uint64_t kGroupMagic = 0x3150524753554241ull;  // "ABUSGRP1"
-inline constexpr std::uint32_t kGroupVersion = 1;
+inline constexpr std::uint32_t kGroupVersion = 2;
 inline constexpr std::uint32_t kMaxGroupMembers = 256;
 inline constexpr std::size_t kGroupNameBytes = 64;
 inline constexpr std::size_t kInterestBytes = 1024;  // comma-separated types, or "*"
@@ -41,12 +49,14 @@ inline constexpr std::uint64_t kSeqBits = 46;
 inline constexpr std::uint64_t kSeqMask = (1ull << kSeqBits) - 1;
 inline constexpr std::uint64_t kNoMember = 0x3ff;
 
-inline constexpr std::uint64_t make_tag(std::uint64_t seq, PendingPhase phase, std::uint64_t member) {
-  return ((seq & kSeqMask) << 18) | ((member & 0x3ff) << 8) | (static_cast<std::uint64_t>(phase) << 4);
+inline constexpr std::uint64_t make_tag(std::uint64_t seq, PendingPhase phase, std::uint64_t member,
+                                        std::uint64_t epoch = 0) {
+  return ((seq & kSeqMask) << 18) | ((member & 0x3ff) << 8) | (static_cast<std::uint64_t>(phase) << 4) | (epoch & 0xf);
 }
 inline constexpr bool tag_is(std::uint64_t tag, std::uint64_t seq) { return (tag >> 18) == (seq & kSeqMask); }
 inline constexpr PendingPhase tag_phase(std::uint64_t tag) { return static_cast<PendingPhase>((tag >> 4) & 0xf); }
 inline constexpr std::uint32_t tag_member(std::uint64_t tag) { return static_cast<std::uint32_t>((tag >> 8) & 0x3ff); }
+inline constexpr std::uint32_t tag_epoch(std::uint64_t tag) { return static_cast<std::uint32_t>(tag & 0xf); }
 
 struct GroupCountersShm {
   std::atomic<std::uint64_t> redelivered, filtered, dead_lettered, receipts_honoured;
@@ -73,8 +83,10 @@ inline constexpr std::uint64_t kMemberReady = 2ull << 62;
 
 struct alignas(64) Member {
   std::atomic<std::uint64_t> state;
-  std::atomic<std::uint64_t> owner;        // pack_owner() of its process; 0: left
-  std::atomic<std::int64_t> adopted_ns;    // deliveries to this name before this are orphans
+  std::atomic<std::uint64_t> owner;        // pack_owner(): keeps its pending events; 0: left
+  std::atomic<std::uint64_t> actor;        // pack_owner() of the process holding the handle; 0: none
+  std::atomic<std::uint32_t> owner_epoch;  // bumped when a new owner takes the name over
+  std::atomic<std::uint32_t> incarnation;  // bumped whenever a process takes the handle
   std::uint32_t name_len;
   char name[kGroupNameBytes];
 };

@@ -22,7 +22,8 @@ struct Config {
 constexpr std::size_t kCount = static_cast<std::size_t>(Failpoint::count_);
 constexpr std::array<std::string_view, kCount> kNames{"before_stamp",      "after_claim",
                                                       "before_commit",     "scratch_mid_write",
-                                                      "group_before_receipt", "group_before_ack"};
+                                                      "group_before_receipt", "group_before_ack",
+                                                      "group_mid_dispatch", "group_mid_reclaim"};
 std::array<Config, kCount> configs;
 
 bool parse(std::string_view rest) {

@@ -7,7 +7,8 @@
 // its header), after_claim (header stamped, body not written), before_commit (body written),
 // scratch_mid_write (a scratchpad writer with half of a value's blocks written),
 // group_before_receipt (a group worker that did its work, no receipt yet), group_before_ack
-// (receipt recorded, ack not sent).
+// (receipt recorded, ack not sent), group_mid_dispatch (a group member holding a delivery it is
+// handing out), group_mid_reclaim (a group member holding an event it is taking over).
 // When the variable is unset, each check is one relaxed load of a process-local flag.
 #pragma once
 
@@ -17,7 +18,8 @@
 namespace agentbus::shm {
 
 enum class Failpoint {
-  before_stamp, after_claim, before_commit, scratch_mid_write, group_before_receipt, group_before_ack, count_
+  before_stamp, after_claim, before_commit, scratch_mid_write, group_before_receipt, group_before_ack,
+  group_mid_dispatch, group_mid_reclaim, count_
 };
 
 namespace detail {

@@ -305,7 +305,13 @@ TEST(ConsumerGroup, NamesAreCheckedAndALiveMemberNameIsNotShared) {
   // A member held by another live process (a session that a CLI call joined for).
   ChildProcess session({"/bin/sleep", "30"});
   ConsumerGroup(room, "g", "w", {.owner_pid = session.pid()});
-  expect_error([&] { ConsumerGroup(room, "g", "w"); }, Errc::conflict, "in use by pid " + std::to_string(session.pid()));
+  expect_error([&] { ConsumerGroup(room, "g", "w"); }, Errc::conflict,
+               "belongs to the session of pid " + std::to_string(session.pid()));
+  // One handle per member at a time, even within one process.
+  ConsumerGroup x(room, "g", "x");
+  expect_error([&] { ConsumerGroup(room, "g", "x"); }, Errc::conflict, "is open in pid " + std::to_string(::getpid()));
+  // Consumer groups' gates are not for subscriptions.
+  expect_error([&] { (void)room.subscribe({.durable_name = "group.g"}); }, Errc::invalid_argument, "consumer groups");
   // Once that session is gone, the name is free again and its pending events are inherited.
   ::kill(session.pid(), SIGKILL);
   session.wait(5s);
@@ -400,6 +406,46 @@ TEST(ConsumerGroupProcesses, WorkerKilledAfterItsReceiptIsNotRunAgain) {
   EXPECT_EQ(observer.info().counters.receipts_honoured, 1u);
   std::remove(w1.outfile.c_str());
   std::remove(w2.outfile.c_str());
+}
+
+TEST(ConsumerGroupProcesses, ReclaimerKilledMidwayIsFinishedByTheNextProcessOfItsName) {
+  TestBus bus("group-midreclaim");
+  Room room = bus->room("r");
+  ConsumerGroup observer(room, "g", "", {.interests = {"job"}});
+  Worker w1 = start_worker(bus, "w1", "group_before_receipt=kill");
+  const EventId id = room.publish("job", "p", "j0").id;
+  EXPECT_EQ(w1.process->wait(10s), 128 + SIGKILL);
+  // w2 takes over w1's event and is killed while holding it half taken over.
+  Worker w2 = start_worker(bus, "w2", "group_mid_reclaim=kill");
+  EXPECT_EQ(w2.process->wait(10s), 128 + SIGKILL);
+  ASSERT_EQ(observer.pending().size(), 1u);
+  EXPECT_FALSE(observer.pending()[0].owner_alive);
+  // A new process under the same name finishes it: nothing is stuck.
+  Worker again = start_worker(bus, "w2");
+  ASSERT_TRUE(eventually([&] { return observer.pending().empty(); }, 10s));
+  stop(again);
+  // w1's run, then the new w2's (which writes to the old w2's file: the same name).
+  ASSERT_EQ(w2.outfile, again.outfile);
+  EXPECT_EQ(work_done({w1.outfile, again.outfile}).at(id), 2);
+  for (const std::string& f : {w1.outfile, again.outfile}) std::remove(f.c_str());
+}
+
+TEST(ConsumerGroupProcesses, CliReadKilledMidDispatchDoesNotHoldUpOthers) {
+  TestBus bus("group-middispatch");
+  Room room = bus->room("r");
+  ConsumerGroup other(room, "g", "other");
+  const EventId id = room.publish("job", "p", "j0").id;
+  ChildProcess session({"/bin/sleep", "30"});
+  ChildProcess read({cli(), "--bus", bus.name(), "--room", "r", "--session-pid", std::to_string(session.pid()),
+                     "group", "read", "g", "--member", "c1"},
+                    {"AGENTBUS_FAILPOINTS=group_mid_dispatch=kill"});
+  EXPECT_EQ(read.wait(10s), 128 + SIGKILL);
+  // c1's session lives on, but the process handing the event out is gone: another member
+  // adopts the half-done delivery at once.
+  const auto d = other.read(2s);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->event.id, id);
+  EXPECT_EQ(d->deliveries, 1u);
 }
 
 TEST(ConsumerGroupProcesses, WorkersKilledAtRandomLoseNothing) {
