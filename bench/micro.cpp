@@ -7,6 +7,10 @@
 //  * SpinPair/<b>           a publisher thread and a spinning durable reader thread: the
 //                           cross-core hand-off (on this 2-vCPU VM, sensitive to placement).
 //  * Recent10               Room::recent(10) on a room holding ~1000 events.
+//  * ClaimComplete          TaskBoard claim + complete of a posted task (the complete publishes
+//                           TASK_DONE); tasks are posted outside the timed region.
+//  * StatusPost             StatusBus::post with a short detail and no subscriber.
+//  * GroupReadAck           ConsumerGroup read + ack of an already published event.
 // The cross-process comparison with other systems is tools/agentbus-bench, not this.
 #include <agentbus/agentbus.hpp>
 
@@ -16,6 +20,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 #include <unistd.h>
 
 namespace {
@@ -132,5 +137,56 @@ void BM_Recent10(benchmark::State& state) {
 BENCHMARK(BM_Recent10);
 
 }  // namespace
+
+void BM_ClaimComplete(benchmark::State& state) {
+  agentbus::TaskBoardOptions o;
+  o.task_capacity = 8192;
+  o.max_payload_bytes = 64;
+  static int run = 0;  // the framework calls this again per iteration count: a fresh board each time
+  agentbus::TaskBoard board(micro_bus().room("tasks-" + std::to_string(run++)), o);
+  board.register_task({"job", "micro", "", ""});
+  std::vector<agentbus::EventId> ids;
+  std::size_t next = 0;
+  for (auto _ : state) {
+    if (next == ids.size()) {
+      state.PauseTiming();
+      ids.clear();
+      for (int i = 0; i < 4096; ++i) ids.push_back(board.post_task("job", "poster", "{}"));
+      next = 0;
+      state.ResumeTiming();
+    }
+    const agentbus::Claim c = board.claim(ids[next], "worker");
+    board.complete(ids[next++], c.token, "ok");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ClaimComplete);
+
+void BM_StatusPost(benchmark::State& state) {
+  agentbus::StatusBus status(micro_bus().room("status"));
+  for (auto _ : state) {
+    auto r = status.post("exec", "search_google", agentbus::StatusLevel::ok, "Found 7 results", "{}");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_StatusPost);
+
+void BM_GroupReadAck(benchmark::State& state) {
+  auto room = micro_bus().room("group");
+  agentbus::ConsumerGroup group(room, "g", "m");
+  const std::string payload(64, 'x');
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (int i = 0; i < 256; ++i) room.publish("job", "p", payload);
+    state.ResumeTiming();
+    for (int i = 0; i < 256; ++i) {
+      auto d = group.read(std::chrono::nanoseconds::zero());
+      group.ack(*d);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * 256);
+}
+BENCHMARK(BM_GroupReadAck);
 
 BENCHMARK_MAIN();
