@@ -176,10 +176,17 @@ struct ConsumerGroup::Impl {
     return make_tag(k, p, me, transitional ? my_incarnation : my_owner_epoch);
   }
 
-  // head - floor beyond the capacity means the words are not ours to trust.
-  void check_window(std::uint64_t floor, std::uint64_t head) const {
-    if (floor > head + capacity || (head > floor && head - floor > capacity))
-      corrupt("floor " + std::to_string(floor) + " and head " + std::to_string(head) + " are too far apart");
+  // The floor and the head, read in that order so that floor <= head. At any instant
+  // head - floor <= capacity, but the floor may move between the two loads, so only a gap
+  // that persists across many reads means the words are not ours to trust.
+  std::pair<std::uint64_t, std::uint64_t> window() const {
+    std::uint64_t floor = 0, head = 0;
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      floor = h->floor.load(std::memory_order_acquire);
+      head = h->head.load(std::memory_order_acquire);
+      if (floor <= head && head - floor <= capacity) return {floor, head};
+    }
+    corrupt("floor " + std::to_string(floor) + " and head " + std::to_string(head) + " are too far apart");
   }
 
   bool interested(std::string_view type) const {
@@ -324,10 +331,7 @@ struct ConsumerGroup::Impl {
   Step dispatch(Delivery& out) {
     const auto deadline = Clock::now() + kSettleWait;
     for (int spins = 0;;) {
-      const std::uint64_t k = h->head.load(std::memory_order_acquire);
-      const std::uint64_t f = h->floor.load(std::memory_order_acquire);
-      check_window(f, k);
-      if (f > k) continue;  // our head is stale: the floor never passes the head
+      const auto [f, k] = window();
       if (k - f >= capacity) {
         retire();
         if (h->floor.load(std::memory_order_acquire) == f && h->head.load(std::memory_order_acquire) == k)
@@ -434,9 +438,7 @@ struct ConsumerGroup::Impl {
                       std::vector<Delivery>& out) {
     std::size_t got = 0;
     const std::int64_t now = shm::realtime_ns();
-    const std::uint64_t head = h->head.load(std::memory_order_acquire);
-    const std::uint64_t floor = h->floor.load(std::memory_order_acquire);
-    check_window(floor, head);
+    const auto [floor, head] = window();
     for (std::uint64_t k = floor; k < head && got < count; ++k) {
       PendingSlot& s = slot(k);
       std::uint64_t t = s.tag.load(std::memory_order_acquire);
@@ -757,8 +759,8 @@ AckResult ConsumerGroup::ack(const Delivery& d) {
 
 AckResult ConsumerGroup::ack(EventId id) {
   Impl& g = *impl_;
-  const std::uint64_t head = g.h->head.load(std::memory_order_acquire);
-  for (std::uint64_t k = g.h->floor.load(std::memory_order_acquire); k < head; ++k) {
+  const auto [floor, head] = g.window();
+  for (std::uint64_t k = floor; k < head; ++k) {
     if (g.slot(k).pos.load(std::memory_order_acquire) != id) continue;
     if (!settle(g, k, id, make_tag(k, PendingPhase::acked, 0), false)) continue;
     g.retire();
@@ -770,8 +772,8 @@ AckResult ConsumerGroup::ack(EventId id) {
 void ConsumerGroup::record_receipt(EventId id) {
   Impl& g = *impl_;
   g.require_member("record a receipt");
-  const std::uint64_t head = g.h->head.load(std::memory_order_acquire);
-  for (std::uint64_t k = g.h->floor.load(std::memory_order_acquire); k < head; ++k)
+  const auto [floor, head] = g.window();
+  for (std::uint64_t k = floor; k < head; ++k)
     if (g.slot(k).pos.load(std::memory_order_acquire) == id &&
         settle(g, k, id, g.my_tag(k, PendingPhase::receipted), true))
       return;
@@ -818,9 +820,7 @@ void ConsumerGroup::leave() {
 std::vector<PendingEntry> ConsumerGroup::pending(std::size_t n) const {
   const Impl& g = *impl_;
   std::vector<PendingEntry> out;
-  const std::uint64_t head = g.h->head.load(std::memory_order_acquire);
-  const std::uint64_t floor = g.h->floor.load(std::memory_order_acquire);
-  g.check_window(floor, head);
+  const auto [floor, head] = g.window();
   for (std::uint64_t k = floor; k < head && out.size() < n; ++k) {
     PendingSlot& s = g.slot(k);
     const std::uint64_t t = s.tag.load(std::memory_order_acquire);
