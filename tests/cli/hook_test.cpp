@@ -236,6 +236,20 @@ TEST_F(cli_hook, bad_input_prints_nothing_and_exits_0) {
   EXPECT_NE(dbg.err.find("agentbus hook:"), std::string::npos) << dbg.err;
 }
 
+TEST_F(cli_hook, bad_global_options_print_nothing_and_exit_0) {
+  // A malformed bus name from the environment, or an unknown flag: still never a failure.
+  const CliResult bad_bus = cli_test::run_cli({{"hook", "session-start"}, {{"AGENTBUS_BUS", "bad/name"}}, input("s"), {}});
+  EXPECT_EQ(bad_bus.exit_code, 0);
+  EXPECT_EQ(bad_bus.out, "");
+  EXPECT_EQ(bad_bus.err, "");
+  const CliResult bad_flag = run({"hook", "user-prompt-submit", "--no-such-flag"}, input("s"));
+  EXPECT_EQ(bad_flag.exit_code, 0);
+  EXPECT_EQ(bad_flag.out, "");
+  EXPECT_EQ(bad_flag.err, "");
+  // Other commands still report them.
+  EXPECT_EQ(cli_test::run_cli({{"info"}, {{"AGENTBUS_BUS", "bad/name"}}, {}, {}}).exit_code, 2);
+}
+
 TEST_F(cli_hook, digest_then_delta_with_a_fake_session) {
   const std::string session = "0b7c1e9a-5f2d-4c1e-9a7b-" + std::to_string(getpid());
   post("NOTE", "bob was here first", {"--agent", "bob"});

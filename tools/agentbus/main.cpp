@@ -9,6 +9,9 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <exception>
 
 namespace {
@@ -34,6 +37,21 @@ Examples:
   agentbus tail --follow --json
   agentbus --repo api --branch dev tail -n 5
   agentbus info)";
+
+// A hook must never fail the agent's session (docs/hooks.md): even a malformed global option
+// or environment variable ends it quietly, exit 0, with one line on stderr only when
+// AGENTBUS_HOOK_DEBUG is set.
+bool invoked_as_hook(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string_view(argv[i]) == "hook") return true;
+  return false;
+}
+
+int quiet_hook_exit(const char* why) {
+  if (const char* debug = std::getenv("AGENTBUS_HOOK_DEBUG"); debug != nullptr && *debug != '\0')
+    std::fprintf(stderr, "agentbus hook: %s\n", why);
+  return 0;
+}
 
 }  // namespace
 
@@ -81,9 +99,11 @@ int main(int argc, char** argv) {
   add_hook_commands(app, g, commands);
   add_top_commands(app, g, commands);
 
+  const bool as_hook = invoked_as_hook(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (as_hook) return quiet_hook_exit(e.what());
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
 
@@ -96,6 +116,7 @@ int main(int argc, char** argv) {
   } catch (const StdoutClosed&) {
     return 0;
   } catch (const Error& e) {
+    if (as_hook) return quiet_hook_exit(e.what());
     report_error(e.what());
     switch (e.code()) {
       case Errc::bad_name: return kExitUsage;
@@ -105,6 +126,7 @@ int main(int argc, char** argv) {
       default: return kExitFailure;
     }
   } catch (const std::exception& e) {
+    if (as_hook) return quiet_hook_exit(e.what());
     report_error(e.what());
     return kExitFailure;
   }
