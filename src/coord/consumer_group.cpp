@@ -10,6 +10,7 @@
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
 #include "shm/slot_table.hpp"
+#include "util/json_text.hpp"
 
 #include <agentbus/error.hpp>
 #include <agentbus/names.hpp>
@@ -82,25 +83,6 @@ std::vector<std::string> split_interests(std::string_view joined) {
   return out;
 }
 
-// A JSON string literal for names and messages we generate (group names are plain; an
-// exception's text may hold anything).
-std::string json_quote(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 void assign(Event& out, const EventView& v) {
   out.id = v.id;
@@ -415,7 +397,7 @@ struct ConsumerGroup::Impl {
   void dead_letter(std::uint64_t k, PendingSlot& s, const Event& e, std::uint32_t deliveries) {
     const std::string payload = "{\"error\":\"delivered " + std::to_string(deliveries) +
                                 " times without an ack\",\"group\":\"" + group + "\",\"event_id\":" +
-                                std::to_string(e.id) + ",\"type\":" + json_quote(e.type) +
+                                std::to_string(e.id) + ",\"type\":" + util::json_string(e.type) +
                                 ",\"deliveries\":" + std::to_string(deliveries) + "}";
     const bool posted = publish_error(e, payload);
     std::uint64_t held = my_tag(k, PendingPhase::reclaiming);
@@ -795,7 +777,7 @@ bool ConsumerGroup::process(std::chrono::nanoseconds timeout, const std::functio
   try {
     work(d->event);
   } catch (const std::exception& e) {
-    impl_->publish_error(d->event, std::string("{\"error\":") + json_quote(e.what()) + "}");
+    impl_->publish_error(d->event, std::string("{\"error\":") + util::json_string(e.what()) + "}");
     ack(*d);
     return true;
   }

@@ -46,6 +46,7 @@
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 #include "shm/slot_table.hpp"
+#include "util/json_text.hpp"
 
 #include <agentbus/error.hpp>
 
@@ -88,23 +89,6 @@ LeaseFields load_fields(const LeaseFields& src) {
   return out;
 }
 
-std::string json_text(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 std::string duration_text(std::chrono::milliseconds d) {
   const std::int64_t ms = std::max<std::int64_t>(0, d.count());
@@ -325,8 +309,8 @@ struct Leases::Impl {
 
   void audit(std::string_view type, const LeaseInfo& l) {
     std::string payload = "{\"lease\":" + std::to_string(l.id) + ",\"resources\":[";
-    for (std::size_t k = 0; k < l.resources.size(); ++k) payload += (k ? "," : "") + json_text(l.resources[k]);
-    payload += "],\"purpose\":" + json_text(l.purpose) + ",\"ttl_ms\":" + std::to_string(l.ttl.count()) +
+    for (std::size_t k = 0; k < l.resources.size(); ++k) payload += (k ? "," : "") + util::json_string(l.resources[k]);
+    payload += "],\"purpose\":" + util::json_string(l.purpose) + ",\"ttl_ms\":" + std::to_string(l.ttl.count()) +
                ",\"session_pid\":" + std::to_string(l.session_pid) + "}";
     const PublishResult r = room.publish(type, l.owner, payload);
     if (!r.ok())

@@ -28,6 +28,7 @@
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 #include "shm/slot_table.hpp"
+#include "util/json_text.hpp"
 
 #include <agentbus/error.hpp>
 
@@ -222,16 +223,6 @@ std::string qualify_with(std::string_view handle, shm::ProcessId session) {
   return std::string(handle) + suffix;
 }
 
-// JSON for the events' payloads. Texts were validated (UTF-8, no control characters), so
-// only quote and backslash need escaping.
-std::string json_text(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
 
 std::string copy_text(const char* field, std::size_t len) {
   std::string out(len, '\0');
@@ -356,8 +347,8 @@ struct Presence::Impl {
   }
 
   void publish_joined(std::string_view qualified, const Fields& f) {
-    const std::string payload = "{\"role\":" + json_text(f.role) + ",\"working_on\":" +
-                                json_text(f.working_on) + ",\"pid\":" + std::to_string(f.session.pid) +
+    const std::string payload = "{\"role\":" + util::json_string(f.role) + ",\"working_on\":" +
+                                util::json_string(f.working_on) + ",\"pid\":" + std::to_string(f.session.pid) +
                                 ",\"ttl_ms\":" + std::to_string(f.ttl_ns / 1'000'000) + "}";
     // Presence is the state; the event only announces it. A room gated full by a slow durable
     // reader (bus_full) must not undo or fail the join, so the status is not checked.

@@ -1,6 +1,8 @@
 // status_format.cpp — the bytes of a status entry; see status_format.hpp.
 #include "status/status_format.hpp"
 
+#include "util/json_text.hpp"
+
 #include <simdjson.h>
 
 #include <cstdio>
@@ -9,39 +11,6 @@
 namespace agentbus::status {
 namespace {
 
-constexpr char32_t kInvalid = 0xFFFFFFFF;
-
-struct CodePoint {
-  char32_t cp;
-  std::size_t len;
-};
-
-// Strict UTF-8: overlong forms, surrogates and values past U+10FFFF are invalid.
-CodePoint decode_utf8(std::string_view s, std::size_t i) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return {b0, 1};
-  std::size_t len = 0;
-  char32_t cp = 0, min = 0;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return {kInvalid, 1};
-  }
-  if (i + len > s.size()) return {kInvalid, 1};
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return {kInvalid, 1};
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {kInvalid, 1};
-  return {cp, len};
-}
-
-bool plain_ascii(unsigned char c) noexcept { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; }
 
 // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
@@ -65,41 +34,6 @@ bool digits(std::string_view s, std::size_t at, std::size_t n, int& value) noexc
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  std::size_t i = 0;
-  while (i < text.size()) {
-    // Fast path: a run of printable ASCII needing no escape is appended at once.
-    std::size_t j = i;
-    while (j < text.size() && plain_ascii(static_cast<unsigned char>(text[j]))) ++j;
-    if (j > i) {
-      out.append(text.substr(i, j - i));
-      i = j;
-      continue;
-    }
-    const auto [cp, len] = decode_utf8(text, i);
-    switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case kInvalid: out += "\xEF\xBF\xBD"; break;  // U+FFFD, raw: idempotent under re-escaping
-      default:
-        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
-          out += buf;
-        } else {
-          out.append(text.substr(i, len));
-        }
-    }
-    i += len;
-  }
-  out += '"';
-}
 
 void append_iso8601(std::string& out, std::int64_t ts_ns) {
   std::int64_t secs = ts_ns / 1'000'000'000;

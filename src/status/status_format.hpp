@@ -1,8 +1,10 @@
-// The bytes of a status entry: JSON string escaping, ISO-8601 timestamps, metadata
+// The bytes of a status entry: ISO-8601 timestamps, metadata
 // canonicalisation, and the one function that lays out the payload (see status_bus.hpp).
 #pragma once
 
 #include <agentbus/status_bus.hpp>
+
+#include "util/json_text.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -11,10 +13,7 @@
 
 namespace agentbus::status {
 
-// Appends `text` as a JSON string literal, quotes included: '"' and '\\' escaped, control
-// characters, DEL, C1 controls and U+2028/U+2029 \u-escaped (the CLI's json_string rules),
-// invalid UTF-8 replaced by raw U+FFFD, so escaping what a parser unescaped gives the same bytes.
-void append_json_string(std::string& out, std::string_view text);
+using util::append_json_string;  // src/util/json_text.hpp
 
 // Appends "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" for `ts_ns` (UTC; per-thread cache of the second).
 void append_iso8601(std::string& out, std::int64_t ts_ns);

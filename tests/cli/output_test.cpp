@@ -79,7 +79,7 @@ TEST(cli_json, string_escapes_controls_and_invalid_utf8) {
   EXPECT_EQ(json_string("a\"b\\c"), R"("a\"b\\c")");
   EXPECT_EQ(json_string("\n\t\x01\x1b"), R"("\n\t\u0001\u001b")");
   EXPECT_EQ(json_string("\x7f\xc2\x9b"), R"("\u007f\u009b")");
-  EXPECT_EQ(json_string("bad\xff"), R"("bad\ufffd")");
+  EXPECT_EQ(json_string("bad\xff"), "\"bad\xEF\xBF\xBD\"");  // raw U+FFFD: re-escaping is idempotent
   EXPECT_EQ(json_string("\xe2\x9c\x93"), "\"\xe2\x9c\x93\"");
   for (const char* s : {"\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x9c"})
     EXPECT_TRUE(valid_json(json_string(s))) << json_string(s);
@@ -94,7 +94,7 @@ TEST(cli_json, payload_is_the_value_when_valid_json_else_a_string) {
   EXPECT_EQ(payload_json("not json"), "\"not json\"");
   EXPECT_EQ(payload_json("{\"a\":1} trailing"), R"("{\"a\":1} trailing")");
   EXPECT_EQ(payload_json(""), "\"\"");
-  EXPECT_EQ(payload_json("[\"\xff\"]"), R"("[\"\ufffd\"]")");  // invalid UTF-8 is not JSON
+  EXPECT_EQ(payload_json("[\"\xff\"]"), "\"[\\\"\xEF\xBF\xBD\\\"]\"");  // invalid UTF-8 is not JSON
 }
 
 TEST(cli_time, iso8601_utc_has_nanoseconds_and_z) {

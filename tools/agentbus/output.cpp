@@ -1,6 +1,9 @@
 // output.cpp — rendering events and bus info for the CLI; see output.hpp for the contract.
 #include "output.hpp"
 
+#include "util/json_text.hpp"
+#include "util/utf8.hpp"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -13,40 +16,10 @@ namespace {
 
 // ---- UTF-8 -------------------------------------------------------------------------------
 
-constexpr char32_t kInvalid = 0xFFFFFFFF;
+using util::CodePoint;
+using util::decode_utf8;
+constexpr char32_t kInvalid = util::kInvalidCodePoint;
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-
-struct CodePoint {
-  char32_t cp;
-  std::size_t len;  // bytes consumed; 1 for an invalid byte
-};
-
-// Strict decoding: overlong forms, surrogates and values past U+10FFFF are invalid. Strictness
-// matters for safety, not pedantry: "\xC0\x9B" is an overlong ESC some terminals accept.
-CodePoint decode_utf8(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return {b0, 1};
-  std::size_t len = 0;
-  char32_t cp = 0;
-  char32_t min = 0;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return {kInvalid, 1};
-  }
-  if (i + len > s.size()) return {kInvalid, 1};
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return {kInvalid, 1};
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {kInvalid, 1};
-  return {cp, len};
-}
 
 // ---- terminal escape sequences (ECMA-48) --------------------------------------------------
 
@@ -160,38 +133,7 @@ std::string sanitize_for_terminal(std::string_view text, Newlines newlines) {
   return out;
 }
 
-std::string json_string(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out += '"';
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto [cp, len] = decode_utf8(text, i);
-    switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case kInvalid: out += "\\ufffd"; break;
-      default:
-        // DEL, C1 and the JavaScript line separators are legal raw in JSON, but escaping them
-        // keeps `agentbus tail --json` safe to print and to paste into JS.
-        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
-          out += buf;
-        } else {
-          out.append(text.substr(i, len));
-        }
-    }
-    i += len;
-  }
-  out += '"';
-  return out;
-}
+std::string json_string(std::string_view text) { return util::json_string(text); }
 
 std::string payload_json(std::string_view payload) {
   // One parser per thread keeps its buffers between events; the CLI has one thread.
