@@ -3,6 +3,7 @@
 // that keeps producers from overwriting unacked events.
 #include "support/child_process.hpp"
 #include "support/expect.hpp"
+#include "support/run_cli.hpp"
 #include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -24,6 +25,7 @@ using agentbus::test::TestBus;
 using agentbus::test::cli;
 using agentbus::test::eventually;
 using agentbus::test::expect_error;
+using agentbus::test::run_cli;
 using agentbus::test::helper_path;
 
 namespace {
@@ -521,20 +523,6 @@ TEST(ConsumerGroupProcesses, PoisonEventThatKillsEveryWorkerIsDeadLettered) {
 }
 
 // ---- the CLI -------------------------------------------------------------------------------
-
-namespace {
-
-int run_cli(const TestBus& bus, std::vector<std::string> args, std::string* out = nullptr) {
-  std::vector<std::string> argv{cli(), "--bus", bus.name(), "--room", "r"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ChildProcess p(argv);
-  std::string all;
-  for (std::string line; !(line = p.read_line(10s)).empty();) all += line + "\n";
-  if (out) *out = all;
-  return p.wait(10s);
-}
-
-}  // namespace
 
 TEST(ConsumerGroupCli, ReadAckPendingReceiptAndRecoveryFromAnEndedSession) {
   TestBus bus("group-cli");

@@ -6,6 +6,7 @@
 #include "shm/slot_table.hpp"
 #include "support/child_process.hpp"
 #include "support/expect.hpp"
+#include "support/run_cli.hpp"
 #include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -23,19 +24,9 @@ using agentbus::test::TestBus;
 using agentbus::test::cli;
 using agentbus::test::eventually;
 using agentbus::test::expect_error;
+using agentbus::test::run_cli;
 
 namespace {
-
-// Runs the CLI on `bus`/room r; returns the exit code and fills `out` with all of stdout.
-int run_cli(const TestBus& bus, std::vector<std::string> args, std::string* out = nullptr) {
-  std::vector<std::string> argv{cli(), "--bus", bus.name(), "--room", "r"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ChildProcess p(argv);
-  std::string all;
-  for (std::string line; !(line = p.read_line(10s)).empty();) all += line + "\n";
-  if (out) *out = all;
-  return p.wait(10s);
-}
 
 // A process that existed and is gone: its pid is dead.
 std::uint32_t dead_pid() {
