@@ -246,8 +246,10 @@ TEST_F(cli_hook, bad_global_options_print_nothing_and_exit_0) {
   EXPECT_EQ(bad_flag.exit_code, 0);
   EXPECT_EQ(bad_flag.out, "");
   EXPECT_EQ(bad_flag.err, "");
-  // Other commands still report them.
+  // Other commands still report them, even when an argument happens to be "hook".
   EXPECT_EQ(cli_test::run_cli({{"info"}, {{"AGENTBUS_BUS", "bad/name"}}, {}, {}}).exit_code, 2);
+  EXPECT_EQ(cli_test::run_cli({{"--bus", "bad/name", "post", "hook", "x"}, {}, {}, {}}).exit_code, 2);
+  EXPECT_EQ(cli_test::run_cli({{"--bus", "bad/name", "hook", "session-start"}, {}, input("s"), {}}).exit_code, 0);
 }
 
 TEST_F(cli_hook, digest_then_delta_with_a_fake_session) {

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -42,8 +43,14 @@ Examples:
 // or environment variable ends it quietly, exit 0, with one line on stderr only when
 // AGENTBUS_HOOK_DEBUG is set.
 bool invoked_as_hook(int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string_view(argv[i]) == "hook") return true;
+  // The command is the first argument that is neither a global option nor its value.
+  constexpr std::string_view kTakesValue[] = {"--bus", "--room", "--repo", "--branch", "--session-pid",
+                                              "--segment-bytes", "--ring-bytes"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.empty() || arg[0] != '-') return arg == "hook";
+    if (std::find(std::begin(kTakesValue), std::end(kTakesValue), arg) != std::end(kTakesValue)) ++i;
+  }
   return false;
 }
 
