@@ -104,7 +104,7 @@ struct ConsumerGroup::Impl {
   coord::Member* members = nullptr;
   PendingSlot* slots = nullptr;
   std::uint32_t capacity = 0, max_members = 0;
-  std::string group{}, member_name{};
+  std::string group{}, member_name{}, gate_name{};  // gate_name: "group.<group>"
   std::uint32_t me = 0;
   std::uint64_t my_owner = 0, my_actor = 0;
   std::uint32_t my_incarnation = 0, my_owner_epoch = 0;  // mod 16, as in the tags
@@ -192,7 +192,7 @@ struct ConsumerGroup::Impl {
 
   bool gate_intact() const {
     return (gate->state.load(std::memory_order_acquire) & shm::kReaderKindMask) == shm::kReaderDurable &&
-           std::string_view(gate->name, std::min<std::size_t>(gate->name_len, shm::kMaxReaderName)) == "group." + group;
+           std::string_view(gate->name, std::min<std::size_t>(gate->name_len, shm::kMaxReaderName)) == gate_name;
   }
 
   // Producers may overwrite everything before the floor's event: move the gate up to it.
@@ -288,9 +288,9 @@ struct ConsumerGroup::Impl {
         case shm::Peek::padding: pos += p.len; continue;
         case shm::Peek::committed: len = p.len; stall_pos = ~0ull; return Step::delivered;
         case shm::Peek::lapped:
-          if (!find_durable(*ring, "group." + group))
-            throw Error(Errc::not_found, "consumer group '" + group + "' was retired: its gate (durable reader group." +
-                                             group + ") was dropped");
+          if (!find_durable(*ring, gate_name))
+            throw Error(Errc::not_found, "consumer group '" + group + "' was retired: its gate (durable reader " +
+                                             gate_name + ") was dropped");
           corrupt("event " + std::to_string(pos) + " was overwritten while the group still needed it");
         case shm::Peek::pending: note_stall(pos); return Step::nothing;
         default: return Step::nothing;
@@ -568,7 +568,8 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
   g.group = std::string(group);
   g.member_name = std::string(member);
   const std::string region = room.name() + "#group." + g.group;
-  const std::string gate_name = "group." + g.group;
+  g.gate_name = "group." + g.group;
+  const std::string& gate_name = g.gate_name;
   if (region.size() > shm::kMaxSlotName)
     throw Error(Errc::bad_name, "room name plus group name is too long: at most " +
                                     std::to_string(shm::kMaxSlotName - 7) + " bytes together");

@@ -2,6 +2,7 @@
 // notification of a StatusBus subscriber.
 #include "support/child_process.hpp"
 #include "support/expect.hpp"
+#include "support/run_cli.hpp"
 #include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -20,52 +21,7 @@ using agentbus::test::ChildProcess;
 using agentbus::test::TestBus;
 using agentbus::test::cli;
 using agentbus::test::eventually;
-
-namespace {
-
-// Runs the CLI on `bus`/room r; returns its exit code (-1 if it did not finish in time) and
-// fills `out` with all of stdout (blank lines included, unlike ChildProcess::read_line).
-int run_cli(const TestBus& bus, std::vector<std::string> args, std::string* out = nullptr) {
-  std::vector<std::string> argv{cli(), "--bus", bus.name(), "--room", "r"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return -1;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    std::vector<char*> a;
-    for (auto& s : argv) a.push_back(s.data());
-    a.push_back(nullptr);
-    ::execv(a[0], a.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  std::string all;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{fds[0], POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[4096];
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    all.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  if (out) *out = all;
-  int status = 0;
-  for (;;) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      return -1;
-    }
-    ::usleep(1000);
-  }
-}
-
-}  // namespace
+using agentbus::test::run_cli;
 
 TEST(status_cli, PostRecentSummaryWithFiltersAndExitCodes) {
   TestBus bus("st-cli");

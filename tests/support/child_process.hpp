@@ -10,6 +10,7 @@
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace agentbus::test {
@@ -64,6 +65,22 @@ class ChildProcess {
       if (n <= 0) return "";
       buffer_.append(buf, static_cast<std::size_t>(n));
     }
+  }
+
+  // All of stdout until the child closes it (blank lines included), waiting at most `timeout`.
+  std::string read_all(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{out_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      const ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n <= 0) break;
+      buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+    return std::exchange(buffer_, {});
   }
 
   // Waits for exit (bounded); returns the exit code, 128+signal, or -1 on timeout.

@@ -11,16 +11,14 @@
 
 namespace agentbus::test {
 
-// Returns the exit code (-1 if it did not finish in time) and fills `out` with stdout up to
-// its first blank line.
+// Returns the exit code (-1 if it did not finish in time) and fills `out` with all of stdout.
 inline int run_cli(const TestBus& bus, std::vector<std::string> args, std::string* out = nullptr) {
   using namespace std::chrono_literals;
   std::vector<std::string> argv{cli(), "--bus", bus.name(), "--room", "r"};
   argv.insert(argv.end(), args.begin(), args.end());
   ChildProcess p(argv);
-  std::string all;
-  for (std::string line; !(line = p.read_line(10s)).empty();) all += line + "\n";
-  if (out) *out = all;
+  std::string all = p.read_all(10s);
+  if (out) *out = std::move(all);
   return p.wait(10s);
 }
 

@@ -20,6 +20,12 @@ enum class Mode { throughput, latency, idle };
 
 [[nodiscard]] inline std::string_view to_string(Wait w) { return w == Wait::spin ? "spin" : "block"; }
 
+// What the --groups and --status modes are asked for.
+struct ModeSettings {
+  int runs = 5;        // median of this many
+  bool quick = false;  // short runs (CI smoke test)
+};
+
 // One cross-process run of one system.
 struct RunSpec {
   std::string scenario;          // "1to1", "2to1", "1to4", "idle"

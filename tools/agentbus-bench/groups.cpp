@@ -145,7 +145,7 @@ double run_once(Kind kind, int consumers, std::uint64_t events, const std::strin
 
 }  // namespace
 
-int run_group_bench(const GroupBenchSettings& s, bool json, std::FILE* out) {
+int run_group_bench(const ModeSettings& s, bool json, std::FILE* out) {
   const std::string bus_name = "bench-groups-" + std::to_string(::getpid());
   const std::uint64_t events = s.quick ? 100'000 : 1'000'000;
   struct Row {

@@ -3,17 +3,14 @@
 // reader) measured in the same run.
 #pragma once
 
+#include "common.hpp"
+
 #include <cstdio>
 
 namespace bench {
 
-struct GroupBenchSettings {
-  int runs = 5;        // median of this many
-  bool quick = false;  // short runs (CI smoke test)
-};
-
 // Prints one line per figure (JSON objects with --json). Returns non-zero if an event was
 // lost or delivered twice.
-int run_group_bench(const GroupBenchSettings& settings, bool json, std::FILE* out);
+int run_group_bench(const ModeSettings& settings, bool json, std::FILE* out);
 
 }  // namespace bench

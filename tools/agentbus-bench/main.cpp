@@ -110,21 +110,16 @@ int main(int argc, char** argv) {
     std::fprintf(stdout, "agentbus-bench %s: %s, %d CPUs, load average at start %s\n", mode, cpu_model().c_str(),
                  online_cpus(), load_average().c_str());
   };
+  ModeSettings mode;
+  mode.quick = quick;
+  mode.runs = runs > 0 ? runs : quick ? 1 : mode.runs;
   if (groups) {
-    GroupBenchSettings gs;
-    gs.quick = quick;
-    if (quick) gs.runs = 1;
-    if (runs > 0) gs.runs = runs;
     header("--groups");
-    return run_group_bench(gs, json, stdout);
+    return run_group_bench(mode, json, stdout);
   }
   if (status) {
-    StatusBenchSettings ss;
-    ss.quick = quick;
-    if (quick) ss.runs = 1;
-    if (runs > 0) ss.runs = runs;
     header("--status");
-    return run_status_bench(ss, json, stdout);
+    return run_status_bench(mode, json, stdout);
   }
   if (tasks) {
     TaskBenchSettings ts;

@@ -206,7 +206,7 @@ void print(std::FILE* out, bool json, const char* name, const char* unit, const 
 
 }  // namespace
 
-int run_status_bench(const StatusBenchSettings& s, bool json, std::FILE* out) {
+int run_status_bench(const ModeSettings& s, bool json, std::FILE* out) {
   const std::string bus_name = "bench-status-" + std::to_string(::getpid());
   const int n = s.quick ? 100'000 : 1'000'000;
   const int samples = s.quick ? 2'000 : 20'000;

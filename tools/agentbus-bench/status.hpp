@@ -2,16 +2,13 @@
 // processes, JSONL persistence rate), each beside a same-run baseline; see status.cpp.
 #pragma once
 
+#include "common.hpp"
+
 #include <cstdio>
 
 namespace bench {
 
-struct StatusBenchSettings {
-  int runs = 5;        // median of this many
-  bool quick = false;  // short runs (CI smoke test)
-};
-
 // Prints one line per figure (JSON objects with --json). Returns non-zero on failure.
-int run_status_bench(const StatusBenchSettings& settings, bool json, std::FILE* out);
+int run_status_bench(const ModeSettings& settings, bool json, std::FILE* out);
 
 }  // namespace bench

@@ -116,18 +116,6 @@ std::set<int> session_ancestors(int session) {
   return pids;
 }
 
-// Runs `f`; a component the room does not have (no presence table, no task board, ...) is
-// simply empty: returns `fallback`.
-template <class T, class F>
-T or_absent(F&& f, T fallback) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    if (e.code() != Errc::not_found) throw;
-    return fallback;
-  }
-}
-
 class HookRun {
  public:
   HookRun(const Globals& g, const CLI::App& root, const HookArgs& args, HookInput input)

@@ -39,16 +39,6 @@ struct Feed {
   std::deque<std::string> status;
 };
 
-template <class T, class F>
-T or_absent(F&& f, T fallback) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    if (e.code() != Errc::not_found) throw;
-    return fallback;
-  }
-}
-
 bool is_status(std::string_view type) { return type.size() == 6 && ::strncasecmp(type.data(), "STATUS", 6) == 0; }
 
 void add_status(Feed& feed, const EventView& e) {

@@ -85,6 +85,18 @@ void add_status_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_hook_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_top_commands(CLI::App& app, const Globals& g, Commands& commands);
 
+// Runs `f`; a component the room does not have (no presence table, no task board, ...) is
+// simply empty: returns `fallback`. Other errors pass through.
+template <class T, class F>
+T or_absent(F&& f, T fallback) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    if (e.code() != Errc::not_found) throw;
+    return fallback;
+  }
+}
+
 // Posts `type` as a task when the room's task board has that type registered; else nullopt.
 [[nodiscard]] std::optional<EventId> post_if_task(Room& room, std::string_view type,
                                                   std::string_view agent, std::string_view payload);
