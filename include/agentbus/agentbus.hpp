@@ -5,6 +5,7 @@
 #include <agentbus/error.hpp>
 #include <agentbus/event.hpp>
 #include <agentbus/inbox.hpp>
+#include <agentbus/lease_paths.hpp>
 #include <agentbus/leases.hpp>
 #include <agentbus/names.hpp>
 #include <agentbus/presence.hpp>

@@ -4,10 +4,13 @@
 // Resources:
 //  * `kind:name`; kind is [a-z0-9_-]+ (e.g. path, file, branch, db); name is 1..512 bytes of
 //    printable text without whitespace. A set is sorted and de-duplicated (its canonical form).
-//  * `path:` names are clean relative paths: no leading '/', no empty segment (no "//", no
+//  * `path:` names are clean paths: relative to the repository root (`path:src/a.cpp`), or
+//    absolute for a place outside it (`path:/etc/hosts`); no empty segment (no "//", no
 //    trailing '/'), no "." or ".." segment, no glob characters (* ? [ ]). Anything else is
 //    Error{bad_name}. Two paths conflict when they are equal or one is an ancestor of the
-//    other (`path:src` vs `path:src/lexer.cpp`; not `path:src` vs `path:srcx`).
+//    other (`path:src` vs `path:src/lexer.cpp`; not `path:src` vs `path:srcx`); a relative and
+//    an absolute path never do. resolve_lease_resource (agentbus/lease_paths.hpp) makes this
+//    form from a path as typed in any directory of the repository.
 //  * Other kinds conflict only when equal.
 //
 // Guarantees:

@@ -150,9 +150,10 @@ void validate_lease_resource(std::string_view r) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
       throw Error(Errc::bad_name, quoted + " holds whitespace or a control character");
   if (kind_of(r) != "path") return;
-  const std::string_view path = name_of(r);
-  if (path.front() == '/')
-    throw Error(Errc::bad_name, quoted + " is an absolute path; use a path relative to the repository root");
+  // Relative paths are relative to the repository root; an absolute one is a place outside it
+  // (agentbus/lease_paths.hpp makes both from what a user types).
+  std::string_view path = name_of(r);
+  if (path.front() == '/') path.remove_prefix(1);
   if (path.find_first_of("*?[]") != std::string_view::npos)
     throw Error(Errc::bad_name, quoted + " holds a glob character; lease the directory instead");
   std::size_t start = 0;
@@ -162,7 +163,7 @@ void validate_lease_resource(std::string_view r) {
     if (seg.empty())
       throw Error(Errc::bad_name, quoted + " has an empty path segment (\"//\" or a trailing '/')");
     if (seg == "." || seg == "..")
-      throw Error(Errc::bad_name, quoted + " has a '" + std::string(seg) + "' segment; use a clean relative path");
+      throw Error(Errc::bad_name, quoted + " has a '" + std::string(seg) + "' segment; use a clean path");
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }

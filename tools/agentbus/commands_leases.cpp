@@ -61,23 +61,15 @@ std::optional<Leases> existing_leases(const Globals& g) {
 
 Leases leases_of(const Globals& g) { return Leases(open_room(g)); }
 
-// guard takes what editors hand it: an absolute path inside the working directory becomes the
-// relative path leases use; one outside it cannot be leased (nullopt). "./x" becomes "x".
-std::optional<std::string> guard_resource(const std::string& r) {
-  if (r.rfind("path:", 0) != 0) return r;
-  std::string path = r.substr(5);
-  namespace fs = std::filesystem;
-  if (!path.empty() && path.front() == '/') {
-    std::error_code ec;
-    const fs::path cwd = fs::current_path(ec);
-    if (ec) return std::nullopt;
-    const fs::path rel = fs::path(path).lexically_normal().lexically_relative(cwd);
-    if (rel.empty() || *rel.begin() == "..") return std::nullopt;
-    path = rel.string();
-    if (path == ".") return std::nullopt;
-  }
-  while (path.rfind("./", 0) == 0) path.erase(0, 2);
-  return "path:" + path;
+// Resources as typed in this directory, in the form the lease table compares (the rule is in
+// agentbus/lease_paths.hpp): from any subdirectory of a repository, and with the absolute
+// paths editors pass, `path:` names the same place.
+std::vector<std::string> resolved(const std::vector<std::string>& resources) {
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::vector<std::string> out;
+  out.reserve(resources.size());
+  for (const std::string& r : resources) out.push_back(resolve_lease_resource(r, cwd));  // bad_name: exit 2
+  return out;
 }
 
 }  // namespace
@@ -90,10 +82,13 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
   lease->group(group);
   lease->require_subcommand(1);
   lease->footer(
-      "A resource is kind:name. path: names are clean relative paths and conflict with their\n"
-      "ancestors and descendants (path:src vs path:src/lexer.cpp); other kinds (file:, branch:,\n"
-      "db:, ...) conflict only when equal. A lease ends when released, when its ttl lapses, or\n"
-      "when its session process (--session-pid, default: this command's parent) exits.\n\n"
+      "A resource is kind:name. path: names are resolved against the repository root (the\n"
+      "nearest directory up from here with .git; else this directory): from src/ path:parser\n"
+      "and path:$PWD/parser are both path:src/parser; a path outside the repository stays\n"
+      "absolute. Paths conflict with their ancestors and descendants (path:src vs\n"
+      "path:src/lexer.cpp); other kinds (file:, branch:, db:, ...) conflict only when equal.\n"
+      "A lease ends when released, when its ttl lapses, or when its session process\n"
+      "(--session-pid, default: this command's parent) exits.\n\n"
       "Example:\n"
       "  id=$(agentbus lease acquire path:src/lexer.cpp branch:main --agent fixer --purpose 'fix #12')\n"
       "  agentbus lease renew \"$id\" --agent fixer --ttl 30m\n"
@@ -114,15 +109,15 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
   acquire->footer(
       "The lease id is also its fencing token: it rises with every lease taken in the room.\n"
       "Exit 3 when another lease holds a conflicting resource; the line names the resource,\n"
-      "its holder and when that lease expires. Exit 2 for a malformed resource (an absolute\n"
-      "path, '..', '.', an empty segment or a trailing '/').\n\n"
+      "its holder and when that lease expires. Exit 2 for a malformed resource (no kind, a\n"
+      "glob character, or the repository root itself).\n\n"
       "Example:\n  agentbus lease acquire path:src path:docs/guide.md --agent refactorer --ttl 30m");
   commands.push_back({acquire, [&g, a] {
                         Leases leases = leases_of(g);
                         LeaseOptions o;
                         o.ttl = validated_ms(a->ttl);
                         o.session_pid = session_pid(g);
-                        const LeaseInfo l = leases.acquire(a->agent, a->resources, a->purpose, o);
+                        const LeaseInfo l = leases.acquire(a->agent, resolved(a->resources), a->purpose, o);
                         write_out(a->json ? lease_json(l) : std::to_string(l.id) + "\n", true);
                         return 0;
                       }});
@@ -167,15 +162,14 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
   CLI::App* guard = app.add_subcommand(
       "guard", "Exit 3 if someone other than --agent holds a lease on one of the resources, else 0.");
   guard->group(group);
-  guard->add_option("resource", a->resources, "kind:name; an absolute path: inside the working directory is "
-                                              "made relative to it")
+  guard->add_option("resource", a->resources, "kind:name; path: names are resolved against the repository root")
       ->required();
   with_agent(guard);
   guard->footer(
       "A pre-edit hook for coding agents: fast, creates nothing, and exits 0 when there is no\n"
       "bus, room or lease table at all. Exit 3 prints one line on stderr naming the resource\n"
-      "and its holder; exit 2 for a malformed resource. Absolute paths outside the working\n"
-      "directory cannot be leased and pass.\n\n"
+      "and its holder; exit 2 for a malformed resource. path: names are resolved as for\n"
+      "`lease acquire`, so an editor's absolute path meets a lease taken at the repository root.\n\n"
       "Example:\n"
       "  agentbus guard path:src/lexer.cpp --agent fixer && $EDITOR src/lexer.cpp\n\n"
       "Claude Code PreToolUse hook (.claude/settings.json); Claude Code blocks the edit on exit 2\n"
@@ -183,13 +177,7 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
       "  {\"hooks\": {\"PreToolUse\": [{\"matcher\": \"Edit|MultiEdit|Write\", \"hooks\": [{\"type\": \"command\",\n"
       "    \"command\": \"FILE=$(jq -r .tool_input.file_path); agentbus guard \\\"path:$FILE\\\" --agent \\\"$AGENTBUS_AGENT\\\" || exit 2\"}]}]}}");
   commands.push_back({guard, [&g, a] {
-                        std::vector<std::string> resources;
-                        for (const std::string& r : a->resources) {
-                          auto fixed = guard_resource(r);
-                          if (!fixed) continue;
-                          validate_lease_resource(*fixed);  // bad_name: exit 2
-                          resources.push_back(std::move(*fixed));
-                        }
+                        const std::vector<std::string> resources = resolved(a->resources);
                         std::optional<Leases> leases = existing_leases(g);
                         if (!leases) return 0;
                         for (const std::string& r : resources)

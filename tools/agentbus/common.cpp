@@ -2,6 +2,8 @@
 
 #include "output.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -37,6 +39,10 @@ void report_error(std::string_view message) {
   std::fprintf(stderr, "error: %s\n", sanitize_for_terminal(message).c_str());
 }
 
+void report_warning(std::string_view message) {
+  std::fprintf(stderr, "warning: %s\n", sanitize_for_terminal(message).c_str());
+}
+
 void warn_overrun(std::uint64_t missed) {
   std::fprintf(stderr, "warning: lapped by producers, %llu events missed\n",
                static_cast<unsigned long long>(missed));
@@ -45,7 +51,9 @@ void warn_overrun(std::uint64_t missed) {
 std::string default_repo() {
   std::error_code ec;
   const auto cwd = std::filesystem::current_path(ec);
-  const std::string base = ec ? std::string() : cwd.filename().string();
+  // The repository's name, so every subdirectory of it shares one room (and the same root
+  // that `path:` leases resolve against).
+  const std::string base = ec ? std::string() : repository_root(cwd).filename().string();
   std::string repo;
   for (const char ch : base) {
     const auto c = static_cast<unsigned char>(ch);
@@ -89,11 +97,42 @@ RoomOptions room_options(const Globals& g, bool create) {
   if (g.ring_bytes != 0) {
     options.ring_bytes = g.ring_bytes;
     // A small ring must still accept records: cap them at the library's ring/4 limit.
-    options.max_record_bytes = std::min<std::size_t>(options.max_record_bytes, g.ring_bytes / 4);
+    options.max_record_bytes = std::min<std::size_t>(64 << 10, g.ring_bytes / 4);
+  }
+  if (g.max_record_bytes != 0) {
+    options.max_record_bytes = g.max_record_bytes;
+    // Without --ring-bytes, a ring large enough for four such records (the library's ratio).
+    if (g.ring_bytes == 0) options.ring_bytes = std::max(options.ring_bytes, std::bit_ceil(4 * g.max_record_bytes));
   }
   options.create = create;
   return options;
 }
+
+std::optional<std::string> room_size_problem(const Globals& g) {
+  if (g.max_record_bytes == 0) return std::nullopt;
+  if (g.max_record_bytes < kMinRecordBytes || g.max_record_bytes > kMaxRecordBytes)
+    return "--max-record-bytes must be from 256B to 32MiB, got " + std::to_string(g.max_record_bytes);
+  if (g.ring_bytes != 0 && g.max_record_bytes > g.ring_bytes / 4)
+    return "--max-record-bytes " + human_bytes(g.max_record_bytes) + " is more than a quarter of --ring-bytes " +
+           human_bytes(g.ring_bytes) + "; give a ring at least 4 times the record size (or leave --ring-bytes out)";
+  return std::nullopt;
+}
+
+namespace {
+// Sizes are fixed when a room is created; asking for others later must not pass silently.
+void warn_ignored_sizes(const Globals& g, const Room& room) {
+  if (g.ring_bytes == 0 && g.max_record_bytes == 0) return;
+  const RoomInfo info = room.info();
+  const bool ring_differs = g.ring_bytes != 0 && info.ring_bytes != g.ring_bytes;
+  const bool record_differs = g.max_record_bytes != 0 && info.max_record_bytes != g.max_record_bytes;
+  if (!ring_differs && !record_differs) return;
+  report_warning("room " + room.name() + " already exists with a " + human_bytes(info.ring_bytes) +
+                 " ring and records up to " + human_bytes(info.max_record_bytes) + "; " +
+                 (ring_differs ? "--ring-bytes" : "") + (ring_differs && record_differs ? " and " : "") +
+                 (record_differs ? "--max-record-bytes" : "") +
+                 " ignored (sizes are fixed when a room is created; use a new --room for other sizes)");
+}
+}  // namespace
 
 Bus open_bus(const Globals& g) {
   BusOptions options;
@@ -102,14 +141,20 @@ Bus open_bus(const Globals& g) {
   return Bus::open(options);
 }
 
-Room open_room(const Globals& g) { return open_bus(g).room(room_name(g), room_options(g, true)); }
+Room open_room(const Globals& g) {
+  Room room = open_bus(g).room(room_name(g), room_options(g, true));
+  warn_ignored_sizes(g, room);
+  return room;
+}
 
 std::optional<Room> open_existing_room(const Globals& g) {
   try {
     BusOptions options;
     options.name = g.bus;
     options.create = false;
-    return Bus::open(options).room(room_name(g), room_options(g, false));
+    Room room = Bus::open(options).room(room_name(g), room_options(g, false));
+    warn_ignored_sizes(g, room);
+    return room;
   } catch (const Error& e) {
     if (e.code() == Errc::not_found) return std::nullopt;
     throw;

@@ -34,6 +34,8 @@ void write_out(std::string_view text, bool flush);
 // Messages can quote a rejected name, which may hold escape sequences: keep them inert.
 void report_error(std::string_view message);
 void warn_overrun(std::uint64_t missed);
+// One "warning: ..." line on stderr; the command goes on.
+void report_warning(std::string_view message);
 
 // Options every command accepts (before or after its name).
 struct Globals {
@@ -42,16 +44,25 @@ struct Globals {
   std::string repo;
   std::string branch = "main";
   std::uint64_t ring_bytes = 0;     // 0: the library's default
+  std::uint64_t max_record_bytes = 0;  // 0: the library's default (64 KiB, or ring/4 if less)
   std::uint64_t segment_bytes = 0;  // 0: the library's default
   int session_pid = 0;              // 0: the CLI's parent process
 };
 
-// agentroom's default repo: the working directory's name, made to fit the name grammar.
+// agentroom's default repo: the name of the repository root holding the working directory
+// (agentbus/lease_paths.hpp; outside a repository, the directory's own name), made to fit the
+// name grammar.
 [[nodiscard]] std::string default_repo();
 // --room, else "<repo>/<branch>".
 [[nodiscard]] std::string room_name(const Globals& g);
 
+// --max-record-bytes without --ring-bytes gets a ring of at least 4 such records. An existing
+// room keeps its sizes: opening it with other --ring-bytes/--max-record-bytes warns on stderr.
 [[nodiscard]] RoomOptions room_options(const Globals& g, bool create);
+inline constexpr std::uint64_t kMinRecordBytes = 256;
+inline constexpr std::uint64_t kMaxRecordBytes = 32ull << 20;  // a quarter of the largest ring
+// What is wrong with the room size options together (a usage error), if anything.
+[[nodiscard]] std::optional<std::string> room_size_problem(const Globals& g);
 [[nodiscard]] Bus open_bus(const Globals& g);
 // The room, created if needed.
 [[nodiscard]] Room open_room(const Globals& g);

@@ -26,7 +26,8 @@ Names are segments of [A-Za-z0-9._-] joined by '/', at most 128 bytes.
 Environment:
   AGENTBUS_BUS    bus name (default "default"); the bus is /dev/shm/agentbus.<bus>
   AGENTBUS_ROOM   room name; overrides REPO_ID/BRANCH_NAME
-  REPO_ID         repo part of the room (default: this directory's name)
+  REPO_ID         repo part of the room (default: the name of the repository root, the
+                  nearest directory up from here holding .git; else this directory's name)
   BRANCH_NAME     branch part of the room (default "main")
   AGENTBUS_AGENT  agent id that `post` signs events with (default "cli")
 
@@ -45,7 +46,7 @@ Examples:
 bool invoked_as_hook(int argc, char** argv) {
   // The command is the first argument that is neither a global option nor its value.
   constexpr std::string_view kTakesValue[] = {"--bus", "--room", "--repo", "--branch", "--session-pid",
-                                              "--segment-bytes", "--ring-bytes"};
+                                              "--segment-bytes", "--ring-bytes", "--max-record-bytes"};
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg.empty() || arg[0] != '-') return arg == "hook";
@@ -93,6 +94,10 @@ int main(int argc, char** argv) {
                  "Ring size when this command creates the room (power of two, e.g. 4MiB)")
       ->transform(CLI::AsSizeValue(false))
       ->check(power_of_two_validator());
+  app.add_option("--max-record-bytes", g.max_record_bytes,
+                 "Largest record (payload + fields) when this command creates the room (e.g. 1MiB; "
+                 "default 64KiB); the ring grows to 4 records if needed")
+      ->transform(CLI::AsSizeValue(false));
 
   Commands commands;
   add_room_commands(app, g, commands);
@@ -112,6 +117,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (as_hook) return quiet_hook_exit(e.what());
     return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+
+  if (const std::optional<std::string> problem = room_size_problem(g); problem && !as_hook) {
+    report_error(*problem);
+    return kExitUsage;
   }
 
   int rc = 0;
