@@ -96,6 +96,11 @@ class Room {
   [[nodiscard]] RoomInfo info() const;
   [[nodiscard]] const std::string& name() const noexcept;
 
+  // True once the bus this room lives on was destroyed (Bus::destroy, or its /dev/shm object
+  // removed or replaced): this handle still works on its mapping, but no other process will
+  // publish here again. A follower checks it now and then instead of waiting forever.
+  [[nodiscard]] bool bus_destroyed() const noexcept;
+
   struct Impl;
   explicit Room(std::shared_ptr<Impl> impl);
   // For agentbus's own components built on a room (task board, presence, scratchpad).

@@ -13,6 +13,8 @@ Room::Room(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 const std::string& Room::name() const noexcept { return impl_->name; }
 
+bool Room::bus_destroyed() const noexcept { return impl_->segment->unlinked(); }
+
 PublishResult Room::publish(std::string_view type, std::string_view agent, std::string_view payload,
                             const PublishOptions& o) {
   return impl_->ring.publish({type, agent, o.to, o.reply_to, payload});

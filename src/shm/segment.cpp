@@ -157,6 +157,14 @@ void Segment::validate() const {
     throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header; " + fix_hint(bus_));
 }
 
+bool Segment::unlinked() const noexcept {
+  struct stat ours{}, current{};
+  if (::fstat(fd_of(object_), &ours) != 0) return false;
+  const std::string path = "/dev/shm/" + object_name_;
+  if (::stat(path.c_str(), &current) != 0) return errno == ENOENT;
+  return ours.st_ino != current.st_ino || ours.st_dev != current.st_dev;
+}
+
 bool Segment::destroy(const std::string& bus) {
   validate_bus_name(bus);
   return bi::shared_memory_object::remove(segment_object_name(bus).c_str());

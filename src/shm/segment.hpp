@@ -35,6 +35,10 @@ class Segment {
   [[nodiscard]] const std::string& bus() const noexcept { return bus_; }
   [[nodiscard]] const std::string& object_name() const noexcept { return object_name_; }
 
+  // True once /dev/shm no longer holds the object this handle maps (destroyed, or replaced by
+  // a new bus of the same name): nothing will ever be published here again. One fstat+stat.
+  [[nodiscard]] bool unlinked() const noexcept;
+
   // Reserves `bytes` (page-aligned) of the heap, backed by real memory now (fallocate), so a
   // full /dev/shm is an error here rather than SIGBUS later. Returns the offset.
   std::uint64_t allocate(std::uint64_t bytes);

@@ -70,6 +70,7 @@ TEST(cli_top_unit, renders_status_lines) {
 TopSnapshot sample() {
   TopSnapshot s;
   s.bus = "demo";
+  s.live = true;  // as drawn by the live view
   s.now_ns = 0;
   TopRoom r;
   r.name = "proj/main";

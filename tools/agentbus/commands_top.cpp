@@ -56,6 +56,7 @@ class Watcher {
   TopSnapshot snapshot() {
     TopSnapshot snap;
     snap.bus = g_.bus;
+    snap.live = live_;
     snap.now_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
@@ -89,8 +90,11 @@ class Watcher {
     r.ring_bytes = info.ring_bytes;
     r.tail = info.tail;
     r.oldest = info.oldest;
+    // A tailer whose process died holds nothing back (tailers never gate producers) and its
+    // slot is reclaimed on the next attach: it is not a reader any more.
     for (const ReaderInfo& rd : info.readers)
-      if (rd.pid != ::getpid()) r.readers.push_back({rd.name, rd.durable, rd.alive, rd.lag_bytes});
+      if (rd.pid != ::getpid() && (rd.durable || rd.alive))
+        r.readers.push_back({rd.name, rd.durable, rd.alive, rd.lag_bytes});
 
     RoomOptions ro;
     ro.create = false;
@@ -225,7 +229,9 @@ void add_top_commands(CLI::App& app, const Globals& g, Commands& commands) {
       "One line per room: events/s seen since the last refresh, tail id, share of the ring in\n"
       "use, readers and the largest reader lag (bytes behind the tail), present agents, open\n"
       "and claimed tasks. Below: each room's agents, claims, readers and latest STATUS lines\n"
-      "(payload {\"ts\",\"agent_id\",\"action\",\"status\",\"detail\"}). q quits; Ctrl-C too.\n"
+      "(payload {\"ts\",\"agent_id\",\"action\",\"status\",\"detail\"}). A consumer group's gate (the\n"
+      "durable reader group.NAME that holds the group's acknowledged floor) is shown as such;\n"
+      "tailers of dead processes are left out. q quits; Ctrl-C too.\n"
       "Plain curses, ASCII only: works on any terminal over ssh (TERM=vt100 included).\n\n"
       "Examples:\n  agentbus top\n  agentbus --bus ci top --once");
   commands.push_back({top, [&g, args] {

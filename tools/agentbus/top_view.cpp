@@ -137,11 +137,21 @@ std::optional<std::string> status_line(std::string_view payload, std::string_vie
   return line;
 }
 
+namespace {
+// A durable reader is a cursor that gates producers whether or not a process holds it, so
+// "dead" would mislead; a group's gate is never held by anyone (its members read for it).
+std::string reader_label(const TopReader& rd) {
+  if (!rd.durable) return "";
+  if (rd.name.rfind("group.", 0) == 0) return " (gate of consumer group " + clean(rd.name.substr(6), 64) + ")";
+  return rd.alive ? " (durable)" : " (durable, not attached)";
+}
+}  // namespace
+
 std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, std::size_t height) {
   std::vector<std::string> lines;
   lines.push_back("agentbus top -- bus " + clean(snap.bus, 40) + " -- " + clock_local(snap.now_ns) + " -- " +
                   std::to_string(snap.rooms.size()) + (snap.rooms.size() == 1 ? " room" : " rooms") +
-                  " -- q quits");
+                  (snap.live ? " -- q quits" : ""));
   if (snap.rooms.empty()) {
     lines.push_back("");
     lines.push_back("no rooms yet: nothing has been posted on this bus");
@@ -186,9 +196,7 @@ std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, 
       }
       for (std::size_t i = 0; i < r.readers.size(); ++i) {
         const TopReader& rd = r.readers[i];
-        section("readers", i,
-                clean(rd.name, 64) + (rd.durable ? " (durable)" : "") + (rd.alive ? "" : " (dead)") + " lag " +
-                    human_bytes(rd.lag_bytes));
+        section("readers", i, clean(rd.name, 64) + reader_label(rd) + " lag " + human_bytes(rd.lag_bytes));
       }
       for (std::size_t i = 0; i < r.status.size(); ++i) section("status", i, r.status[i]);
     }

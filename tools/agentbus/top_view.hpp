@@ -20,9 +20,9 @@ namespace agentbus::cli {
 inline constexpr std::size_t kTopStatusLines = 5;
 
 struct TopReader {
-  std::string name;            // durable name, or "tailer"
+  std::string name;            // durable name ("group.NAME": a consumer group's gate), or "tailer"
   bool durable = false;
-  bool alive = false;
+  bool alive = false;          // held by a live process (a group's gate never is)
   std::uint64_t lag_bytes = 0;
 };
 
@@ -55,6 +55,7 @@ struct TopRoom {
 
 struct TopSnapshot {
   std::string bus;
+  bool live = false;  // drawn on a terminal that takes keys (not --once): the header says "q quits"
   std::int64_t now_ns = 0;
   std::vector<TopRoom> rooms;
   std::string note;  // a problem to show on the last line (e.g. a room that could not be read)
