@@ -94,11 +94,8 @@ std::optional<std::chrono::nanoseconds> parse_duration(const std::string& text) 
 
 RoomOptions room_options(const Globals& g, bool create) {
   RoomOptions options;
-  if (g.ring_bytes != 0) {
-    options.ring_bytes = g.ring_bytes;
-    // A small ring must still accept records: cap them at the library's ring/4 limit.
-    options.max_record_bytes = std::min<std::size_t>(64 << 10, g.ring_bytes / 4);
-  }
+  // Without --max-record-bytes the library's default applies: 64 KiB, or ring/4 if less.
+  if (g.ring_bytes != 0) options.ring_bytes = g.ring_bytes;
   if (g.max_record_bytes != 0) {
     options.max_record_bytes = g.max_record_bytes;
     // Without --ring-bytes, a ring large enough for four such records (the library's ratio).
