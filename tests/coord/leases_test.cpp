@@ -13,6 +13,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -25,6 +26,26 @@ using agentbus::test::eventually;
 using agentbus::test::expect_error;
 
 namespace {
+
+// path: resources are resolved against the repository root of the CLI's working directory
+// (agentbus/lease_paths.hpp): run the CLI children at the root of a repository of their own, so
+// `path:src` means what the library's leases in these tests mean.
+class InRepoRoot {
+ public:
+  InRepoRoot() : previous_(std::filesystem::current_path()) {
+    root_ = std::filesystem::temp_directory_path() / ("leases-repo-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(root_ / ".git");
+    std::filesystem::current_path(root_);
+  }
+  ~InRepoRoot() {
+    std::filesystem::current_path(previous_);
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+
+ private:
+  std::filesystem::path previous_, root_;
+};
 
 struct CliRun {
   int exit_code = -1;
@@ -307,6 +328,7 @@ TEST(Leases, OneWinnerAmongProcessesAcquiringOverlappingPaths) {
 }
 
 TEST(LeasesCli, AcquireListRenewReleaseAndExitCodes) {
+  const InRepoRoot in_repo;
   TestBus bus("leases-cli");
   ChildProcess session({"/bin/sleep", "1000"});
   const std::string pid = std::to_string(session.pid());
@@ -316,7 +338,7 @@ TEST(LeasesCli, AcquireListRenewReleaseAndExitCodes) {
   ASSERT_EQ(got.lines.size(), 1u);
   const std::string id = got.lines[0];
   EXPECT_EQ(run_cli(bus.name(), {"--session-pid", pid, "lease", "acquire", "path:src/x.cpp", "--agent", "bob"}).exit_code, 3);
-  EXPECT_EQ(run_cli(bus.name(), {"lease", "acquire", "path:../x", "--agent", "bob"}).exit_code, 2);
+  EXPECT_EQ(run_cli(bus.name(), {"lease", "acquire", "path:src/*.cpp", "--agent", "bob"}).exit_code, 2);
   const CliRun list = run_cli(bus.name(), {"lease", "list", "--json"});
   ASSERT_EQ(list.lines.size(), 1u);
   EXPECT_NE(list.lines[0].find("\"owner\":\"alice\""), std::string::npos) << list.lines[0];
@@ -332,6 +354,7 @@ TEST(LeasesCli, AcquireListRenewReleaseAndExitCodes) {
 }
 
 TEST(LeasesCli, GuardExitCodes) {
+  const InRepoRoot in_repo;
   // No bus at all: exit 0, and nothing is created.
   const std::string nobus = agentbus::test::unique_bus_name("leases-guard-none");
   EXPECT_EQ(run_cli(nobus, {"guard", "path:src/a.cpp", "--agent", "me"}).exit_code, 0);
@@ -350,7 +373,8 @@ TEST(LeasesCli, GuardExitCodes) {
   EXPECT_EQ(run_cli(bus.name(), {"guard", "path:docs", "path:src/a.cpp", "--agent", "bob"}).exit_code, 3);
   EXPECT_EQ(run_cli(bus.name(), {"guard", "path:src/a.cpp", "--agent", "alice"}).exit_code, 0);
   EXPECT_EQ(run_cli(bus.name(), {"guard", "path:docs/x.md", "branch:main", "--agent", "bob"}).exit_code, 0);
-  EXPECT_EQ(run_cli(bus.name(), {"guard", "path:src/../x", "--agent", "bob"}).exit_code, 2);
+  EXPECT_EQ(run_cli(bus.name(), {"guard", "path:src/*.cpp", "--agent", "bob"}).exit_code, 2);
+  EXPECT_EQ(run_cli(bus.name(), {"guard", "path:docs/../src/a.cpp", "--agent", "bob"}).exit_code, 3);  // normalised
   ::kill(session.pid(), SIGKILL);
   ASSERT_EQ(session.wait(5s), 128 + SIGKILL);
   ASSERT_TRUE(eventually([&] { return leases.list().empty(); }));
