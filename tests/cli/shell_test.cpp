@@ -111,6 +111,17 @@ TEST_F(cli_paths, default_room_is_the_repository_root_name_from_any_subdirectory
   EXPECT_TRUE(contains(tail.out, "from-deep") && contains(tail.out, "from-src")) << tail.out << tail.err;
 }
 
+TEST_F(cli_paths, a_path_through_a_symlink_to_the_repository_is_inside_it) {
+  // A shell's logical $PWD under a linked directory, while the CLI's cwd is the real one.
+  const fs::path link = fs::temp_directory_path() / ("shelllink-" + std::to_string(getpid()));
+  fs::remove(link);
+  fs::create_directory_symlink(repo_, link);
+  ASSERT_EQ(run({"lease", "acquire", "path:src/parser", "--agent", "alice"}).exit_code, 0);
+  const CliResult r = at(repo_ / "src", {"guard", "path:" + (link / "src/parser/x.cpp").string(), "--agent", "bob"});
+  fs::remove(link);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+}
+
 TEST_F(cli_paths, a_worktree_git_file_marks_the_root) {
   fs::remove(repo_ / ".git");
   std::ofstream(repo_ / ".git") << "gitdir: /elsewhere/.git/worktrees/x\n";
