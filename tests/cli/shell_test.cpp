@@ -152,8 +152,29 @@ TEST_F(cli_batch, a_line_too_large_is_named_and_the_rest_published) {
   EXPECT_EQ(post.exit_code, 1);
   EXPECT_EQ(lines(post.out).size(), 2u) << post.out;
   EXPECT_TRUE(contains(post.err, "line 2: payload is 20000 bytes")) << post.err;
-  EXPECT_TRUE(contains(post.err, "error: 1 of 3 lines were too large")) << post.err;
+  EXPECT_TRUE(contains(post.err, "error: 1 of 3 lines were too large for room b and not published (line 2)"))
+      << post.err;
   EXPECT_EQ(lines(run({"--room", "b", "tail", "--json"}).out).size(), 2u);
+}
+
+TEST_F(cli_batch, a_full_ring_stops_the_batch_and_says_where) {
+  // A consumer group that never acks gates producers: a 64 KiB ring takes about a thousand of
+  // these small records, then stays full.
+  ASSERT_EQ(run({"--room", "g", "--ring-bytes", "64KiB", "post", "x", "first"}).exit_code, 0);
+  ASSERT_EQ(run({"--room", "g", "group", "read", "stuck", "--member", "m", "--from", "earliest", "--timeout", "0"})
+                .exit_code,
+            0);
+  std::string input;
+  for (int i = 0; i < 4000; ++i) input += "item-" + std::to_string(i) + "\n";  // under one pipe buffer
+  const CliResult post = run({"--room", "g", "post", "ITEM", "--stdin"}, input);
+  EXPECT_EQ(post.exit_code, 1);
+  const std::size_t published = lines(post.out).size();
+  EXPECT_GT(published, 0u);
+  EXPECT_LT(published, 4000u);
+  EXPECT_TRUE(contains(post.err, "is full")) << post.err;
+  EXPECT_TRUE(contains(post.err, "published up to line " + std::to_string(published) + ", line " +
+                                     std::to_string(published + 1) + " and after were not"))
+      << post.err;
 }
 
 TEST_F(cli_batch, stdin_and_a_payload_argument_are_a_usage_error) {

@@ -160,8 +160,8 @@ int post_lines(Room& room, const PostArgs& args) {
     numbers += (i ? ", " : "") + std::to_string(too_large[i]);
   if (too_large.size() > kLinesNamed) numbers += ", ...";
   report_error(std::to_string(too_large.size()) + " of " + std::to_string(line_no) +
-               " lines were too large for room " + room.name() + " and not published (line " + numbers +
-               "); the others were");
+               " lines were too large for room " + room.name() + " and not published (" +
+               (too_large.size() == 1 ? "line " : "lines ") + numbers + "); the others were");
   return kExitFailure;
 }
 
