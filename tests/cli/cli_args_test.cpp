@@ -105,6 +105,13 @@ TEST_F(cli_args, every_id_argument_refuses_anything_but_decimal_digits) {
       EXPECT_TRUE(r.out.empty()) << joined(argv) << ": " << r.out;
     }
   }
+  // A session pid is no id of the bus, but the same grammar: a pid of 16 is not "0x10".
+  for (const std::string& bad : {std::string("0x10"), std::string("0"), std::string("-1"), std::string("2147483648")}) {
+    const CliResult r = run({"--session-pid", bad, "who"});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--session-pid"), std::string::npos) << r.err;
+    EXPECT_EQ(run({"who"}, {}, {{"AGENTBUS_SESSION_PID", bad}}).exit_code, 2) << bad;
+  }
   EXPECT_FALSE(bus_exists()) << "a refused command must not create the bus";
   // Tokens are 32 bits: one past that is refused too, not wrapped.
   EXPECT_EQ(run({"release", "1", "--token", "4294967296"}).exit_code, 2);

@@ -207,12 +207,12 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t 
   return value;
 }
 
-CLI::Validator id_validator(std::uint64_t max) {
+CLI::Validator id_validator(std::uint64_t max, std::uint64_t min) {
   return CLI::Validator(
-      [max](std::string& text) -> std::string {
-        if (parse_decimal(text, max)) return "";
-        return "must be decimal digits only, 0 to " + std::to_string(max) + ", got '" + sanitize_for_terminal(text) +
-               "'";
+      [max, min](std::string& text) -> std::string {
+        if (const auto v = parse_decimal(text, max); v && *v >= min) return "";
+        return "must be decimal digits only, " + std::to_string(min) + " to " + std::to_string(max) + ", got '" +
+               sanitize_for_terminal(text) + "'";
       },
       "ID");
 }

@@ -89,7 +89,7 @@ inline constexpr std::string_view kForever = "forever";
 [[nodiscard]] std::optional<std::uint64_t> parse_decimal(std::string_view text,
                                                          std::uint64_t max = UINT64_MAX);
 // For every id argument: a usage error naming the argument and the bad text.
-[[nodiscard]] CLI::Validator id_validator(std::uint64_t max = UINT64_MAX);
+[[nodiscard]] CLI::Validator id_validator(std::uint64_t max = UINT64_MAX, std::uint64_t min = 0);
 [[nodiscard]] CLI::Validator token_validator();
 
 [[nodiscard]] CLI::Validator power_of_two_validator();

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <string_view>
 #include <exception>
+#include <limits>
 
 namespace {
 
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
                  "Process whose exit releases this agent's claims, presence and leases "
                  "(default: the CLI's parent)")
       ->envname("AGENTBUS_SESSION_PID")
-      ->check(CLI::PositiveNumber);
+      ->check(id_validator(std::numeric_limits<int>::max(), 1));
   app.add_option("--segment-bytes", g.segment_bytes,
                  "Bus size when this command creates the bus (virtual; default 256MiB)")
       ->transform(CLI::AsSizeValue(false));
