@@ -123,14 +123,14 @@ std::string duration_problem(const std::string& text, milliseconds min, millisec
   const std::string shown = sanitize_for_terminal(text);
   if (forever_ok && text == kForever) return "";
   const std::optional<milliseconds> d = parse_duration(text);
-  const std::string range = "from " + format_duration(min) + " to " + format_duration(max) +
-                            (forever_ok ? ", or forever" : "");
   if (!d) {
+    // Is "5" seconds or minutes? Nobody should have to guess: say what to write instead.
     if (parse_decimal(text)) return "'" + shown + "' has no unit: write e.g. " + shown + "s or " + shown + "m (units ms, s, m, h, d)";
     return "not a duration: '" + shown + "' (" + kDurationGrammar + ")";
   }
   if (*d < min || *d > max) {
-    std::string why = "must be a duration " + range + ", got '" + shown + "'";
+    std::string why = "must be a duration from " + format_duration(min) + " to " + format_duration(max) +
+                      (forever_ok ? ", or forever" : "") + ", got '" + shown + "'";
     if (d->count() == 0 && forever_ok) why += " (no expiry is spelled forever)";
     return why;
   }
