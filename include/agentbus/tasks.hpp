@@ -60,7 +60,8 @@ struct TaskState {
   std::string creator;      // agent that posted it
   std::string payload;
   std::int64_t created_ts_ns = 0;
-  // Claimed (and, for done tasks, who completed it):
+  // Claimed (and, for done tasks, who completed it). An open task whose last claim lapsed or
+  // whose session ended keeps that claim here (owner_alive false: the session ended):
   std::string claimant;
   std::uint32_t token = 0;       // fencing token of the current or last claim
   int owner_pid = 0;             // session process of the claim

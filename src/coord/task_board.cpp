@@ -624,11 +624,13 @@ std::optional<TaskState> read_task(const TaskBoard::Impl& m, std::uint32_t i, Ev
       t.owner_pid = static_cast<int>(c.owner_pid);
     }
     if (p == Phase::claimed) {
-      t.phase = TaskPhase::claimed;
       t.owner_alive = m.alive(c.owner_pid, c.owner_start);
       // Rounded up, so that 0 means exactly "lapsed", as claim() judges it.
       const std::int64_t left_ns = std::max<std::int64_t>(deadline - monotonic_ns(), 0);
       t.lease_left = std::chrono::milliseconds((left_ns + 999'999) / 1'000'000);
+      // A claim that no longer holds is open, as claim() and open_tasks() treat it: state() must
+      // not tell one caller "claimed" while open_tasks() offers the task to the next.
+      t.phase = t.owner_alive && t.lease_left.count() > 0 ? TaskPhase::claimed : TaskPhase::open;
     } else if (p == Phase::done) {
       t.phase = TaskPhase::done;
       t.done_ts_ns = d.done_ts_ns;
@@ -662,8 +664,7 @@ std::vector<TaskState> TaskBoard::open_tasks(std::size_t n) const {
     const std::uint64_t key = m.keys[i].load(std::memory_order_acquire);
     if (key == 0) continue;
     if (auto t = read_task(m, i, key - 1)) {
-      if (t->phase == TaskPhase::open || (t->phase == TaskPhase::claimed && !holds(*t)))
-        out.push_back(std::move(*t));
+      if (t->phase == TaskPhase::open) out.push_back(std::move(*t));
     }
   }
   std::sort(out.begin(), out.end(), [](const TaskState& a, const TaskState& b) { return a.id < b.id; });

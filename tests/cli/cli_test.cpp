@@ -307,7 +307,7 @@ TEST_F(cli_tail, count_and_from_select_events) {
 
 TEST_F(cli_tail, missing_bus_or_room_prints_nothing_and_creates_nothing) {
   const CliResult r = in_room({"tail"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 4) << "no such bus, as info says: " << r.err;
   EXPECT_TRUE(r.out.empty());
   EXPECT_FALSE(std::filesystem::exists("/dev/shm/" + agentbus::segment_object_name(bus_)));
 

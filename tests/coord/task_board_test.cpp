@@ -113,6 +113,13 @@ TEST(TaskBoard, LapsedLeaseIsReclaimedAndItsTokenRefused) {
 
   // Alive but silent: claimable again once the lease has run out, not before.
   ASSERT_TRUE(eventually([&] { return board.open_tasks().size() == 1; }));
+  // state() agrees with open_tasks(): open, still naming the lapsed claim.
+  const TaskState lapsed = board.state(id);
+  EXPECT_EQ(lapsed.phase, TaskPhase::open);
+  EXPECT_EQ(lapsed.claimant, "bob");
+  EXPECT_EQ(lapsed.token, first.token);
+  EXPECT_TRUE(lapsed.owner_alive);
+  EXPECT_TRUE(board.live_claims().empty());
   const Claim second = board.claim(id, "carol", {.ttl = 1min});
   ASSERT_TRUE(second.ok());
   EXPECT_GT(second.token, first.token);
@@ -142,6 +149,11 @@ TEST(TaskBoard, ClaimOfAKilledSessionIsSupersededAtOnce) {
   // The lease has ten minutes left, but its session is gone: no waiting for the TTL (liveness
   // verdicts are trusted for 10 ms, so allow a moment).
   EXPECT_TRUE(eventually([&] { return board.open_tasks().size() == 1; }, 2s));
+  const TaskState orphaned = board.state(id);
+  EXPECT_EQ(orphaned.phase, TaskPhase::open) << "open_tasks offers it, so state must not say claimed";
+  EXPECT_EQ(orphaned.claimant, "bob");
+  EXPECT_FALSE(orphaned.owner_alive);
+  EXPECT_EQ(board.open_tasks().at(0).phase, TaskPhase::open);
   const Claim taken = board.claim(id, "carol");
   ASSERT_TRUE(taken.ok());
   EXPECT_GT(taken.token, held.token);

@@ -159,3 +159,80 @@ TEST(status_cli, ExportAndImportThroughTheCli) {
   }
   std::filesystem::remove_all(dir);
 }
+
+// What each command's --help says its -n default is, it does: recent 10, summary 500, watch 0.
+TEST(status_cli, CountDefaultsInHelpAreTheOnesThatApply) {
+  TestBus bus("st-defaults");
+  StatusBus sb(bus->room("r"));
+  for (int i = 0; i < 12; ++i) sb.post_sync("exec", "step" + std::to_string(i), "ok");
+  std::string out;
+  const auto help_default = [&](const std::string& command) {
+    EXPECT_EQ(run_cli(bus, {"status", command, "--help"}, &out), 0);
+    const auto at = out.find("-n,--count");
+    const auto eq = out.find('=', at);
+    return at == std::string::npos || eq == std::string::npos ? std::string("<none>")
+                                                              : out.substr(eq + 1, out.find_first_of(" \n", eq) - eq - 1);
+  };
+  EXPECT_EQ(help_default("recent"), "10");
+  ASSERT_EQ(run_cli(bus, {"status", "recent", "--json"}, &out), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 10) << out;
+
+  EXPECT_EQ(help_default("summary"), "500");
+  ASSERT_EQ(run_cli(bus, {"status", "summary"}, &out), 0);
+  EXPECT_NE(out.find("Total: 12 entries"), std::string::npos) << out;
+
+  EXPECT_EQ(help_default("watch"), "0");
+  ASSERT_EQ(run_cli(bus, {"status", "watch", "--json", "--timeout", "0"}, &out), 0);
+  EXPECT_EQ(out, "") << "no backlog by default";
+  ASSERT_EQ(run_cli(bus, {"status", "watch", "--json", "-n", "3", "--timeout", "0"}, &out), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;
+}
+
+TEST(status_cli, RecentAndSummaryOfZeroEntriesAreUsageErrors) {
+  TestBus bus("st-zero");
+  StatusBus(bus->room("r")).post_sync("exec", "a", "ok");
+  std::string out;
+  EXPECT_EQ(run_cli(bus, {"status", "recent", "-n", "0"}, &out), 2);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(run_cli(bus, {"status", "summary", "-n", "0"}, &out), 2);
+  EXPECT_EQ(run_cli(bus, {"status", "recent", "-n", "1"}, &out), 0);
+  EXPECT_NE(out.find("exec: a"), std::string::npos) << out;
+}
+
+// stdout and stderr of `agentbus --bus B --room R import FILE`, through a real shell.
+int import_through_shell(const TestBus& bus, const std::string& room, const std::string& file, std::string* both) {
+  ChildProcess p({"/bin/bash", "-c", "\"$0\" --bus \"$1\" --room \"$2\" import \"$3\" 2>&1", cli(), bus.name(), room, file});
+  *both = p.read_all(10s);
+  return p.wait(10s);
+}
+
+TEST(status_cli, ImportOfAFileWithNoEntryFailsWithOneCleanMessage) {
+  TestBus bus("st-import-none");
+  char tmpl[] = "/tmp/agentbus-status-import-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string file = dir + "/not-status.jsonl";
+  {
+    std::ofstream f(file);
+    f << "hello\n{\"not\":\"an entry\"}\n[1,2]\n";
+  }
+  std::string both;
+  EXPECT_EQ(import_through_shell(bus, "r", file, &both), 1) << both;
+  EXPECT_EQ(both.find("error: warning"), std::string::npos) << both;
+  EXPECT_NE(both.find("\nerror: imported nothing from " + file), std::string::npos) << both;
+  EXPECT_EQ(both.rfind("warning: ", 0), 0u) << "each skipped line is a plain warning: " << both;
+  EXPECT_EQ(both.find("imported 0 entries"), std::string::npos) << both;
+
+  // One good line among bad ones is a success, with warnings that are not errors.
+  {
+    std::ofstream f(file, std::ios::app);
+    f << R"({"ts":"2026-01-01T00:00:00Z","agent_id":"exec","action":"a","status":"ok","detail":"","metadata":{}})" << "\n";
+  }
+  EXPECT_EQ(import_through_shell(bus, "r2", file, &both), 0) << both;
+  EXPECT_EQ(both.find("error:"), std::string::npos) << both;
+  EXPECT_NE(both.find("imported 1 entries, skipped 3 malformed lines"), std::string::npos) << both;
+
+  // An empty file imports nothing and that is fine: there was nothing to import.
+  { std::ofstream f(file, std::ios::trunc); }
+  EXPECT_EQ(import_through_shell(bus, "r3", file, &both), 0) << both;
+  std::filesystem::remove_all(dir);
+}

@@ -130,8 +130,8 @@ void add_group_commands(CLI::App& app, const Globals& g, Commands& commands) {
 
   CLI::App* read = with_member(with_group(group->add_subcommand("read", "Take the next event(s) for this member.")));
   read->add_option("-n,--count", a->count, "Take up to this many")->check(CLI::Range(1, 10000))->capture_default_str();
-  read->add_option("--timeout", a->timeout, "Wait this long for the first one (0: do not wait)")
-      ->check(duration_range_validator(std::chrono::milliseconds(0), std::chrono::hours(24)))
+  read->add_option("--timeout", a->timeout, "Wait this long for the first one, up to 24h (0: do not wait)")
+      ->check(duration_validator())
       ->capture_default_str();
   read->add_option("--interest", a->interests, "Event types the group takes, when this call creates it (repeatable)")
       ->capture_default_str();
@@ -143,7 +143,11 @@ void add_group_commands(CLI::App& app, const Globals& g, Commands& commands) {
       ->capture_default_str();
   read->add_flag("--json", a->json, "One JSON object per event, with group, member and deliveries");
   read->footer("Prints nothing (exit 0) when no event arrived in time. A pending event of a member\n"
-               "that is gone comes first, marked with its delivery count.");
+               "that is gone comes first, marked with its delivery count. The first read creates\n"
+               "the group, with --interest, --from and --max-deliveries.\n\n"
+               "Examples:\n"
+               "  agentbus group read builds --member w1 --interest build --from earliest\n"
+               "  agentbus group read builds --member w1 -n 10 --timeout 30s --json");
   commands.push_back({read, [&g, a] {
                         ConsumerGroup cg = open_group(g, *a, true, true);
                         std::string out;
@@ -159,8 +163,9 @@ void add_group_commands(CLI::App& app, const Globals& g, Commands& commands) {
                       }});
 
   CLI::App* ack = with_group(group->add_subcommand("ack", "Acknowledge events: done for the whole group."));
-  ack->add_option("ids", a->ids, "Event ids")->required();
-  ack->footer("Exit 4 when an id is not pending in the group (already acked, or never delivered).");
+  ack->add_option("ids", a->ids, "Event ids")->required()->check(id_validator());
+  ack->footer("Exit 4 when an id is not pending in the group (already acked, or never delivered).\n\n"
+              "Example:\n  agentbus group ack builds 4096 4160");
   commands.push_back({ack, [&g, a] {
                         ConsumerGroup cg = open_group(g, *a, false, false);
                         std::string missing;
@@ -173,9 +178,10 @@ void add_group_commands(CLI::App& app, const Globals& g, Commands& commands) {
 
   CLI::App* receipt = with_member(
       with_group(group->add_subcommand("receipt", "Record that an event's work is done, before acking it.")));
-  receipt->add_option("ids", a->ids, "Event ids")->required();
+  receipt->add_option("ids", a->ids, "Event ids")->required()->check(id_validator());
   receipt->footer("If this member's session dies before the ack, the event is acked on reclaim\n"
-                  "instead of being delivered again. Exit 3 when the event is not pending for this member.");
+                  "instead of being delivered again. Exit 3 when the event is not pending for this member.\n\n"
+                  "Example:\n  agentbus group receipt builds 4096 --member w1");
   commands.push_back({receipt, [&g, a] {
                         ConsumerGroup cg = open_group(g, *a, true, false);
                         for (const EventId id : a->ids) cg.record_receipt(id);
@@ -185,6 +191,9 @@ void add_group_commands(CLI::App& app, const Globals& g, Commands& commands) {
   CLI::App* pending = with_group(group->add_subcommand("pending", "List delivered events not yet acked."));
   pending->add_option("-n,--count", a->count, "At most this many")->check(CLI::Range(1, 1000000));
   pending->add_flag("--json", a->json, "One JSON object per line");
+  pending->footer("One line per event: id, type, owner ('(gone)': its session ended), when it was\n"
+                  "delivered, deliveries, and whether a receipt was recorded. Default: at most 100.\n\n"
+                  "Examples:\n  agentbus group pending builds\n  agentbus group pending builds -n 5 --json");
   commands.push_back({pending, [&g, a, pending] {
                         ConsumerGroup cg = open_group(g, *a, false, false);
                         std::string out;
@@ -196,13 +205,14 @@ void add_group_commands(CLI::App& app, const Globals& g, Commands& commands) {
 
   CLI::App* autoclaim = with_member(
       with_group(group->add_subcommand("autoclaim", "Take over events pending too long (Redis XAUTOCLAIM).")));
-  autoclaim->add_option("--min-idle", a->min_idle, "Pending at least this long")
-      ->check(duration_range_validator(std::chrono::milliseconds(0), std::chrono::hours(24 * 365)))
+  autoclaim->add_option("--min-idle", a->min_idle, "Pending at least this long, up to 24h (0: any)")
+      ->check(duration_validator())
       ->capture_default_str();
   autoclaim->add_option("-n,--count", a->count, "At most this many")->check(CLI::Range(1, 10000));
   autoclaim->add_flag("--json", a->json, "One JSON object per event");
   autoclaim->footer("Events of members whose session is gone are taken whatever their age. An event\n"
-                    "past its max deliveries is dead-lettered (ENGINE_RUNTIME_ERROR) instead.");
+                    "past its max deliveries is dead-lettered (ENGINE_RUNTIME_ERROR) instead.\n\n"
+                    "Example:\n  agentbus group autoclaim builds --member w2 --min-idle 5m --json");
   commands.push_back({autoclaim, [&g, a, autoclaim] {
                         ConsumerGroup cg = open_group(g, *a, true, false);
                         std::string out;
@@ -215,6 +225,8 @@ void add_group_commands(CLI::App& app, const Globals& g, Commands& commands) {
 
   CLI::App* info = with_group(group->add_subcommand("info", "Show a group: position, pending, members, counters."));
   info->add_flag("--json", a->json, "One JSON object");
+  info->footer("Exit 4 when the room has no such group.\n\n"
+               "Examples:\n  agentbus group info builds\n  agentbus group info builds --json | jq .pending");
   commands.push_back({info, [&g, a] {
                         const GroupInfo i = open_group(g, *a, false, false).info();
                         write_out(a->json ? info_json(i) : info_text(i), true);

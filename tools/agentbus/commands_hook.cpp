@@ -485,24 +485,33 @@ void add_hook_commands(CLI::App& app, const Globals& g, Commands& commands) {
       "Example:\n"
       "  echo '{\"session_id\":\"s1\",\"cwd\":\"'$PWD'\"}' | agentbus hook session-start --agent fixer");
 
-  const auto add = [&](const char* name, const char* help, HookKind kind, bool window) {
+  const auto add = [&](const char* name, const char* help, HookKind kind, bool window, const char* footer) {
     CLI::App* cmd = hook->add_subcommand(name, help);
+    cmd->footer(footer);
     cmd->add_option("--agent", args->agent, "The agent id this session posts as (excluded from its news)")
         ->envname("AGENTBUS_AGENT");
     cmd->add_option("--timeout", args->timeout, "Give up (no output, exit 0) after this long")
-        ->check(duration_range_validator(10ms, std::chrono::hours(1)))
+        ->check(duration_validator(10ms, std::chrono::hours(1)))
         ->capture_default_str();
     if (window)
-      cmd->add_option("--join-window", args->join_window, "Replay the events of this last stretch of time")
-          ->check(duration_range_validator(0ms, std::chrono::hours(24 * 7)))
+      cmd->add_option("--join-window", args->join_window, "Replay the events of this last stretch of time, up to 24h")
+          ->check(duration_validator())
           ->capture_default_str();
     commands.push_back({cmd, [&g, &app, args, kind] { return run_hook(g, app, *args, kind); }});
   };
   add("session-start", "SessionStart: print the room digest, set this session's cursor.", HookKind::session_start,
-      true);
+      true,
+      "Reads the hook's JSON on stdin; never fails the session (see `agentbus hook --help`).\n\n"
+      "Example:\n"
+      "  echo '{\"session_id\":\"s1\",\"cwd\":\"'$PWD'\"}' | agentbus hook session-start --agent fixer --join-window 1h");
   add("user-prompt-submit", "UserPromptSubmit: print what is new since the last prompt.",
-      HookKind::user_prompt_submit, false);
-  add("session-end", "SessionEnd: post SESSION_ENDED and leave the room.", HookKind::session_end, false);
+      HookKind::user_prompt_submit, false,
+      "Prints nothing when nothing is new since this session's last prompt.\n\n"
+      "Example:\n"
+      "  echo '{\"session_id\":\"s1\",\"cwd\":\"'$PWD'\",\"prompt\":\"go\"}' | agentbus hook user-prompt-submit --agent fixer");
+  add("session-end", "SessionEnd: post SESSION_ENDED and leave the room.", HookKind::session_end, false,
+      "Example:\n"
+      "  echo '{\"session_id\":\"s1\",\"cwd\":\"'$PWD'\"}' | agentbus hook session-end --agent fixer");
 
   CLI::App* welcome = app.add_subcommand("welcome", "Pin the lobby greeting session-start shows.");
   welcome->group(group);

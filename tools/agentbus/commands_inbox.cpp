@@ -84,7 +84,9 @@ void add_inbox_commands(CLI::App& app, const Globals& g, Commands& commands) {
   ask->group(group);
   ask->add_option("to", a->to, "The agent asked: a qualified handle, or a short one naming one present agent")->required();
   ask->add_option("message", a->message, "The question")->required();
-  ask->add_option("--timeout", a->timeout, "How long to wait for the reply")->check(duration_validator())->capture_default_str();
+  ask->add_option("--timeout", a->timeout, "How long to wait for the reply, 1ms to 24h")
+      ->check(duration_validator(std::chrono::milliseconds(1)))
+      ->capture_default_str();
   ask->add_flag("--json", a->json, "Print the reply event as a JSON object");
   ask->footer(
       "Sends an ASK to the agent's inbox and prints the payload of its REPLY. One ask per\n"
@@ -105,7 +107,7 @@ void add_inbox_commands(CLI::App& app, const Globals& g, Commands& commands) {
 
   CLI::App* reply = with_agent(app.add_subcommand("reply", "Answer an ASK; prints the reply's event id."), *a);
   reply->group(group);
-  reply->add_option("ask-id", a->ask_id, "Event id of the ASK")->required();
+  reply->add_option("ask-id", a->ask_id, "Event id of the ASK")->required()->check(id_validator());
   reply->add_option("message", a->message, "The answer")->required();
   reply->footer(
       "The REPLY goes to the asker (and its inbox), with reply_to = the ASK's id.\n"

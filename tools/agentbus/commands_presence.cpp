@@ -61,7 +61,7 @@ std::string clip(const std::string& s, std::size_t max) {
   return s.substr(0, i) + "\u2026";
 }
 
-CLI::Validator ttl_validator() { return duration_range_validator(1ms, kMaxPresenceTtl); }
+CLI::Validator ttl_validator() { return duration_validator(1ms, kMaxPresenceTtl); }
 
 // The presence table, or none when nobody has joined in this room (who and leave must not
 // create a bus, a room or a table just to find them empty).
@@ -204,7 +204,7 @@ void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands) 
   join_cmd->add_option("--role", join->role, "What kind of agent this is, e.g. reviewer");
   join_cmd->add_option("--working-on", join->working_on, "What it is doing now (one line)");
   join_cmd->add_option("--ttl", join->ttl, "Drop the entry after this long without activity (max 24h)")
-      ->check(duration_validator() & ttl_validator())
+      ->check(ttl_validator())
       ->capture_default_str();
   join_cmd->add_flag("--json", join->json, "Print {handle, room, pid, ttl_ms} as one JSON object");
 

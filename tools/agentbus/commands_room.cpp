@@ -43,15 +43,9 @@ std::optional<SubscribeOptions> parse_from(const std::string& text) {
     options.from = StartFrom::earliest;
   } else if (text == "latest") {
     options.from = StartFrom::latest;
-  } else if (!text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
-               return std::isdigit(c) != 0;
-             })) {
+  } else if (const std::optional<std::uint64_t> id = parse_decimal(text)) {
     options.from = StartFrom::id;
-    try {
-      options.from_id = std::stoull(text);
-    } catch (const std::out_of_range&) {
-      return std::nullopt;
-    }
+    options.from_id = *id;
   } else {
     return std::nullopt;
   }
@@ -451,7 +445,7 @@ void add_room_commands(CLI::App& app, const Globals& g, Commands& commands) {
   post_cmd->add_flag("--stdin", post->from_stdin, "Publish one event per line of stdin")->excludes(payload_opt);
   post->reply_to_opt =
       post_cmd->add_option("--reply-to", post->reply_to, "Id of the event this one answers")
-          ->check(CLI::NonNegativeNumber);
+          ->check(id_validator());
 
   CLI::App* tail_cmd = app.add_subcommand("tail", "Print a room's recent events, or follow it.");
   tail_cmd->footer(

@@ -16,7 +16,7 @@ struct SetArgs {
   std::string key;
   std::string value;
   CLI::Option* value_opt = nullptr;
-  std::string ttl;
+  std::string ttl{kForever};
 };
 
 struct KeyArgs {
@@ -58,11 +58,9 @@ std::optional<Scratchpad> existing_scratchpad(const Globals& g) {
 }
 
 int run_set(const Globals& g, const SetArgs& args) {
-  milliseconds ttl{0};
-  if (!args.ttl.empty()) {
-    const std::chrono::nanoseconds ns = *parse_duration(args.ttl);  // validated by CLI11
-    ttl = std::chrono::ceil<milliseconds>(ns);  // "500us" must not become "never expires"
-  }
+  // The scratchpad's ttl 0 means "never expires": only "forever" (or no --ttl) may say so,
+  // and the validator refuses a zero duration.
+  const milliseconds ttl = validated_duration(args.ttl).value_or(milliseconds(0));
   const bool from_stdin = args.value_opt->count() == 0 || args.value == "-";
   if (from_stdin && args.value_opt->count() == 0 && ::isatty(STDIN_FILENO) == 1) {
     report_error("scratch set: give a value, or pipe it in (\"-\" reads stdin even from a terminal)");
@@ -175,15 +173,17 @@ void add_scratch_commands(CLI::App& app, const Globals& g, Commands& commands) {
   CLI::App* set_cmd = scratch->add_subcommand("set", "Set a key to a value (replacing any earlier one).");
   set_cmd->footer(
       "Without a value, or with \"-\", the value is read from stdin (exact bytes, no newline\n"
-      "stripped). A value starting with '-' goes after \"--\". Without --ttl it never expires.\n\n"
+      "stripped). A value starting with '-' goes after \"--\". Without --ttl (or with\n"
+      "--ttl forever) it never expires; --ttl 0 is refused, as for every other TTL.\n\n"
       "Examples:\n"
       "  agentbus scratch set plan 'step 1: parse' --ttl 1h\n"
       "  cat report.json | agentbus scratch set report:42\n"
       "  agentbus scratch set flags -- --verbose");
   set_cmd->add_option("key", set->key, "Key")->required();
   set->value_opt = set_cmd->add_option("value", set->value, "Value; \"-\" or none: read stdin");
-  set_cmd->add_option("--ttl", set->ttl, "Time to live, e.g. 30s, 10m, 2h (default: never expires)")
-      ->check(duration_validator());
+  set_cmd->add_option("--ttl", set->ttl, "Time to live, 1ms to 24h, e.g. 30s, 10m, 2h; or forever")
+      ->check(duration_validator(milliseconds(1), kMaxDuration, true))
+      ->capture_default_str();
 
   CLI::App* get_cmd = scratch->add_subcommand("get", "Print a key's value.");
   get_cmd->footer(

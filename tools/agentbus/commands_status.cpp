@@ -22,7 +22,10 @@ struct StatusArgs {
   std::string detail;
   std::string metadata;
   std::string agent = "cli";
-  std::size_t count = 10;
+  // Each command its own default, so that --help shows the one that applies.
+  std::size_t recent_count = 10;
+  std::size_t summary_count = 500;
+  std::size_t watch_count = 0;
   std::string filter_agent;
   std::string filter_status;
   bool json = false;
@@ -91,14 +94,14 @@ int run_watch(const Globals& g, const StatusArgs& a) {
   // Subscribed first, so entries posted meanwhile arrive through `sub`, not twice.
   Subscription sub = room.subscribe({.from = StartFrom::latest});
   const EventId start = sub.position();
-  if (a.count > 0) {
+  if (a.watch_count > 0) {
     StatusBus bus(room);
-    for (const StatusEntry& e : bus.recent(a.count, filter))
+    for (const StatusEntry& e : bus.recent(a.watch_count, filter))
       if (e.id < start) write_out(a.json ? entry_json(e) : status_line(for_terminal(e)) + "\n", false);
   }
   write_out("", true);
   std::optional<std::chrono::nanoseconds> timeout;
-  if (!a.timeout.empty()) timeout = parse_duration(a.timeout);
+  if (!a.timeout.empty()) timeout = validated_ms(a.timeout);
   const auto deadline =
       timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
   while (g_stop == 0) {
@@ -134,7 +137,7 @@ int run_export(const Globals& g, const StatusArgs& a) {
   }
   if (!to_stdout && ::close(fd) != 0) throw Error(Errc::system, "cannot write '" + a.file + "': " + std::strerror(errno));
   if (r.missed > 0) warn_overrun(r.missed);
-  if (r.skipped > 0) report_error("warning: " + std::to_string(r.skipped) + " STATUS events were not valid entries; skipped");
+  if (r.skipped > 0) report_warning(std::to_string(r.skipped) + " STATUS events were not valid entries; skipped");
   if (!to_stdout) write_out("exported " + std::to_string(r.exported) + " entries to " + sanitize_for_terminal(a.file) + "\n", true);
   return 0;
 }
@@ -143,8 +146,14 @@ int run_import(const Globals& g, const StatusArgs& a) {
   Room room = open_room(g);
   ImportOptions o;
   o.strict = a.strict;
-  o.warn = [](const std::string& message) { report_error("warning: " + message); };
+  o.warn = [](const std::string& message) { report_warning(message); };
   const ImportResult r = import_jsonl(room, a.file, o);
+  // Lines were there but none was an entry: probably not a status file at all.
+  if (r.imported == 0 && r.skipped > 0) {
+    report_error("imported nothing from " + a.file + ": its " + std::to_string(r.skipped) +
+                 (r.skipped == 1 ? " line is" : " lines are") + " not status entries");
+    return kExitFailure;
+  }
   write_out("imported " + std::to_string(r.imported) + " entries" +
                 (r.skipped > 0 ? ", skipped " + std::to_string(r.skipped) + " malformed lines" : "") + "\n",
             true);
@@ -194,7 +203,9 @@ void add_status_commands(CLI::App& app, const Globals& g, Commands& commands) {
                       }});
 
   CLI::App* recent = status->add_subcommand("recent", "The last status entries, oldest first.");
-  recent->add_option("-n,--count", a->count, "At most this many (0: none)")->capture_default_str();
+  recent->add_option("-n,--count", a->recent_count, "At most this many, 1 to 1000000")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
   add_filters(recent, *a);
   recent->footer(
       "Text lines look like RoomKit's: [19:05:15] exec: search_google → ok | Found 7 results\n"
@@ -205,7 +216,7 @@ void add_status_commands(CLI::App& app, const Globals& g, Commands& commands) {
   commands.push_back({recent, [&g, a] {
                         std::optional<Room> room = open_existing_room(g);
                         std::vector<StatusEntry> entries;
-                        if (room) entries = StatusBus(*room).recent(a->count, make_filter(*a));
+                        if (room) entries = StatusBus(*room).recent(a->recent_count, make_filter(*a));
                         std::string out;
                         if (a->json) {
                           for (const StatusEntry& e : entries) out += entry_json(e);
@@ -218,42 +229,41 @@ void add_status_commands(CLI::App& app, const Globals& g, Commands& commands) {
                       }});
 
   CLI::App* summary = status->add_subcommand("summary", "The numbered status log with totals.");
-  summary->add_option("-n,--count", a->count, "Cover at most this many entries")->capture_default_str();
+  summary->add_option("-n,--count", a->summary_count, "Cover at most this many entries, 1 to 1000000")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
   summary->footer(
       "RoomKit's print_summary: icons + ok, x failed, ~ info, * completed, ? pending, and\n"
       "a closing line such as \"Total: 3 entries (2 ok, 0 failed, 1 completed)\".\n\n"
       "Example:\n  agentbus status summary -n 500");
-  summary->callback([a, summary] {
-    if (summary->get_option("--count")->count() == 0) a->count = 500;
-  });
   commands.push_back({summary, [&g, a] {
                         std::optional<Room> room = open_existing_room(g);
                         std::vector<StatusEntry> entries;
-                        if (room) entries = StatusBus(*room).recent(a->count);
+                        if (room) entries = StatusBus(*room).recent(a->summary_count);
                         for (StatusEntry& e : entries) e = for_terminal(std::move(e));
                         write_out(status_summary(entries), true);
                         return 0;
                       }});
 
   CLI::App* watch = status->add_subcommand("watch", "Print each status entry as it arrives, until Ctrl-C.");
-  watch->add_option("-n,--count", a->count, "First print this many recent entries")->capture_default_str();
+  watch->add_option("-n,--count", a->watch_count, "First print this many recent entries (0: none), up to 1000000")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1000000}))
+      ->capture_default_str();
   add_filters(watch, *a);
-  watch->add_option("--timeout", a->timeout, "Exit (0) after this long, e.g. 30s")->check(duration_validator());
+  watch->add_option("--timeout", a->timeout, "Exit (0) after this long, up to 24h, e.g. 30s")->check(duration_validator());
   watch->footer(
       "Blocks (no CPU while idle) and prints entries posted by any process on the bus.\n"
       "Ctrl-C or SIGTERM ends it with exit code 0.\n\n"
       "Examples:\n"
       "  agentbus status watch\n"
       "  agentbus status watch --agent exec --json --timeout 10m");
-  watch->callback([a, watch] {
-    if (watch->get_option("--count")->count() == 0) a->count = 0;
-  });
   commands.push_back({watch, [&g, a] { return run_watch(g, *a); }});
 
   CLI::App* exp = app.add_subcommand("export", "Write a room's status entries to a JSONL file.");
   exp->group(group);
   exp->add_option("--jsonl", a->file, "The file ('-': stdout); replaced if it exists")->required();
-  a->from_opt = exp->add_option("--from", a->from, "Start at this event id (default: the oldest in the ring)");
+  a->from_opt = exp->add_option("--from", a->from, "Start at this event id (default: the oldest in the ring)")
+                    ->check(id_validator());
   exp->footer(
       "One line per entry, RoomKit's fields: {\"ts\",\"agent_id\",\"action\",\"status\",\"detail\",\n"
       "\"metadata\"}. Covers what is still in the room's ring, up to its end when started.\n\n"
@@ -269,7 +279,8 @@ void add_status_commands(CLI::App& app, const Globals& g, Commands& commands) {
   imp->footer(
       "Each valid line becomes a STATUS event, keeping its ts. Malformed lines are reported on\n"
       "stderr with their line number and skipped. A torn last line (a writer killed mid-line)\n"
-      "is skipped with a warning even with --strict. Exit 4 when the file does not exist.\n\n"
+      "is skipped with a warning even with --strict. Exit 1 when the file has lines but none is\n"
+      "an entry (nothing was imported); exit 4 when the file does not exist.\n\n"
       "Examples:\n"
       "  agentbus --room replay import status.jsonl\n"
       "  agentbus import status.jsonl --strict");

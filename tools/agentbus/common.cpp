@@ -72,26 +72,6 @@ std::string room_name(const Globals& g) {
   return name;
 }
 
-std::optional<std::chrono::nanoseconds> parse_duration(const std::string& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  const std::string unit = text.substr(used);
-  double scale = 0;
-  if (unit.empty() || unit == "s") scale = 1e9;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ns") scale = 1;
-  else if (unit == "m") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
-  if (scale == 0 || !(value >= 0) || value * scale > 1e18) return std::nullopt;
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(value * scale));
-}
-
 RoomOptions room_options(const Globals& g, bool create) {
   RoomOptions options;
   // Without --max-record-bytes the library's default applies: 64 KiB, or ring/4 if less.
@@ -145,11 +125,14 @@ Room open_room(const Globals& g) {
 }
 
 std::optional<Room> open_existing_room(const Globals& g) {
+  BusOptions options;
+  options.name = g.bus;
+  options.create = false;
+  // No bus at all is an error (exit 4), as `info` says: it is usually a mistyped --bus or
+  // $AGENTBUS_BUS, and an empty answer would hide that. A room nobody posted to is just empty.
+  Bus bus = Bus::open(options);
   try {
-    BusOptions options;
-    options.name = g.bus;
-    options.create = false;
-    Room room = Bus::open(options).room(room_name(g), room_options(g, false));
+    Room room = bus.room(room_name(g), room_options(g, false));
     warn_ignored_sizes(g, room);
     return room;
   } catch (const Error& e) {
@@ -158,28 +141,120 @@ std::optional<Room> open_existing_room(const Globals& g) {
   }
 }
 
-CLI::Validator duration_validator() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        return parse_duration(text) ? "" : "not a duration (e.g. 500ms, 10s, 5m): '" + text + "'";
-      },
-      "DURATION");
+namespace {
+
+using std::chrono::milliseconds;
+
+struct DurationUnit {
+  std::string_view name;
+  std::int64_t ms;
+};
+// Largest first: a duration names its parts in this order. "ms" before "m" when matching.
+constexpr DurationUnit kUnits[] = {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}};
+// Far past every cap, and small enough that nanoseconds of it still fit in 64 bits.
+constexpr std::int64_t kSaturatedMs = std::int64_t{1} << 40;
+
+constexpr const char* kDurationGrammar = "a number with a unit: ms, s, m, h or d, e.g. 500ms, 90s, 10m, 1h30m";
+
+std::string duration_problem(const std::string& text, milliseconds min, milliseconds max, bool forever_ok) {
+  const std::string shown = sanitize_for_terminal(text);
+  if (forever_ok && text == kForever) return "";
+  const std::optional<milliseconds> d = parse_duration(text);
+  if (!d) {
+    // Is "5" seconds or minutes? Nobody should have to guess: say what to write instead.
+    if (parse_decimal(text)) return "'" + shown + "' has no unit: write e.g. " + shown + "s or " + shown + "m (units ms, s, m, h, d)";
+    return "not a duration: '" + shown + "' (" + kDurationGrammar + ")";
+  }
+  if (*d < min || *d > max) {
+    std::string why = "must be a duration from " + format_duration(min) + " to " + format_duration(max) +
+                      (forever_ok ? ", or forever" : "") + ", got '" + shown + "'";
+    if (d->count() == 0 && forever_ok) why += " (no expiry is spelled forever)";
+    return why;
+  }
+  return "";
 }
 
-CLI::Validator duration_range_validator(std::chrono::milliseconds min, std::chrono::milliseconds max) {
-  return CLI::Validator(
-      [min, max](std::string& text) -> std::string {
-        const auto d = parse_duration(text);
-        if (d && *d >= min && *d <= max) return "";
-        return "must be a duration from " + std::to_string(min.count()) + "ms to " +
-               std::to_string(max.count() / 3'600'000) + "h, got '" + text + "'";
-      },
-      "DURATION");
+}  // namespace
+
+std::optional<milliseconds> parse_duration(std::string_view text) {
+  if (text == "0") return milliseconds(0);
+  if (text.empty()) return std::nullopt;
+  std::int64_t total = 0;
+  std::size_t next_unit = 0;  // index into kUnits: parts must come largest first, once each
+  while (!text.empty()) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0) return std::nullopt;
+    std::int64_t value = 0;
+    for (std::size_t i = 0; i < digits; ++i) value = std::min(kSaturatedMs, value * 10 + (text[i] - '0'));
+    text.remove_prefix(digits);
+    std::size_t unit = next_unit;
+    // "ms" must be tried before "m", which is its prefix.
+    const auto matches = [&](std::size_t u) {
+      return text.substr(0, kUnits[u].name.size()) == kUnits[u].name &&
+             !(kUnits[u].name == "m" && text.substr(0, 2) == "ms");
+    };
+    while (unit < std::size(kUnits) && !matches(unit)) ++unit;
+    if (unit == std::size(kUnits)) return std::nullopt;
+    text.remove_prefix(kUnits[unit].name.size());
+    next_unit = unit + 1;
+    const std::int64_t part = value > kSaturatedMs / kUnits[unit].ms ? kSaturatedMs : value * kUnits[unit].ms;
+    total = std::min(kSaturatedMs, total + part);
+  }
+  return milliseconds(total);
 }
 
-std::chrono::milliseconds validated_ms(const std::string& text) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(parse_duration(text).value());
+std::string format_duration(milliseconds d) {
+  if (d.count() <= 0) return "0";
+  std::string out;
+  std::int64_t left = d.count();
+  for (const DurationUnit& u : kUnits) {
+    if (u.name == "d") continue;  // "24h" reads better than "1d" in a range
+    if (left >= u.ms) {
+      out += std::to_string(left / u.ms) + std::string(u.name);
+      left %= u.ms;
+    }
+  }
+  return out;
 }
+
+CLI::Validator duration_validator(milliseconds min, milliseconds max, bool forever_ok) {
+  max = std::min(max, kMaxDuration);
+  return CLI::Validator(
+      [min, max, forever_ok](std::string& text) { return duration_problem(text, min, max, forever_ok); },
+      forever_ok ? "DURATION|forever" : "DURATION");
+}
+
+std::optional<milliseconds> validated_duration(const std::string& text) {
+  if (text == kForever) return std::nullopt;
+  return parse_duration(text).value();
+}
+
+milliseconds validated_ms(const std::string& text) { return parse_duration(text).value(); }
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t max) {
+  if (text.empty()) return std::nullopt;
+  std::uint64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (value > (max - digit) / 10) return std::nullopt;  // value * 10 + digit would pass max
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+CLI::Validator id_validator(std::uint64_t max, std::uint64_t min) {
+  return CLI::Validator(
+      [max, min](std::string& text) -> std::string {
+        if (const auto v = parse_decimal(text, max); v && *v >= min) return "";
+        return "must be decimal digits only, " + std::to_string(min) + " to " + std::to_string(max) + ", got '" +
+               sanitize_for_terminal(text) + "'";
+      },
+      "ID");
+}
+
+CLI::Validator token_validator() { return id_validator(UINT32_MAX); }
 
 CLI::Validator power_of_two_validator() {
   return CLI::Validator(

@@ -33,9 +33,9 @@ void install_stop_handlers();
 void write_out(std::string_view text, bool flush);
 // Messages can quote a rejected name, which may hold escape sequences: keep them inert.
 void report_error(std::string_view message);
-void warn_overrun(std::uint64_t missed);
-// One "warning: ..." line on stderr; the command goes on.
+// One "warning: ..." line on stderr: something was skipped, the command still succeeds.
 void report_warning(std::string_view message);
+void warn_overrun(std::uint64_t missed);
 
 // Options every command accepts (before or after its name).
 struct Globals {
@@ -66,16 +66,41 @@ inline constexpr std::uint64_t kMaxRecordBytes = 32ull << 20;  // a quarter of t
 [[nodiscard]] Bus open_bus(const Globals& g);
 // The room, created if needed.
 [[nodiscard]] Room open_room(const Globals& g);
-// Reading must not create anything: a bus or room nobody has posted to is simply empty.
+// Reading must not create anything: a room nobody has posted to is simply empty (nullopt), but
+// a bus that does not exist is Error{not_found} (exit 4), the same for every command.
 [[nodiscard]] std::optional<Room> open_existing_room(const Globals& g);
 
-// "250ms", "10s", "5m", "1h"; a bare number is seconds.
-[[nodiscard]] std::optional<std::chrono::nanoseconds> parse_duration(const std::string& text);
-[[nodiscard]] CLI::Validator duration_validator();
-// A duration from `min` to `max`, for options such as --ttl.
-[[nodiscard]] CLI::Validator duration_range_validator(std::chrono::milliseconds min, std::chrono::milliseconds max);
-// An option value a duration validator has already accepted, in milliseconds.
+// ---- durations: one grammar and one cap for every --ttl / --timeout / duration flag ----------
+// A duration is one or more <digits><unit> parts, units d, h, m, s, ms, largest first and each
+// at most once: "250ms", "90s", "10m", "1h30m", "1d". A bare number has no unit and is refused,
+// except "0", which needs none. Every duration flag is capped at kMaxDuration; a flag narrows
+// the range where a shorter or non-zero one is all that makes sense (a TTL needs at least 1ms).
+inline constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24);
+inline constexpr std::string_view kForever = "forever";
+
+// The duration `text` spells, or nullopt when it is outside the grammar. Values past any cap
+// saturate (they are still durations, just too long), so "999999h" is reported as too long.
+[[nodiscard]] std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// "0", "1ms", "90s", "1h30m", "24h": text parse_duration reads back as `d` (hours, not days).
+[[nodiscard]] std::string format_duration(std::chrono::milliseconds d);
+// A duration from `min` to `max` (at most kMaxDuration); `forever_ok`: the word "forever" too.
+[[nodiscard]] CLI::Validator duration_validator(std::chrono::milliseconds min = std::chrono::milliseconds(0),
+                                                std::chrono::milliseconds max = kMaxDuration,
+                                                bool forever_ok = false);
+// An option value a duration validator has already accepted; "forever" has no length: nullopt.
+[[nodiscard]] std::optional<std::chrono::milliseconds> validated_duration(const std::string& text);
+// The same for options that cannot be "forever".
 [[nodiscard]] std::chrono::milliseconds validated_ms(const std::string& text);
+
+// ---- ids: task, event, lease and ask ids, fencing tokens ----------------------------------
+// Decimal digits only, at most `max`: "", "-1", "+1", "0x10", " 5", "1e3" and overflow are not
+// ids (CLI11 alone would read them as 0, a wrapped, hexadecimal or clamped number).
+[[nodiscard]] std::optional<std::uint64_t> parse_decimal(std::string_view text,
+                                                         std::uint64_t max = UINT64_MAX);
+// For every id argument: a usage error naming the argument and the bad text.
+[[nodiscard]] CLI::Validator id_validator(std::uint64_t max = UINT64_MAX, std::uint64_t min = 0);
+[[nodiscard]] CLI::Validator token_validator();
+
 [[nodiscard]] CLI::Validator power_of_two_validator();
 
 // A leaf subcommand and what runs when it was chosen. Each commands_*.cpp adds its own.

@@ -1,9 +1,10 @@
 // main.cpp — the `agentbus` command: global options, the commands each commands_*.cpp adds
 // (CLI11), and one place that turns failures into exit codes and one `error: ...` line.
 //
-// Exit codes: 0 success; 1 a runtime failure; 2 a usage error (bad flags or arguments, or a
-// bus/room name outside the grammar); 3 lost a race or held a stale token; 4 not found or
-// expired. A reader that goes away (`agentbus tail -f | head -1`) ends the command quietly with 0.
+// Exit codes (the table in README.md): 0 success; 1 a runtime failure; 2 a usage error (bad
+// flags or arguments, an id or duration outside its grammar, a bus/room name outside the
+// grammar); 3 lost a race or held a stale token; 4 not found or expired, a bus that does not
+// exist included. A reader that goes away (`agentbus tail -f | head -1`) ends quietly with 0.
 #include "common.hpp"
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <string_view>
 #include <exception>
+#include <limits>
 
 namespace {
 
@@ -31,8 +33,16 @@ Environment:
   BRANCH_NAME     branch part of the room (default "main")
   AGENTBUS_AGENT  agent id that `post` signs events with (default "cli")
 
-Exit codes: 0 ok, 1 error (one "error: ..." line on stderr), 2 usage error,
-3 lost a race or stale token (task claimed by someone else), 4 not found or expired.
+Durations (--ttl, --timeout, ...): digits with a unit ms, s, m, h or d, largest first:
+500ms, 90s, 10m, 1h30m, 1d; "0" needs no unit. At most 24h; each flag's help gives its range.
+Ids (tasks, events, leases, tokens) are decimal digits only.
+
+Exit codes:
+  0  ok
+  1  error: one "error: ..." line on stderr
+  2  usage: a bad flag, argument, id, duration or name
+  3  lost a race or stale token (task claimed by someone else, lease held)
+  4  not found or expired (no such bus, task, key, lease, ...)
 
 Examples:
   agentbus post status '{"state":"idle"}' --agent alice
@@ -86,7 +96,7 @@ int main(int argc, char** argv) {
                  "Process whose exit releases this agent's claims, presence and leases "
                  "(default: the CLI's parent)")
       ->envname("AGENTBUS_SESSION_PID")
-      ->check(CLI::PositiveNumber);
+      ->check(id_validator(std::numeric_limits<int>::max(), 1));
   app.add_option("--segment-bytes", g.segment_bytes,
                  "Bus size when this command creates the bus (virtual; default 256MiB)")
       ->transform(CLI::AsSizeValue(false));
@@ -115,7 +125,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (as_hook) return quiet_hook_exit(e.what());
+    // --help is a "parse error" that succeeds (exit code 0): a hook shows it like any command.
+    if (as_hook && e.get_exit_code() != 0) return quiet_hook_exit(e.what());
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
 
