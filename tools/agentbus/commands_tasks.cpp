@@ -2,6 +2,7 @@
 // state. A task is posted with `agentbus post <registered type> [payload]`.
 #include "common.hpp"
 #include "output.hpp"
+#include "session.hpp"
 
 #include <iostream>
 #include <iterator>
@@ -40,6 +41,8 @@ std::string task_json(const TaskState& t) {
     out += ",\"claimant\":" + json_string(t.claimant) + ",\"token\":" + std::to_string(t.token) +
            ",\"owner_pid\":" + std::to_string(t.owner_pid);
   }
+  if (t.phase == TaskPhase::claimed)
+    out += ",\"session_program\":" + json_string(process_program(static_cast<int>(t.owner_pid)));
   if (t.phase == TaskPhase::claimed) {
     out += ",\"lease_left_ms\":" + std::to_string(t.lease_left.count()) +
            ",\"owner_alive\":" + (t.owner_alive ? "true" : "false");
@@ -64,7 +67,10 @@ std::string task_text(const TaskState& t) {
                     sanitize_for_terminal(t.creator) + "\ncreated   " + iso8601_utc(t.created_ts_ns) + "\n";
   if (t.phase != TaskPhase::open)
     out += "claimant  " + sanitize_for_terminal(t.claimant) + " (token " + std::to_string(t.token) +
-           ", session pid " + std::to_string(t.owner_pid) + ")\n";
+           ")\n";
+  if (t.phase == TaskPhase::claimed)
+    out += "session   " + (t.owner_alive ? session_text(static_cast<int>(t.owner_pid))
+                                         : std::to_string(t.owner_pid) + " (gone)") + "\n";
   if (t.phase == TaskPhase::claimed)
     out += "lease     " + std::to_string(t.lease_left.count() / 1000) + " s left" +
            (t.owner_alive ? "" : ", session process gone") + "\n";
@@ -180,8 +186,9 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
   claim->add_option("id", a->id, "Task id")->required();
   claim->add_option("--ttl", a->ttl, "Lease length")->check(duration_validator())->capture_default_str();
   claim->add_flag("--json", a->json, "A JSON object instead of the bare token");
-  claim->footer("The claim belongs to the session process (--session-pid, default: this command's\n"
-                "parent): it ends when that process exits or the lease runs out.\n"
+  claim->footer("The claim belongs to the session process (--session-pid, default: the agent process\n"
+                "above this command, past wrappers and `bash -c`/`$(...)` shells; `agentbus join\n"
+                "--help` says more): it ends when that process exits or the lease runs out.\n"
                 "Exit 3 when someone else holds the task, 4 when there is no such task.\n\n"
                 "Example:\n  token=$(agentbus claim 4096 --agent fixer --ttl 10m)");
   commands.push_back({claim, [&g, a] {
