@@ -2,6 +2,7 @@
 // Code's node process, a Python agent) is. It runs each argument as one command (words split
 // at tabs, run with execvp, stdin /dev/null, stdout and stderr shared with it), prints
 // "exit <code>" after each, then "ready", and then waits to be killed.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +35,7 @@ int run(const std::string& command) {
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
