@@ -143,7 +143,9 @@ TEST_F(cli_session, wrappers_and_shells_act_for_the_agent_until_it_is_killed) {
 
   std::string out;
   const auto parent = start_parent(
-      {sh("\"$CLI\" join via-bash-c"),
+      // As Claude Code's Bash tool does: more than the one command, so bash forks the CLI
+      // (a lone command would be exec'd in place and the CLI's parent would be the agent).
+      {sh("\"$CLI\" join via-bash-c && pwd -P >/dev/null"),
        "timeout\t10\t" + cli() + "\tjoin\tvia-timeout",
        "xargs\t-a\t" + xargs_input + "\t" + cli() + "\tjoin",
        sh("h=$(\"$CLI\" join via-subst); echo \"$h\""),
