@@ -211,12 +211,14 @@ TEST_F(cli_session, wrappers_and_shells_act_for_the_agent_until_it_is_killed) {
 
 // A script interpreter running a script is an agent in its own right: the walk stops there.
 TEST_F(cli_session, a_script_is_its_own_session) {
-  const std::string script = file("agent.sh", "\"$CLI\" join scripted --json\n");
+  const std::string script = file("agent.sh", "\"$CLI\" join scripted --json\n\"$CLI\" who --json\n");
   std::string out;
   const auto parent = start_parent({"bash\t" + script}, out);
-  const std::string json = lines(out).at(0);
-  EXPECT_NE(field(json, "pid"), std::to_string(parent->pid())) << json;
-  EXPECT_EQ(field(json, "session_program"), "bash") << json;
+  const std::vector<std::string> got = lines(out);
+  ASSERT_GE(got.size(), 2u) << out;
+  EXPECT_NE(field(got[0], "pid"), std::to_string(parent->pid())) << out;
+  EXPECT_EQ(field(got[1], "pid"), field(got[0], "pid")) << out;
+  EXPECT_EQ(field(got[1], "session_program"), "bash") << out;
 }
 
 TEST_F(cli_session, session_pid_overrides_the_resolved_session) {

@@ -87,7 +87,7 @@ int run_join(const Globals& g, const JoinArgs& args) {
     write_out(session_exports(handle, pid), true);
   } else if (args.json) {
     write_out("{\"handle\":" + json_string(handle) + ",\"room\":" + json_string(room_name(g)) +
-                  ",\"pid\":" + std::to_string(pid) + ",\"session_program\":" + json_string(process_program(pid)) +
+                  ",\"pid\":" + std::to_string(pid) +
                   ",\"ttl_ms\":" + std::to_string(ttl.count()) + "}\n",
               true);
   } else {
@@ -216,7 +216,7 @@ void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands) 
   join_cmd->add_option("--ttl", join->ttl, "Drop the entry after this long without activity (max 24h)")
       ->check(duration_validator() & ttl_validator())
       ->capture_default_str();
-  join_cmd->add_flag("--json", join->json, "Print {handle, room, pid, session_program, ttl_ms} as one JSON object");
+  join_cmd->add_flag("--json", join->json, "Print {handle, room, pid, ttl_ms} as one JSON object");
   join_cmd->add_flag("--export", join->export_lines,
                      "Print shell `export` lines for AGENTBUS_AGENT and AGENTBUS_SESSION_PID instead")
       ->excludes("--json");
