@@ -99,7 +99,7 @@ constexpr const char* kGroupFooter = R"(A consumer group hands each event of the
 least once: an event stays pending until it is acked, and the pending events of a
 member whose session ended go to the next member that reads. The group keeps producers
 from overwriting anything it has not acked. Members are named with --member and owned by
-the session process (--session-pid, default: this command's parent).
+the session process (--session-pid, default: the agent process above this command).
 
 Example (a worker loop in a shell):
   while ev=$(agentbus group read builds --member w1 --interest build --timeout 30s --json); do

@@ -14,14 +14,17 @@
 #include "common.hpp"
 #include "hook_digest.hpp"
 #include "output.hpp"
+#include "session.hpp"
 
 #include <poll.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <iostream>
 #include <iterator>
@@ -114,6 +117,50 @@ std::set<int> session_ancestors(int session) {
     pid = ppid;
   }
   return pids;
+}
+
+// Appends to $CLAUDE_ENV_FILE (Claude Code sources it before each later command of the
+// session) the export lines of this agent and session, so those commands act as the same
+// agent in the same session whatever shells run them. A line already in the file is not
+// written again (a resumed session runs session-start again). Any failure only means no
+// exports: the hook goes on.
+void export_to_claude_env(const Globals& g, const HookArgs& args) {
+  const char* path = std::getenv("CLAUDE_ENV_FILE");
+  if (path == nullptr || *path == '\0') return;
+  try {
+    std::string present;
+    if (std::FILE* f = std::fopen(path, "re")) {
+      char buf[4096];
+      for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0 && present.size() < (1u << 20);)
+        present.append(buf, n);
+      std::fclose(f);
+    }
+    std::set<std::string_view> lines;
+    for (std::size_t at = 0; at < present.size();) {
+      const std::size_t end = std::min(present.find('\n', at), present.size());
+      lines.insert(std::string_view(present).substr(at, end - at));
+      at = end + 1;
+    }
+    const std::string wanted = session_exports(args.agent, session_pid(g));
+    std::string missing;
+    for (std::size_t at = 0; at < wanted.size();) {
+      const std::size_t end = wanted.find('\n', at);
+      const std::string_view line = std::string_view(wanted).substr(at, end - at);
+      if (lines.count(line) == 0) (missing += line) += '\n';
+      at = end + 1;
+    }
+    if (missing.empty()) return;
+    if (!present.empty() && present.back() != '\n') missing.insert(0, "\n");
+    std::FILE* f = std::fopen(path, "ae");
+    if (f == nullptr) {
+      debug(std::string("cannot open $CLAUDE_ENV_FILE ") + path + ": " + std::strerror(errno));
+      return;
+    }
+    const bool ok = std::fwrite(missing.data(), 1, missing.size(), f) == missing.size();
+    if (std::fclose(f) != 0 || !ok) debug(std::string("cannot write $CLAUDE_ENV_FILE ") + path);
+  } catch (const std::exception& e) {
+    debug(std::string("no exports to $CLAUDE_ENV_FILE: ") + e.what());
+  }
 }
 
 class HookRun {
@@ -388,6 +435,7 @@ int run_hook(const Globals& g, const CLI::App& root, const HookArgs& args, HookK
       debug("stdin is not hook JSON with a session_id");
       return 0;
     }
+    if (kind == HookKind::session_start) export_to_claude_env(g, args);
     HookRun run(g, root, args, std::move(*input));
     if (!run.open()) {
       debug("no such bus or room");

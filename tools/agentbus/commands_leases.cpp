@@ -2,6 +2,7 @@
 // and guard, the fast pre-edit check for coding agents.
 #include "common.hpp"
 #include "output.hpp"
+#include "session.hpp"
 
 #include <agentbus/leases.hpp>
 
@@ -34,7 +35,7 @@ std::string lease_json(const LeaseInfo& l) {
                     ",\"owner\":" + json_string(l.owner) + ",\"resources\":[";
   for (std::size_t k = 0; k < l.resources.size(); ++k) out += (k ? "," : "") + json_string(l.resources[k]);
   return out + "],\"purpose\":" + json_string(l.purpose) + ",\"session_pid\":" + std::to_string(l.session_pid) +
-         ",\"ttl_ms\":" + std::to_string(l.ttl.count()) + ",\"expires_in_ms\":" + std::to_string(l.expires_in.count()) +
+         ",\"session_program\":" + json_string(process_program(l.session_pid)) + ",\"ttl_ms\":" + std::to_string(l.ttl.count()) + ",\"expires_in_ms\":" + std::to_string(l.expires_in.count()) +
          ",\"expires\":\"" + iso8601_utc(l.expires_at_ns) + "\"}\n";
 }
 
@@ -42,7 +43,7 @@ std::string lease_line(const LeaseInfo& l) {
   std::string res;
   for (const std::string& r : l.resources) res += (res.empty() ? "" : " ") + sanitize_for_terminal(r);
   std::string line = std::to_string(l.id) + "  " + sanitize_for_terminal(l.owner) + "  " + res + "  (" +
-                     left_text(l.expires_in) + " left)";
+                     left_text(l.expires_in) + " left, session " + session_text(l.session_pid) + ")";
   if (!l.purpose.empty()) line += "  " + sanitize_for_terminal(l.purpose);
   return line + "\n";
 }
@@ -87,8 +88,9 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
       "and path:$PWD/parser are both path:src/parser; a path outside the repository stays\n"
       "absolute. Paths conflict with their ancestors and descendants (path:src vs\n"
       "path:src/lexer.cpp); other kinds (file:, branch:, db:, ...) conflict only when equal.\n"
-      "A lease ends when released, when its ttl lapses, or when its session process\n"
-      "(--session-pid, default: this command's parent) exits.\n\n"
+      "A lease ends when released, when its ttl lapses, or when its session process exits\n"
+      "(--session-pid, default: the agent process above this command, past wrappers and\n"
+      "`bash -c`/`$(...)` shells; `agentbus join --help` says more).\n\n"
       "Example:\n"
       "  id=$(agentbus lease acquire path:src/lexer.cpp branch:main --agent fixer --purpose 'fix #12')\n"
       "  agentbus lease renew \"$id\" --agent fixer --ttl 30m\n"

@@ -1,6 +1,7 @@
 // commands_presence.cpp — join, leave, who: the room's presence table (agentbus/presence.hpp).
 #include "common.hpp"
 #include "output.hpp"
+#include "session.hpp"
 
 #include <agentbus/presence.hpp>
 
@@ -20,6 +21,7 @@ struct JoinArgs {
   std::string working_on;
   std::string ttl = "15m";
   bool json = false;
+  bool export_lines = false;
 };
 
 struct LeaveArgs {
@@ -81,9 +83,12 @@ int run_join(const Globals& g, const JoinArgs& args) {
   Presence presence(open_room(g));
   const int pid = session_pid(g);
   const std::string handle = presence.join(args.handle, args.role, args.working_on, {.session_pid = pid, .ttl = ttl});
-  if (args.json) {
+  if (args.export_lines) {
+    write_out(session_exports(handle, pid), true);
+  } else if (args.json) {
     write_out("{\"handle\":" + json_string(handle) + ",\"room\":" + json_string(room_name(g)) +
-                  ",\"pid\":" + std::to_string(pid) + ",\"ttl_ms\":" + std::to_string(ttl.count()) + "}\n",
+                  ",\"pid\":" + std::to_string(pid) +
+                  ",\"ttl_ms\":" + std::to_string(ttl.count()) + "}\n",
               true);
   } else {
     write_out(handle + "\n", true);
@@ -106,7 +111,7 @@ std::string who_json(const AgentInfo& a, const std::string& room, std::chrono::s
   return "{\"room\":" + json_string(room) + ",\"handle\":" + json_string(a.handle) +
          ",\"role\":" + json_string(a.role) + ",\"working_on\":" + json_string(a.working_on) +
          ",\"claims\":" + std::to_string(a.claims) + ",\"pid\":" + std::to_string(a.pid) +
-         ",\"joined\":" + json_string(iso8601_utc(to_ns(a.joined))) +
+         ",\"session_program\":" + json_string(process_program(static_cast<int>(a.pid))) + ",\"joined\":" + json_string(iso8601_utc(to_ns(a.joined))) +
          ",\"last_seen\":" + json_string(iso8601_utc(to_ns(a.last_seen))) +
          ",\"last_seen_ms_ago\":" + std::to_string(std::max<std::int64_t>(0, ago.count())) +
          ",\"ttl_ms\":" + std::to_string(a.ttl.count()) + ",\"ttl_left_ms\":" + std::to_string(a.ttl_left.count()) +
@@ -116,12 +121,13 @@ std::string who_json(const AgentInfo& a, const std::string& room, std::chrono::s
 std::string who_text(const std::vector<AgentInfo>& agents, const std::string& room,
                      std::chrono::system_clock::time_point now) {
   if (agents.empty()) return "no agents present in room " + sanitize_for_terminal(room) + "\n";
-  using Row = std::array<std::string, 6>;
-  std::vector<Row> rows{{"HANDLE", "ROLE", "WORKING ON", "CLAIMS", "LAST SEEN", "TTL LEFT"}};
+  using Row = std::array<std::string, 7>;
+  std::vector<Row> rows{{"HANDLE", "ROLE", "WORKING ON", "CLAIMS", "SESSION", "LAST SEEN", "TTL LEFT"}};
   for (const AgentInfo& a : agents) {
     // Other agents wrote these: strip anything that could drive the terminal.
     rows.push_back({sanitize_for_terminal(a.handle), sanitize_for_terminal(a.role),
                     clip(sanitize_for_terminal(a.working_on), 48), std::to_string(a.claims),
+                    clip(session_text(static_cast<int>(a.pid)), 24),
                     short_duration(std::chrono::duration_cast<milliseconds>(now - a.last_seen)) + " ago",
                     short_duration(a.ttl_left)});
   }
@@ -191,14 +197,18 @@ void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands) 
   join_cmd->footer(
       "The handle is qualified with a token of the session (\"fixer-1\" becomes e.g.\n"
       "\"fixer-1-3f9a0c12\"), so two agents picking the same handle stay distinct. The session\n"
-      "is --session-pid / $AGENTBUS_SESSION_PID, else this command's parent (your shell): the\n"
-      "entry goes away when that process exits, or when nothing refreshed it for --ttl.\n"
+      "is --session-pid / $AGENTBUS_SESSION_PID, else the agent process found above this command\n"
+      "past wrappers (timeout, xargs, env, nice, sudo, ...) and throwaway shells (`bash -c`,\n"
+      "`$(...)`, `( ... ) &`): the entry goes away when that process exits, or when nothing\n"
+      "refreshed it for --ttl. --export prints `export` lines for AGENTBUS_AGENT and\n"
+      "AGENTBUS_SESSION_PID, so later commands of a shell act as this agent in this session.\n"
       "Joining again from the same session refreshes the same entry and replaces its role and\n"
       "working-on. A new entry posts AGENT_JOINED into the room; `leave` posts AGENT_LEFT.\n\n"
       "Examples:\n"
       "  me=$(agentbus join fixer-1 --role go-fixer --working-on 'flaky parser tests')\n"
       "  agentbus join fixer-1 --working-on 'lexer fuzzing'      # same session: same entry\n"
       "  agentbus join ci-bot --ttl 2m --json\n"
+      "  eval \"$(agentbus join fixer-1 --export)\"; agentbus claim 42   # as $AGENTBUS_AGENT\n"
       "  agentbus leave \"$me\"");
   join_cmd->add_option("handle", join->handle, "Short agent handle: [A-Za-z0-9._-], at most 64 bytes")->required();
   join_cmd->add_option("--role", join->role, "What kind of agent this is, e.g. reviewer");
@@ -207,6 +217,9 @@ void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands) 
       ->check(ttl_validator())
       ->capture_default_str();
   join_cmd->add_flag("--json", join->json, "Print {handle, room, pid, ttl_ms} as one JSON object");
+  join_cmd->add_flag("--export", join->export_lines,
+                     "Print shell `export` lines for AGENTBUS_AGENT and AGENTBUS_SESSION_PID instead")
+      ->excludes("--json");
 
   CLI::App* leave_cmd = app.add_subcommand("leave", "Remove an agent from the room's presence.");
   leave_cmd->footer(
@@ -219,8 +232,9 @@ void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands) 
   who_cmd->footer(
       "Live means seen within its TTL and its session process still running; a crashed agent\n"
       "drops out as soon as its session is gone. `who` only observes: it refreshes nobody.\n"
-      "--json prints one object per line: room, handle, role, working_on, claims, pid, joined,\n"
-      "last_seen, last_seen_ms_ago, ttl_ms, ttl_left_ms.\n\n"
+      "SESSION is the session process (pid and program) whose exit removes the entry.\n"
+      "--json prints one object per line: room, handle, role, working_on, claims, pid,\n"
+      "session_program, joined, last_seen, last_seen_ms_ago, ttl_ms, ttl_left_ms.\n\n"
       "Examples:\n"
       "  agentbus who\n"
       "  agentbus who --json | jq -r .handle");

@@ -2,6 +2,7 @@
 // state. A task is posted with `agentbus post <registered type> [payload]`.
 #include "common.hpp"
 #include "output.hpp"
+#include "session.hpp"
 
 #include <iostream>
 #include <iterator>
@@ -50,6 +51,8 @@ std::string task_json(const TaskState& t) {
     out += ",\"claimant\":" + json_string(t.claimant) + ",\"token\":" + std::to_string(t.token) +
            ",\"owner_pid\":" + std::to_string(t.owner_pid);
   }
+  if (t.phase == TaskPhase::claimed)
+    out += ",\"session_program\":" + json_string(process_program(static_cast<int>(t.owner_pid)));
   if (t.phase == TaskPhase::claimed || lapsed_claim(t)) {
     out += ",\"lease_left_ms\":" + std::to_string(t.lease_left.count()) +
            ",\"owner_alive\":" + (t.owner_alive ? "true" : "false");
@@ -75,6 +78,9 @@ std::string task_text(const TaskState& t) {
   if (t.phase != TaskPhase::open || lapsed_claim(t))
     out += "claimant  " + sanitize_for_terminal(t.claimant) + " (token " + std::to_string(t.token) +
            ", session pid " + std::to_string(t.owner_pid) + ")\n";
+  if (t.phase == TaskPhase::claimed)
+    out += "session   " + (t.owner_alive ? session_text(static_cast<int>(t.owner_pid))
+                                         : std::to_string(t.owner_pid) + " (gone)") + "\n";
   if (t.phase == TaskPhase::claimed) out += "lease     " + std::to_string(t.lease_left.count() / 1000) + " s left\n";
   if (lapsed_claim(t))
     out += std::string("lease     ") + (t.owner_alive ? "lapsed" : "ended with its session") + ": anyone may claim it\n";
@@ -197,8 +203,9 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
       ->check(duration_validator(1ms))
       ->capture_default_str();
   claim->add_flag("--json", a->json, "A JSON object instead of the bare token");
-  claim->footer("The claim belongs to the session process (--session-pid, default: this command's\n"
-                "parent): it ends when that process exits or the lease runs out.\n"
+  claim->footer("The claim belongs to the session process (--session-pid, default: the agent process\n"
+                "above this command, past wrappers and `bash -c`/`$(...)` shells; `agentbus join\n"
+                "--help` says more): it ends when that process exits or the lease runs out.\n"
                 "Exit 3 when someone else holds the task, or when --agent already holds it (the\n"
                 "message then says \"already yours\" with its token; `renew` extends it). Exit 4\n"
                 "when there is no such task.\n\n"

@@ -1,6 +1,8 @@
 #include "common.hpp"
 
 #include "output.hpp"
+#include "session.hpp"
+#include "shm/process.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -275,6 +277,16 @@ void touch_presence(Room& room, std::string_view agent) {
   }
 }
 
-int session_pid(const Globals& g) { return g.session_pid != 0 ? g.session_pid : static_cast<int>(::getppid()); }
+int session_pid(const Globals& g) {
+  if (g.session_pid != 0) {
+    // Checked here, not only by the library, so the message names the option to fix.
+    if (!shm::process_alive({static_cast<std::uint32_t>(g.session_pid), 0}))
+      throw Error(Errc::invalid_argument, "--session-pid / $AGENTBUS_SESSION_PID " + std::to_string(g.session_pid) +
+                                              " is not a running process");
+    return g.session_pid;
+  }
+  static const int resolved = resolve_session(static_cast<int>(::getppid())).pid;
+  return resolved;
+}
 
 }  // namespace agentbus::cli

@@ -46,7 +46,7 @@ struct Globals {
   std::uint64_t ring_bytes = 0;     // 0: the library's default
   std::uint64_t max_record_bytes = 0;  // 0: the library's default (64 KiB, or ring/4 if less)
   std::uint64_t segment_bytes = 0;  // 0: the library's default
-  int session_pid = 0;              // 0: the CLI's parent process
+  int session_pid = 0;              // 0: resolve it (session_pid())
 };
 
 // agentroom's default repo: the name of the repository root holding the working directory
@@ -142,9 +142,9 @@ T or_absent(F&& f, T fallback) {
 void touch_presence(Room& room, std::string_view agent);
 
 // The process whose death ends what this command takes on behalf of the agent (a claim, a
-// presence entry, a lease): --session-pid / $AGENTBUS_SESSION_PID, else the CLI's parent (the
-// agent's shell or hook runner), as agentroom's "<host>-<ppid>" session token does. The CLI
-// process itself exits at once, so it can never be the owner.
+// presence entry, a lease): --session-pid / $AGENTBUS_SESSION_PID when given (it must be a
+// running process: else Error{invalid_argument}), else resolve_session(getppid()), which skips
+// wrappers and throwaway shells (session.hpp has the rule). Resolved once per CLI call.
 [[nodiscard]] int session_pid(const Globals& g);
 
 }  // namespace agentbus::cli

@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--session-pid", g.session_pid,
                  "Process whose exit releases this agent's claims, presence and leases "
-                 "(default: the CLI's parent)")
+                 "(default: the agent process above the CLI, past wrappers and throwaway shells)")
       ->envname("AGENTBUS_SESSION_PID")
       ->check(id_validator(std::numeric_limits<int>::max(), 1));
   app.add_option("--segment-bytes", g.segment_bytes,
