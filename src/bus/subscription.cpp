@@ -4,6 +4,7 @@
 
 #include <agentbus/error.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -51,6 +52,7 @@ struct Subscription::Impl {
   enum class Fill { events, nothing, overrun };
   Fill fill(ReadResult& out, bool consult_tail = true);
   ReadResult overrun(std::uint64_t lost_from);
+  ReadResult skip(std::uint64_t from, std::uint64_t to);
   ReadResult deliver();
   void note_stall(bool pending);
 };
@@ -64,7 +66,15 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_
   std::uint64_t pos = fetch_pos, bytes = 0;
   shm::Peek stopped = shm::Peek::empty;
   while (batch.size() < kMaxBatchEvents && bytes < kMaxBatchBytes) {
-    const shm::PeekResult p = r.peek(pos, consult_tail);
+    shm::PeekResult p;
+    try {
+      p = r.peek(pos, consult_tail);
+    } catch (const Error& e) {
+      if (e.code() != Errc::corrupt) throw;
+      if (!batch.empty()) break;  // deliver what came before it first
+      out = skip(pos, r.next_intact(pos, r.tail()));
+      return Fill::overrun;
+    }
     if (p.kind == shm::Peek::padding) {
       pos += p.len;
       continue;
@@ -101,7 +111,24 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_
   return batch.empty() ? Fill::nothing : Fill::events;
 }
 
-// Lapped: resume half a ring behind the tail, at a record boundary found by walking from the
+// An unreadable record at `from`: go on at `to`, the next plausible one.
+ReadResult Subscription::Impl::skip(std::uint64_t from, std::uint64_t to) {
+  ReadResult out;
+  out.status = ReadStatus::skipped;
+  out.missed = 1;
+  out.missed_bytes = to - from;
+  fetch_pos = to;
+  if (durable) {
+    ack_pos = viewed_end = to;
+    slot->cursor.store(to, std::memory_order_release);
+  } else {
+    slot->cursor.store(to, std::memory_order_relaxed);
+  }
+  return out;
+}
+
+// Lapped: resume a sixteenth of the ring past the oldest intact record (so the producer that
+// lapped us has room before it laps us again), at a record boundary found by walking from the
 // oldest one, and estimate what was lost from the size of the records walked over.
 ReadResult Subscription::Impl::overrun(std::uint64_t lost_from) {
   shm::Ring& r = ring();
@@ -109,8 +136,7 @@ ReadResult Subscription::Impl::overrun(std::uint64_t lost_from) {
   std::uint64_t pos = 0, walked_events = 0, walked_bytes = 0;
   for (int attempt = 0; attempt < 64; ++attempt) {
     pos = r.oldest();
-    const std::uint64_t tail = r.tail();
-    const std::uint64_t target = tail > r.capacity() / 2 ? tail - r.capacity() / 2 : 0;
+    const std::uint64_t target = std::min(r.tail(), pos + r.capacity() / 16);
     bool lapped = false;
     walked_events = walked_bytes = 0;
     while (pos < target) {
@@ -156,12 +182,16 @@ ReadResult Subscription::Impl::deliver() {
   const Item& it = batch[next_item++];
   const std::byte* rec = durable ? ring().at(it.pos) : copy.data() + it.offset;
   ReadResult out;
-  if (!ring().decode(rec, it.len, it.pos, out.event))
-    throw Error(Errc::corrupt, "corrupt record " + std::to_string(it.pos) + " in room '" + room->name + "'");
+  viewed_end = it.pos + it.len;  // consumed once next() is called again
+  if (!ring().decode(rec, it.len, it.pos, out.event)) {
+    out.status = ReadStatus::skipped;  // a committed stamp over an impossible header
+    out.missed = 1;
+    out.missed_bytes = it.len;
+    return out;
+  }
   out.status = ReadStatus::event;
   ++seen_events;
   seen_bytes += it.len;
-  viewed_end = it.pos + it.len;  // consumed once next() is called again
   return out;
 }
 

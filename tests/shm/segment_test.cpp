@@ -77,7 +77,7 @@ TEST(Segment, RefusesAForeignObject) {
   const std::string name = unique_bus_name("foreign");
   write_shm(name, std::string(8192, 'Z'));
   expect_error([&] { (void)Bus::open({.name = name}); }, Errc::incompatible,
-               "agentbus destroy --bus " + name);
+               "agentbus --bus " + name + " destroy");
   Bus::destroy(name);
 }
 

@@ -34,6 +34,8 @@ void write_out(std::string_view text, bool flush);
 // Messages can quote a rejected name, which may hold escape sequences: keep them inert.
 void report_error(std::string_view message);
 void warn_overrun(std::uint64_t missed);
+// One stderr warning when a read stepped over `records` unreadable records of `room`.
+void warn_unreadable(std::string_view room, std::uint64_t records);
 
 // Options every command accepts (before or after its name).
 struct Globals {
@@ -44,6 +46,7 @@ struct Globals {
   std::uint64_t ring_bytes = 0;     // 0: the library's default
   std::uint64_t segment_bytes = 0;  // 0: the library's default
   int session_pid = 0;              // 0: the CLI's parent process
+  std::string group_access;         // non-empty: a bus this command creates belongs to it, 0660
 };
 
 // agentroom's default repo: the working directory's name, made to fit the name grammar.
