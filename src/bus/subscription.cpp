@@ -54,7 +54,7 @@ struct Subscription::Impl {
   ReadResult overrun(std::uint64_t lost_from);
   ReadResult skip(std::uint64_t from, std::uint64_t to);
   ReadResult deliver();
-  void note_stall(bool pending);
+  bool note_stall(bool pending, std::uint64_t pending_len);
 };
 
 Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_tail) {
@@ -65,6 +65,7 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_
   const std::uint64_t start = fetch_pos;
   std::uint64_t pos = fetch_pos, bytes = 0;
   shm::Peek stopped = shm::Peek::empty;
+  std::uint64_t stopped_len = 0;
   while (batch.size() < kMaxBatchEvents && bytes < kMaxBatchBytes) {
     shm::PeekResult p;
     try {
@@ -81,6 +82,7 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_
     }
     if (p.kind != shm::Peek::committed) {
       stopped = p.kind;
+      stopped_len = p.len;
       break;
     }
     std::size_t offset = 0;
@@ -106,8 +108,11 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_
   }
   fetch_pos = pos;
   if (!durable) slot->cursor.store(pos, std::memory_order_relaxed);
-  if (stopped != shm::Peek::unstamped || !batch.empty())
-    note_stall(batch.empty() && stopped == shm::Peek::pending);
+  if ((stopped != shm::Peek::unstamped || !batch.empty()) &&
+      note_stall(batch.empty() && stopped == shm::Peek::pending, stopped_len)) {
+    out = skip(pos, r.next_intact(pos, r.tail()));
+    return Fill::overrun;
+  }
   return batch.empty() ? Fill::nothing : Fill::events;
 }
 
@@ -163,19 +168,24 @@ ReadResult Subscription::Impl::overrun(std::uint64_t lost_from) {
   return out;
 }
 
-void Subscription::Impl::note_stall(bool pending) {
+// A record stuck uncommitted past the stall timeout is padded if its claimer is confirmed
+// dead; one never stamped (its producer died first, or a foreign write hit the stamp) is
+// padded up to the next stamped record (Ring::repair). Returns true for the latter, which the
+// reader reports as a skipped record: nobody knows what was there.
+bool Subscription::Impl::note_stall(bool pending, std::uint64_t pending_len) {
   if (!pending) {
     stall_pos = ~0ull;
-    return;
+    return false;
   }
   const auto now = Clock::now();
   if (stall_pos != fetch_pos) {
     stall_pos = fetch_pos;
     stall_since = now;
   } else if (now - stall_since >= ring().timeouts().stall) {
-    ring().repair(fetch_pos);  // pads it only if its claimer is confirmed dead
     stall_since = now;
+    return ring().repair(fetch_pos) && pending_len == 0;
   }
+  return false;
 }
 
 ReadResult Subscription::Impl::deliver() {
