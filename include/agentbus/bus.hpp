@@ -3,7 +3,9 @@
 // There is no broker: every process maps the segment itself. The first to open a bus creates
 // it; the others wait (bounded) until its header is initialised, then validate magic, layout
 // version and size. A segment that fails validation is refused with a message saying how to
-// remove it (`agentbus destroy --bus NAME`). Rooms are created on first use by a CAS on a free
+// remove it (`agentbus --bus NAME destroy`); opening never removes a segment, except that a
+// creating open removes one whose creator (same pid and start time) died before finishing its
+// header, which nobody could ever use. Rooms are created on first use by a CAS on a free
 // slot of the room table; no lock a crash could leave held is taken anywhere.
 //
 // Thread safety: a Bus and the Rooms it returns may be shared by any number of threads.
@@ -26,6 +28,7 @@ struct BusOptions {
   std::uint32_t max_rooms = 256;
   bool create = true;          // false: throw Error{not_found} when the bus does not exist
   bool group_access = false;   // create with mode 0660 instead of 0600
+  std::string group{};         // create owned by this group (name or number), mode 0660
   std::chrono::milliseconds init_timeout{2000};
 };
 
@@ -46,7 +49,8 @@ class Bus {
   static Bus open(const BusOptions& options = {});
 
   // Removes the bus's shared-memory object. Processes that have it mapped keep working on
-  // their mapping; new opens create a fresh bus. Returns false if there was none.
+  // their mapping; new opens create a fresh bus. Returns false if there was none; throws
+  // Error{system} when it may not be removed (another user's bus, no write access to /dev/shm).
   static bool destroy(std::string_view bus_name);
 
   // The bus name from $AGENTBUS_BUS, or "default".

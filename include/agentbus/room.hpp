@@ -75,6 +75,14 @@ struct RoomInfo {
   EventId oldest = 0;    // oldest event still in the ring (a record boundary)
   RoomCounters counters;
   std::vector<ReaderInfo> readers;
+  std::string corrupt;   // non-empty: what is wrong with this room (the rest is unset)
+};
+
+// recent_events(): the events, and how many records in that stretch could not be read
+// (a corrupt stamp or header, or a claim whose producer never stamped it) and were skipped.
+struct RecentEvents {
+  std::vector<Event> events;
+  std::uint64_t unreadable = 0;
 };
 
 class Room {
@@ -87,8 +95,10 @@ class Room {
 
   [[nodiscard]] Subscription subscribe(const SubscribeOptions& options = {});
 
-  // The newest `n` events still in the ring, oldest first.
+  // The newest `n` events still in the ring, oldest first. Unreadable records are skipped.
   [[nodiscard]] std::vector<Event> recent(std::size_t n);
+  // The same, counting the unreadable records skipped.
+  [[nodiscard]] RecentEvents recent_events(std::size_t n);
 
   // Removes a durable reader so it no longer gates producers. Returns false if absent.
   bool drop_reader(std::string_view durable_name);

@@ -3,7 +3,8 @@
 // Two kinds of reader (design brief §4):
 //  * A tailer (SubscribeOptions::durable_name empty) never slows producers. If producers lap
 //    it, next() returns ReadStatus::overrun with an estimate of the events it missed, and the
-//    following next() resumes at the oldest intact record. Tailers copy each batch out of the
+//    following next() resumes a sixteenth of the ring past the oldest intact record (headroom
+//    against being lapped again at once). Tailers copy each batch out of the
 //    ring and re-validate it (seqlock rule), so a view is never torn.
 //  * A durable reader (durable_name set) gates producers: nothing at or after its cursor is
 //    overwritten. Its cursor lives in shared memory under its name, survives the process, and
@@ -41,13 +42,14 @@ enum class ReadStatus {
   event,    // `event` holds the next event
   timeout,  // nothing arrived within the timeout
   overrun,  // a tailer was lapped; `missed` events (estimated) are gone
+  skipped,  // `missed` unreadable records (`missed_bytes` bytes) were skipped; reading goes on
 };
 
 struct ReadResult {
   ReadStatus status = ReadStatus::timeout;
   EventView event;
-  std::uint64_t missed = 0;        // with overrun: estimated number of events skipped
-  std::uint64_t missed_bytes = 0;  // with overrun: exact number of log bytes skipped
+  std::uint64_t missed = 0;        // overrun: estimated events lost; skipped: records skipped
+  std::uint64_t missed_bytes = 0;  // overrun, skipped: exact number of log bytes skipped
 
   [[nodiscard]] bool has_event() const noexcept { return status == ReadStatus::event; }
 };
@@ -59,8 +61,9 @@ class Subscription {
   ~Subscription();
 
   // Next event, waiting up to `timeout` with the subscription's wait strategy.
-  // A zero timeout polls. Never throws for timeouts or overruns; throws Error{corrupt} when the
-  // ring's contents are impossible (a foreign writer scribbled on the segment).
+  // A zero timeout polls. Never throws for timeouts or overruns. A record whose stamp or
+  // header is impossible (a foreign writer scribbled on the segment) is stepped over to the
+  // next plausible record and reported as ReadStatus::skipped.
   [[nodiscard]] ReadResult next(std::chrono::nanoseconds timeout);
 
   // Position of the next event this subscription will deliver.

@@ -42,15 +42,21 @@ std::shared_ptr<Room::Impl> attach(const std::shared_ptr<shm::Segment>& seg, shm
                     slot.max_record_bytes >= 256 && slot.max_record_bytes <= ring / 4 &&
                     slot.kind == static_cast<std::uint32_t>(shm::SlotKind::ring) &&
                     slot.name_len <= shm::kMaxRoomName;
+  const std::string destroy_hint = "; remove the bus with `agentbus --bus " + seg->bus() + " destroy`";
   if (!sane)
     throw Error(Errc::corrupt, "room table entry '" + std::string(shm::slot_name(slot)) + "' of bus '" +
-                                   seg->bus() + "' is corrupt; remove the bus with `agentbus destroy --bus " +
-                                   seg->bus() + "`");
+                                   seg->bus() + "' is corrupt (offset " + std::to_string(off) +
+                                   ", ring " + std::to_string(ring) + " bytes, max record " +
+                                   std::to_string(slot.max_record_bytes) + " bytes)" + destroy_hint);
   auto* control = reinterpret_cast<shm::RingControl*>(seg->base() + off);
   shm::Ring::Timeouts timeouts{o.stall_timeout, o.publish_timeout};
-  return std::make_shared<Room::Impl>(Room::Impl{
+  auto impl = std::make_shared<Room::Impl>(Room::Impl{
       seg, std::string(shm::slot_name(slot)),
       shm::Ring(control, seg->base() + off + shm::kControlBytes, ring, slot.max_record_bytes, timeouts)});
+  if (const std::string problem = impl->ring.check_control(); !problem.empty())
+    throw Error(Errc::corrupt, "room '" + impl->name + "' of bus '" + seg->bus() + "' is corrupt: " +
+                                   problem + destroy_hint);
+  return impl;
 }
 
 // Runs while we hold the slot in state "creating".
@@ -85,7 +91,7 @@ std::string Bus::default_name() {
 
 Bus Bus::open(const BusOptions& o) {
   shm::SegmentParams p{o.name.empty() ? default_name() : o.name, o.segment_bytes, o.max_rooms,
-                       o.create, o.group_access, o.init_timeout};
+                       o.create, o.group_access || !o.group.empty(), o.group, o.init_timeout};
   return Bus(std::make_shared<Impl>(Impl{shm::Segment::open(p)}));
 }
 
@@ -128,8 +134,18 @@ BusInfo Bus::info() const {
   info.creator_pid = static_cast<int>(h.creator_pid);
   info.stale_room_inits_recovered = h.stale_room_inits_recovered.load(std::memory_order_relaxed);
   shm::RoomSlot* table = seg->room_table();
-  for (std::uint32_t i = 0; i < h.max_rooms; ++i)
-    if (is_room(table[i])) info.rooms.push_back(Room(attach(seg, table[i], {})).info());
+  for (std::uint32_t i = 0; i < h.max_rooms; ++i) {
+    if (!is_room(table[i])) continue;
+    try {
+      info.rooms.push_back(Room(attach(seg, table[i], {})).info());
+    } catch (const Error& e) {
+      if (e.code() != Errc::corrupt) throw;
+      RoomInfo broken;  // reported, so that the other rooms are still shown
+      broken.name = std::string(shm::slot_name(table[i]));
+      broken.corrupt = e.what();
+      info.rooms.push_back(std::move(broken));
+    }
+  }
   std::sort(info.rooms.begin(), info.rooms.end(),
             [](const RoomInfo& a, const RoomInfo& b) { return a.name < b.name; });
   return info;

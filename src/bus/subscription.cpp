@@ -4,6 +4,7 @@
 
 #include <agentbus/error.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -51,8 +52,9 @@ struct Subscription::Impl {
   enum class Fill { events, nothing, overrun };
   Fill fill(ReadResult& out, bool consult_tail = true);
   ReadResult overrun(std::uint64_t lost_from);
+  ReadResult skip(std::uint64_t from, std::uint64_t to);
   ReadResult deliver();
-  void note_stall(bool pending);
+  bool note_stall(bool pending, std::uint64_t pending_len);
 };
 
 Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_tail) {
@@ -63,14 +65,24 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_
   const std::uint64_t start = fetch_pos;
   std::uint64_t pos = fetch_pos, bytes = 0;
   shm::Peek stopped = shm::Peek::empty;
+  std::uint64_t stopped_len = 0;
   while (batch.size() < kMaxBatchEvents && bytes < kMaxBatchBytes) {
-    const shm::PeekResult p = r.peek(pos, consult_tail);
+    shm::PeekResult p;
+    try {
+      p = r.peek(pos, consult_tail);
+    } catch (const Error& e) {
+      if (e.code() != Errc::corrupt) throw;
+      if (!batch.empty()) break;  // deliver what came before it first
+      out = skip(pos, r.next_intact(pos, r.tail()));
+      return Fill::overrun;
+    }
     if (p.kind == shm::Peek::padding) {
       pos += p.len;
       continue;
     }
     if (p.kind != shm::Peek::committed) {
       stopped = p.kind;
+      stopped_len = p.len;
       break;
     }
     std::size_t offset = 0;
@@ -96,12 +108,32 @@ Subscription::Impl::Fill Subscription::Impl::fill(ReadResult& out, bool consult_
   }
   fetch_pos = pos;
   if (!durable) slot->cursor.store(pos, std::memory_order_relaxed);
-  if (stopped != shm::Peek::unstamped || !batch.empty())
-    note_stall(batch.empty() && stopped == shm::Peek::pending);
+  if ((stopped != shm::Peek::unstamped || !batch.empty()) &&
+      note_stall(batch.empty() && stopped == shm::Peek::pending, stopped_len)) {
+    out = skip(pos, r.next_intact(pos, r.tail()));
+    return Fill::overrun;
+  }
   return batch.empty() ? Fill::nothing : Fill::events;
 }
 
-// Lapped: resume half a ring behind the tail, at a record boundary found by walking from the
+// An unreadable record at `from`: go on at `to`, the next plausible one.
+ReadResult Subscription::Impl::skip(std::uint64_t from, std::uint64_t to) {
+  ReadResult out;
+  out.status = ReadStatus::skipped;
+  out.missed = 1;
+  out.missed_bytes = to - from;
+  fetch_pos = to;
+  if (durable) {
+    ack_pos = viewed_end = to;
+    slot->cursor.store(to, std::memory_order_release);
+  } else {
+    slot->cursor.store(to, std::memory_order_relaxed);
+  }
+  return out;
+}
+
+// Lapped: resume a sixteenth of the ring past the oldest intact record (so the producer that
+// lapped us has room before it laps us again), at a record boundary found by walking from the
 // oldest one, and estimate what was lost from the size of the records walked over.
 ReadResult Subscription::Impl::overrun(std::uint64_t lost_from) {
   shm::Ring& r = ring();
@@ -109,8 +141,7 @@ ReadResult Subscription::Impl::overrun(std::uint64_t lost_from) {
   std::uint64_t pos = 0, walked_events = 0, walked_bytes = 0;
   for (int attempt = 0; attempt < 64; ++attempt) {
     pos = r.oldest();
-    const std::uint64_t tail = r.tail();
-    const std::uint64_t target = tail > r.capacity() / 2 ? tail - r.capacity() / 2 : 0;
+    const std::uint64_t target = std::min(r.tail(), pos + r.capacity() / 16);
     bool lapped = false;
     walked_events = walked_bytes = 0;
     while (pos < target) {
@@ -137,31 +168,40 @@ ReadResult Subscription::Impl::overrun(std::uint64_t lost_from) {
   return out;
 }
 
-void Subscription::Impl::note_stall(bool pending) {
+// A record stuck uncommitted past the stall timeout is padded if its claimer is confirmed
+// dead; one never stamped (its producer died first, or a foreign write hit the stamp) is
+// padded up to the next stamped record (Ring::repair). Returns true for the latter, which the
+// reader reports as a skipped record: nobody knows what was there.
+bool Subscription::Impl::note_stall(bool pending, std::uint64_t pending_len) {
   if (!pending) {
     stall_pos = ~0ull;
-    return;
+    return false;
   }
   const auto now = Clock::now();
   if (stall_pos != fetch_pos) {
     stall_pos = fetch_pos;
     stall_since = now;
   } else if (now - stall_since >= ring().timeouts().stall) {
-    ring().repair(fetch_pos);  // pads it only if its claimer is confirmed dead
     stall_since = now;
+    return ring().repair(fetch_pos) && pending_len == 0;
   }
+  return false;
 }
 
 ReadResult Subscription::Impl::deliver() {
   const Item& it = batch[next_item++];
   const std::byte* rec = durable ? ring().at(it.pos) : copy.data() + it.offset;
   ReadResult out;
-  if (!ring().decode(rec, it.len, it.pos, out.event))
-    throw Error(Errc::corrupt, "corrupt record " + std::to_string(it.pos) + " in room '" + room->name + "'");
+  viewed_end = it.pos + it.len;  // consumed once next() is called again
+  if (!ring().decode(rec, it.len, it.pos, out.event)) {
+    out.status = ReadStatus::skipped;  // a committed stamp over an impossible header
+    out.missed = 1;
+    out.missed_bytes = it.len;
+    return out;
+  }
   out.status = ReadStatus::event;
   ++seen_events;
   seen_bytes += it.len;
-  viewed_end = it.pos + it.len;  // consumed once next() is called again
   return out;
 }
 

@@ -16,7 +16,7 @@
 namespace agentbus::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 2;
+inline constexpr std::uint32_t kLayoutVersion = 3;  // 3: RingControl::head
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kPage = 4096;
 inline constexpr std::size_t kMaxReaders = 64;
@@ -91,8 +91,13 @@ struct RingCounters {
 // Producers may claim up to `limit` = min(commit_head, durable cursors) + capacity. The word
 // packs limit/8 (48 bits) with a 16-bit registration sequence that a new durable reader bumps,
 // so that a limit computed without seeing it can no longer be installed.
+//
+// `head` is the oldest intact record: a producer moves it, record by record, past everything
+// it is about to overwrite before it writes a byte (Ring::reclaim), so readers start there and
+// a reader's copy from `start` is intact while head <= start.
 struct RingControl {
   alignas(kCacheLine) std::atomic<std::uint64_t> tail;         // next position to claim
+  alignas(kCacheLine) std::atomic<std::uint64_t> head;         // oldest intact record start
   alignas(kCacheLine) std::atomic<std::uint64_t> limit_word;
   alignas(kCacheLine) std::atomic<std::uint64_t> commit_head;  // all below: committed/padding
   alignas(kCacheLine) std::atomic<std::uint32_t> futex_seq;

@@ -10,6 +10,7 @@
 #include <agentbus/error.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -21,6 +22,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+std::string to_hex(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
 
 // Escalating pause for slow paths: spin, then yield, then sleep briefly.
 class Backoff {
@@ -61,14 +68,110 @@ std::atomic<std::uint64_t>& Ring::stamp_at(std::uint64_t pos) const noexcept {
 
 std::uint64_t Ring::tail() const noexcept { return control_->tail.load(std::memory_order_acquire); }
 // Producers write only below `limit` (they acquire it before claiming), and the limit moves
-// about once per lap, so checking it first keeps a caught-up reader off the tail's cache line,
-// which every claim writes. Only when the limit allows an overwrite does the tail decide.
+// about once per lap, so checking it first keeps a caught-up reader off the head's cache line.
+// Past that, the head decides: a producer moves it past whatever it overwrites before writing.
 bool Ring::overwritten_since(std::uint64_t start) const noexcept {
   if (limit_of(load_after_reads(control_->limit_word)) <= start + capacity_) return false;
-  return control_->tail.load(std::memory_order_acquire) > start + capacity_;
+  return control_->head.load(std::memory_order_acquire) > start;
 }
 std::uint64_t Ring::oldest() const noexcept {
-  return control_->commit_head.load(std::memory_order_acquire);
+  return control_->head.load(std::memory_order_acquire);
+}
+
+// Before writing below `end`, everything at or before `end - capacity` is given up: move the
+// head over whole records until it is past that. The records walked are committed or padding
+// (they lie below the commit head: the limit that let our claim through guarantees it) and
+// nobody overwrites them before the head has passed them, so a stamp that does not match
+// means another producer moved the head meanwhile. Each step is one CAS from a boundary we
+// read, so a producer killed anywhere leaves the head on a boundary and stalls nobody.
+void Ring::reclaim(std::uint64_t end) {
+  if (end <= capacity_) return;
+  const std::uint64_t needed = end - capacity_;
+  std::uint64_t h = control_->head.load(std::memory_order_acquire);
+  for (int unchanged = 0; h < needed;) {
+    const std::uint64_t stamp = stamp_at(h).load(std::memory_order_acquire);
+    const std::uint64_t len = stamp_len(stamp);
+    const bool finished = stamp_matches(stamp, h) &&
+                          (stamp_state(stamp) == RecordState::committed ||
+                           stamp_state(stamp) == RecordState::padding) &&
+                          len >= 8 && (h & mask_) + len <= capacity_;
+    if (!finished) {
+      const std::uint64_t again = control_->head.load(std::memory_order_acquire);
+      if (again != h) {
+        h = again;
+        continue;
+      }
+      // Only a foreign write can leave a mismatch under an unmoved head; allow for a store
+      // still on its way before calling it that.
+      if (++unchanged < 1024) {
+        cpu_relax();
+        continue;
+      }
+      throw Error(Errc::corrupt, "record at position " + std::to_string(h) + " has stamp 0x" +
+                                     to_hex(stamp) + ", expected a committed or padding record "
+                                     "of 8.." + std::to_string(capacity_ - (h & mask_)) + " bytes for that position");
+    }
+    if (control_->head.compare_exchange_weak(h, h + len, std::memory_order_acq_rel,
+                                             std::memory_order_acquire))
+      h += len;
+  }
+}
+
+std::string Ring::check_control() const {
+  auto bad = [](const char* word, std::uint64_t value, const std::string& expected) {
+    return std::string(word) + " is " + std::to_string(value) + ", expected " + expected;
+  };
+  // Each pair is loaded lower bound first: both words only grow, so a racing producer cannot
+  // make a sane ring look broken.
+  const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+  const std::uint64_t commit = control_->commit_head.load(std::memory_order_acquire);
+  const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t limit = limit_of(control_->limit_word.load(std::memory_order_acquire));
+  constexpr std::uint64_t kMaxPosition = 1ull << 60;
+  if (tail % 8 != 0 || tail >= kMaxPosition)
+    return bad("tail", tail, "a multiple of 8 below 2^60");
+  if (head % 8 != 0 || head > tail) return bad("head", head, "a multiple of 8 from 0 to tail " + std::to_string(tail));
+  if (commit % 8 != 0 || commit > tail)
+    return bad("commit_head", commit, "a multiple of 8 from 0 to tail " + std::to_string(tail));
+  if (limit < capacity_ || tail > limit)
+    return bad("limit", limit, "from tail " + std::to_string(tail) + " and at least " + std::to_string(capacity_));
+  const std::uint64_t tail_now = control_->tail.load(std::memory_order_acquire);
+  if (tail_now > control_->head.load(std::memory_order_acquire) + 2 * capacity_)
+    return bad("tail", tail_now, "at most two ring capacities (" + std::to_string(2 * capacity_) +
+                                     ") past head " + std::to_string(head));
+  const std::uint64_t limit_now = limit_of(control_->limit_word.load(std::memory_order_acquire));
+  const std::uint64_t commit_now = control_->commit_head.load(std::memory_order_acquire);
+  if (limit_now > commit_now + capacity_)
+    return bad("limit", limit_now, "at most commit_head " + std::to_string(commit_now) + " + capacity " +
+                                       std::to_string(capacity_));
+  for (std::size_t i = 0; i < kMaxReaders; ++i) {
+    const ReaderSlot& r = control_->readers[i];
+    const std::uint64_t kind = r.state.load(std::memory_order_acquire) & kReaderKindMask;
+    if (kind > kReaderDurable)
+      return "reader slot " + std::to_string(i) + " has state kind " + std::to_string(kind >> 56) + ", expected 0..3";
+    if (kind != kReaderDurable) continue;
+    const std::uint64_t cursor = r.cursor.load(std::memory_order_acquire);
+    if (cursor % 8 != 0 || cursor > control_->tail.load(std::memory_order_acquire))
+      return "durable reader slot " + std::to_string(i) + ": " +
+             bad("cursor", cursor, "a multiple of 8 up to the tail");
+    if (r.name_len == 0 || r.name_len > kMaxReaderName)
+      return "durable reader slot " + std::to_string(i) + ": " +
+             bad("name_len", r.name_len, "1.." + std::to_string(kMaxReaderName));
+  }
+  return {};
+}
+
+std::uint64_t Ring::next_intact(std::uint64_t pos, std::uint64_t end) const noexcept {
+  for (pos = align8(pos + 1); pos < end; pos += 8) {
+    const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
+    if (!stamp_matches(stamp, pos)) continue;
+    const std::uint64_t len = stamp_len(stamp);
+    if (len < 8 || (pos & mask_) + len > capacity_) continue;
+    if (stamp_state(stamp) == RecordState::padding) return pos;
+    if (stamp_state(stamp) == RecordState::committed && len >= kRecordHeaderBytes && len <= max_record_)
+      return pos;
+  }
+  return end;
 }
 
 std::uint64_t Ring::record_bytes(const RecordFields& f) const {
@@ -103,6 +206,7 @@ PublishResult Ring::publish(const RecordFields& f) {
     const auto claimed_at = claim(len);
     if (!claimed_at) return {PublishStatus::bus_full, 0};
     const std::uint64_t pos = *claimed_at;
+    reclaim(pos + len);
     failpoint(Failpoint::before_stamp);
 
     auto& stamp = stamp_at(pos);
@@ -164,6 +268,8 @@ std::optional<std::uint64_t> Ring::claim(std::uint64_t len) {
       continue;
     if (!wraps) return t;
     // Records never straddle the end: fill the rest of the buffer with padding and retry.
+    // Only the padding's stamp is written, so only the record under it is given up.
+    reclaim(t + 8);
     auto& stamp = stamp_at(t);
     std::uint64_t seen = stamp.load(std::memory_order_relaxed);
     if (!stamp_matches(seen, t))
@@ -333,6 +439,7 @@ bool Ring::repair_gap(std::uint64_t pos) {
   std::uint64_t seen = head_stamp.load(std::memory_order_acquire);
   const std::uint64_t mark_pos = make_stamp(pos, 0, RecordState::aborted);
   if (stamp_matches(seen, pos) && stamp_state(seen) != RecordState::aborted) return false;
+  reclaim(pos + 8);  // the dead claimer may have died before giving up what it would overwrite
   if (seen != mark_pos && !head_stamp.compare_exchange_strong(seen, mark_pos))
     return stamp_matches(seen, pos);  // stamped meanwhile by a live claimer: nothing to do
 
@@ -346,6 +453,7 @@ bool Ring::repair_gap(std::uint64_t pos) {
       if (stamp_state(w) == RecordState::aborted) continue;
       break;  // a real record: the gap ends here
     }
+    reclaim(end + 8);
     if (!word.compare_exchange_strong(w, make_stamp(end, 0, RecordState::aborted))) {
       if (stamp_matches(w, end) && stamp_state(w) != RecordState::aborted) break;
     }

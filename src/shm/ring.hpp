@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace agentbus::shm {
@@ -102,12 +103,22 @@ class Ring {
   // The seqlock check that ends a racy copy of records from `start` on: could a producer
   // have overwritten any of it since?
   [[nodiscard]] bool overwritten_since(std::uint64_t start) const noexcept;
+  // The oldest intact record (a record boundary); see RingControl::head.
   [[nodiscard]] std::uint64_t oldest() const noexcept;
+
+  // What is wrong with the control words (positions out of order or range, a durable reader
+  // cursor past the tail), or empty if nothing is. Never changes the ring.
+  [[nodiscard]] std::string check_control() const;
+  // The first position after `pos` and before `end` that carries a plausible record stamp
+  // (for skipping an unreadable record); `end` if none.
+  [[nodiscard]] std::uint64_t next_intact(std::uint64_t pos, std::uint64_t end) const noexcept;
 
  private:
   std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;
   // Claims `len` bytes; returns the position, or nullopt after publish timeout (BusFull).
   std::optional<std::uint64_t> claim(std::uint64_t len);
+  // Moves the head past everything a write below `end` overwrites; throws Error{corrupt}.
+  void reclaim(std::uint64_t end);
   bool wait_for_room(std::uint64_t end, std::chrono::steady_clock::time_point deadline);
   std::uint64_t recompute_limit();
   bool repair_gap(std::uint64_t pos);

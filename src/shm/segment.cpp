@@ -6,6 +6,11 @@
 #include <agentbus/names.hpp>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <grp.h>
+#include <sys/mman.h>
+#include <vector>
 #include <cstring>
 #include <fcntl.h>
 #include <new>
@@ -21,8 +26,25 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t round_up(std::uint64_t n, std::uint64_t to) { return (n + to - 1) / to * to; }
 
 std::string fix_hint(const std::string& bus) {
-  return "remove it with `agentbus destroy --bus " + bus + "` (processes still using it keep "
+  return "remove it with `agentbus --bus " + bus + " destroy` (processes still using it keep "
          "their mapping) and open the bus again";
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[19];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// A group name or number, as `chgrp` takes it.
+gid_t resolve_group(const std::string& group) {
+  if (!group.empty() && group.find_first_not_of("0123456789") == std::string::npos && group.size() < 10)
+    return static_cast<gid_t>(std::stoul(group));
+  std::vector<char> buf(16384);
+  struct group entry{}, *found = nullptr;
+  if (::getgrnam_r(group.c_str(), &entry, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+    throw Error(Errc::invalid_argument, "no group named '" + group + "' (--group-access takes a group name or gid)");
+  return found->gr_gid;
 }
 
 int fd_of(const bi::shared_memory_object& object) {
@@ -58,8 +80,18 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
     if (p.create) {
       try {
         const unsigned mode = p.group_access ? 0660 : 0600;
+        const bool chgrp = !p.group.empty();
+        const gid_t gid = chgrp ? resolve_group(p.group) : 0;
         bi::shared_memory_object created(bi::create_only, name, bi::read_write, bi::permissions(mode));
-        ::fchmod(fd_of(created), mode);  // not subject to the umask
+        // Group first, then the mode, which is not subject to the umask. Every room and region
+        // lives inside this one object, so they share its owner, group and mode.
+        if (chgrp && ::fchown(fd_of(created), static_cast<uid_t>(-1), gid) != 0) {
+          const int err = errno;
+          bi::shared_memory_object::remove(name);
+          throw Error(Errc::system, "cannot give /dev/shm/" + seg->object_name_ + " to group '" + p.group +
+                                        "': " + std::strerror(err) + " (you must be a member of it)");
+        }
+        ::fchmod(fd_of(created), mode);
         created.truncate(static_cast<bi::offset_t>(p.segment_bytes));
         seg->object_ = std::move(created);
         seg->region_ = bi::mapped_region(seg->object_, bi::read_write);
@@ -93,7 +125,7 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
       }
       throw Error(Errc::system, "cannot open /dev/shm/" + seg->object_name_ + ": " + e.what() +
                                     (e.get_error_code() == bi::security_error
-                                         ? " (it belongs to another user; see --group-access)"
+                                         ? " (it belongs to another user; its creator can share it with a group: `agentbus --group-access GROUP ...`)"
                                          : ""));
     }
     // The creator truncates right after creating; wait for that, bounded.
@@ -108,31 +140,42 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
     seg->region_ = bi::mapped_region(seg->object_, bi::read_write);
     seg->size_ = static_cast<std::uint64_t>(size);
     const SegmentHeader& h = seg->header();
+    bool removed = false;
     for (;;) {
       if (h.magic != 0 && h.magic != kMagic)
-        throw Error(Errc::incompatible, "/dev/shm/" + seg->object_name_ +
-                                            " is not an agentbus segment (bad magic); " + fix_hint(p.bus));
-      if (h.initialised.load(std::memory_order_acquire) == 1) break;
-      if (Clock::now() >= deadline) {
-        const bool creator_dead = h.creator_pid != 0 &&
-                                  !process_alive({h.creator_pid, h.creator_start_time});
-        // A creator that died mid-initialisation leaves a segment nobody can use. Remove it
-        // (only if it is still the same object) and start over.
+        throw Error(Errc::incompatible, "/dev/shm/" + seg->object_name_ + " is not an agentbus segment (magic " +
+                                            hex(h.magic) + " at offset 0, expected " + hex(kMagic) + "); " +
+                                            fix_hint(p.bus));
+      const std::uint32_t init = h.initialised.load(std::memory_order_acquire);
+      if (init == 1) break;
+      if (init != 0)
+        throw Error(Errc::corrupt, "bus '" + p.bus + "' is corrupt: header word 'initialised' at offset " +
+                                       std::to_string(offsetof(SegmentHeader, initialised)) + " is " + hex(init) +
+                                       ", expected 1 (0 while its creator sets it up); " + fix_hint(p.bus));
+      // A creator that has stored its identity and is gone will never finish.
+      const bool creator_dead = h.creator_pid != 0 && !process_alive({h.creator_pid, h.creator_start_time});
+      if (creator_dead || Clock::now() >= deadline) {
+        // Such a segment is unusable, so a creating open removes it (only if it is still the
+        // same object) and starts over. A read never removes or changes a segment.
         struct stat ours{}, current{};
         const std::string path = "/dev/shm/" + seg->object_name_;
-        if (creator_dead && attempt < 3 && ::fstat(fd_of(seg->object_), &ours) == 0 &&
+        if (p.create && creator_dead && attempt < 3 && ::fstat(fd_of(seg->object_), &ours) == 0 &&
             ::stat(path.c_str(), &current) == 0 && ours.st_ino == current.st_ino) {
           bi::shared_memory_object::remove(name);
+          removed = true;
           break;
         }
+        if (creator_dead)
+          throw Error(Errc::corrupt, "bus '" + p.bus + "' was never initialised: its creator (pid " +
+                                         std::to_string(h.creator_pid) + ") died while setting it up; " +
+                                         fix_hint(p.bus));
         throw Error(Errc::timeout, "bus '" + p.bus + "' was not initialised within " +
                                        std::to_string(p.init_timeout.count()) + " ms (creator pid " +
-                                       std::to_string(h.creator_pid) +
-                                       (creator_dead ? ", dead); " : "); ") + fix_hint(p.bus));
+                                       std::to_string(h.creator_pid) + "); " + fix_hint(p.bus));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (h.initialised.load(std::memory_order_acquire) != 1) {
+    if (removed) {
       seg->region_ = bi::mapped_region();
       continue;
     }
@@ -154,7 +197,16 @@ void Segment::validate() const {
   const Layout layout = layout_for(h.max_rooms);
   if (h.max_rooms == 0 || h.max_rooms > 65536 || h.room_table_offset != layout.table_offset ||
       h.heap_offset != layout.heap_offset || h.heap_offset > size_)
-    throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header; " + fix_hint(bus_));
+    throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header (max_rooms " +
+                                   std::to_string(h.max_rooms) + ", room table at " +
+                                   std::to_string(h.room_table_offset) + ", heap at " +
+                                   std::to_string(h.heap_offset) + "); " + fix_hint(bus_));
+  const std::uint64_t cursor = h.heap_cursor.load(std::memory_order_acquire);
+  if (cursor < h.heap_offset || cursor > size_ || cursor % kPage != 0)
+    throw Error(Errc::corrupt, "bus '" + bus_ + "' is corrupt: heap_cursor is " + std::to_string(cursor) +
+                                   ", expected a multiple of " + std::to_string(kPage) + " from " +
+                                   std::to_string(h.heap_offset) + " to " + std::to_string(size_) + "; " +
+                                   fix_hint(bus_));
 }
 
 bool Segment::unlinked() const noexcept {
@@ -167,7 +219,22 @@ bool Segment::unlinked() const noexcept {
 
 bool Segment::destroy(const std::string& bus) {
   validate_bus_name(bus);
-  return bi::shared_memory_object::remove(segment_object_name(bus).c_str());
+  const std::string name = segment_object_name(bus);
+  if (::shm_unlink(name.c_str()) == 0) return true;
+  const int err = errno;
+  if (err == ENOENT) return false;
+  std::string owner;
+  struct stat st{};
+  if (::stat(("/dev/shm/" + name).c_str(), &st) == 0)
+    owner = " (owned by uid " + std::to_string(st.st_uid) + ", mode " + [&] {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return std::string(mode);
+    }() + ")";
+  throw Error(Errc::system, "cannot destroy bus '" + bus + "': /dev/shm/" + name + owner + ": " +
+                                std::strerror(err) + (err == EACCES || err == EPERM
+                                                          ? "; only its owner (or root) may remove it"
+                                                          : ""));
 }
 
 SegmentHeader& Segment::header() const noexcept {

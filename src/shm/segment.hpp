@@ -20,6 +20,7 @@ struct SegmentParams {
   std::uint32_t max_rooms;
   bool create;
   bool group_access;
+  std::string group;  // non-empty: chown the new segment to this group (implies 0660)
   std::chrono::milliseconds init_timeout;
 };
 

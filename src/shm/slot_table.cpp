@@ -57,12 +57,17 @@ RoomSlot* find_or_create_slot(Segment& seg, std::string_view name, bool create,
         if (slot_name(slot) == name) return &slot;
         break;  // another name: keep probing
       }
-      // Being created. Wait for its creator; take over if the creator died.
+      // Anything but "creating by pid" here was written by no agentbus process: leave it alone
+      // and keep probing, so the other rooms still work.
+      if ((s & ~std::uint64_t{0xffffffffu}) != kRoomCreating) break;
+      // Being created. Wait for its creator; take over if the creator died (only when creating:
+      // a read never changes the segment).
       const auto creator = static_cast<std::uint32_t>(s & 0xffffffffu);
       if (process_alive({creator, 0}) && Clock::now() <= wait_deadline) {
         std::this_thread::sleep_for(std::chrono::microseconds(100));
         continue;
       }
+      if (!create) break;
       if (process_alive({creator, 0}))
         throw Error(Errc::timeout, "a slot on bus '" + seg.bus() + "' is still being created by pid " +
                                        std::to_string(creator));

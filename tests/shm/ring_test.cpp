@@ -6,7 +6,9 @@
 #include <agentbus/agentbus.hpp>
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace agentbus;
 using namespace std::chrono_literals;
@@ -253,4 +255,112 @@ TEST(Ring, ProducerDeclaredDeadRetriesInsteadOfOverwriting) {
   ASSERT_TRUE(r.has_event());
   EXPECT_EQ(r.event.payload, "late");
   EXPECT_GT(r.event.id, pos);  // republished after the padded claim
+}
+
+// ---- history after many laps (issue 9, defect 2) ------------------------------------------
+
+namespace {
+
+// type "E", agent "a", 14-byte payload: a 56-byte record, as in the issue's 64 KiB ring.
+constexpr std::uint64_t kRecord = 56;
+constexpr std::uint64_t kRing = 64 << 10;
+
+std::string numbered(int i) {
+  std::string s = std::to_string(i);
+  return std::string(14 - s.size(), '0') + s;
+}
+
+// Ids of consecutive intact records differ by one record, or by a wrap padding.
+void expect_contiguous(const std::vector<Event>& events) {
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    const std::uint64_t step = events[i].id - events[i - 1].id;
+    EXPECT_TRUE(step == kRecord || (step > kRecord && step < 2 * kRecord))
+        << "gap of " << step << " bytes before event " << events[i].id;
+  }
+}
+
+}  // namespace
+
+TEST(RingHistory, AWrappedRingKeepsEveryIntactRecord) {
+  TestBus bus("history");
+  Room room = bus->room("r", {.ring_bytes = kRing, .max_record_bytes = 1024});
+  const int total = 1170 * 7 + 123;  // many laps, ending mid-lap
+  EventId last = 0;
+  for (int i = 0; i < total; ++i) last = room.publish("E", "a", numbered(i)).id;
+
+  // Everything but the record or two the last claims overwrote is still there.
+  const std::uint64_t at_least = kRing / kRecord - 2;
+  const RoomInfo info = room.info();
+  EXPECT_GE(info.tail - info.oldest, at_least * kRecord) << "oldest " << info.oldest << " tail " << info.tail;
+  EXPECT_LE(info.tail - info.oldest, kRing);
+
+  const std::vector<Event> all = room.recent(100000);
+  ASSERT_GE(all.size(), at_least);
+  EXPECT_EQ(all.back().id, last);
+  EXPECT_EQ(all.back().payload, numbered(total - 1));
+  EXPECT_EQ(all.front().id, info.oldest);
+  expect_contiguous(all);
+  ASSERT_EQ(room.recent(20).size(), 20u);
+  EXPECT_EQ(room.recent(20).front().payload, numbered(total - 20));
+
+  // --from earliest delivers the same records.
+  Subscription sub = room.subscribe({.from = StartFrom::earliest});
+  std::size_t delivered = 0;
+  for (ReadResult r = sub.next(0ns); r.status != ReadStatus::timeout; r = sub.next(0ns)) {
+    ASSERT_EQ(r.status, ReadStatus::event);
+    ASSERT_LT(delivered, all.size());
+    EXPECT_EQ(r.event.id, all[delivered].id);
+    ++delivered;
+  }
+  EXPECT_EQ(delivered, all.size());
+}
+
+TEST(RingHistory, EarliestReaderGetsTheIntactRecordsWhileAnotherProcessKeepsWrapping) {
+  TestBus bus("history-live");
+  Room room = bus->room("r", {.ring_bytes = kRing, .max_record_bytes = 1024});
+  for (int i = 0; i < 1170 * 5; ++i) room.publish("E", "a", numbered(i));
+
+  const RoomInfo before = room.info();
+  const std::uint64_t intact = (before.tail - before.oldest) / kRecord;
+  constexpr int kLivePosts = 3000;  // more than two further laps
+  const pid_t writer = ::fork();
+  ASSERT_GE(writer, 0);
+  if (writer == 0) {
+    // Load, not synchronisation: a steady writer that keeps the ring wrapping.
+    Room mine = Bus::open({.name = bus.name(), .create = false}).room("r", {.create = false});
+    for (int i = 0; i < kLivePosts; ++i) {
+      if (!mine.publish("E", "a", numbered(100000 + i)).ok()) ::_exit(2);
+      std::this_thread::sleep_for(20us);
+    }
+    ::_exit(0);
+  }
+
+  // Read from the oldest up to the tail as it was before the writer started.
+  Subscription sub = room.subscribe({.from = StartFrom::earliest});
+  std::uint64_t received = 0, overruns = 0, lost = 0;
+  while (sub.position() < before.tail) {
+    const ReadResult r = sub.next(2s);
+    ASSERT_NE(r.status, ReadStatus::timeout);
+    if (r.status == ReadStatus::overrun) {
+      ++overruns;
+      lost += r.missed;
+      continue;
+    }
+    ASSERT_EQ(r.status, ReadStatus::event);
+    if (r.event.id < before.tail) ++received;
+  }
+  const std::uint64_t published_meanwhile = (room.info().tail - before.tail) / kRecord;
+
+  int status = 0;
+  ASSERT_EQ(::waitpid(writer, &status, 0), writer);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+
+  // Each post overwrites about one record; a lapped reader resumes a sixteenth of the ring past
+  // the oldest. Anything beyond that is history lost for nothing.
+  const std::uint64_t allowance = published_meanwhile + 2 + (overruns ? kRing / 16 / kRecord + 2 : 0) * overruns;
+  EXPECT_GE(received + allowance, intact)
+      << "received " << received << " of " << intact << " intact records; " << published_meanwhile
+      << " posted meanwhile, " << overruns << " overruns (" << lost << " missed)";
+  EXPECT_GE(room.info().tail - room.info().oldest, (kRing / kRecord - 2) * kRecord);
 }

@@ -1,4 +1,5 @@
 #include "shm/layout.hpp"
+#include "shm/process.hpp"
 #include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -7,12 +8,15 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <cstring>
 #include <thread>
 #include <unistd.h>
 
 using namespace agentbus;
 using agentbus::test::TestBus;
 using agentbus::test::unique_bus_name;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -77,7 +81,7 @@ TEST(Segment, RefusesAForeignObject) {
   const std::string name = unique_bus_name("foreign");
   write_shm(name, std::string(8192, 'Z'));
   expect_error([&] { (void)Bus::open({.name = name}); }, Errc::incompatible,
-               "agentbus destroy --bus " + name);
+               "agentbus --bus " + name + " destroy");
   Bus::destroy(name);
 }
 
@@ -162,4 +166,127 @@ TEST(Segment, RejectsBadRoomOptions) {
   expect_error([&] { (void)bus->room("a", {.ring_bytes = 100000}); }, Errc::invalid_argument, "power of two");
   expect_error([&] { (void)bus->room("a", {.ring_bytes = 1 << 20, .max_record_bytes = 1 << 20}); },
                Errc::invalid_argument, "ring_bytes/4");
+}
+
+// ---- reads never remove a segment (issue 9, defects 4 and 6) -----------------------------
+
+namespace {
+
+std::string shm_path(const std::string& bus) { return "/dev/shm/" + segment_object_name(bus); }
+
+ino_t inode_of(const std::string& bus) {
+  struct stat st{};
+  return ::stat(shm_path(bus).c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+pid_t a_dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+
+}  // namespace
+
+TEST(Segment, AGarbageHeaderWordIsReportedAndTheSegmentKept) {
+  const std::string name = unique_bus_name("garbage-init");
+  { (void)Bus::open({.name = name, .segment_bytes = 8 << 20}).room("r").publish("t", "a", "kept"); }
+  const ino_t inode = inode_of(name);
+  const std::uint64_t garbage = 0x9e3779b97f4a7c15ull;
+  patch_header(name, [&](std::byte* p) { std::memcpy(p + 64, &garbage, 8); });
+
+  for (const bool create : {false, true}) {
+    expect_error([&] { (void)Bus::open({.name = name, .create = create, .init_timeout = 200ms}); },
+                 Errc::corrupt, "'initialised' at offset 64 is 0x7f4a7c15, expected 1");
+    expect_error([&] { (void)Bus::open({.name = name, .create = create, .init_timeout = 200ms}); },
+                 Errc::corrupt, "agentbus --bus " + name + " destroy");
+  }
+  EXPECT_EQ(inode_of(name), inode) << "the segment was removed or replaced";
+  std::uint64_t now = 0;
+  patch_header(name, [&](std::byte* p) { std::memcpy(&now, p + 64, 8); });
+  EXPECT_EQ(now, garbage) << "a read changed the segment";
+  EXPECT_TRUE(Bus::destroy(name));
+}
+
+TEST(Segment, OnlyACreatingOpenReplacesASegmentWhoseCreatorDiedMidInitialisation) {
+  const std::string name = unique_bus_name("dead-creator");
+  { (void)Bus::open({.name = name, .segment_bytes = 8 << 20}); }
+  const pid_t dead = a_dead_pid();
+  patch_header(name, [&](std::byte* p) {
+    auto* h = reinterpret_cast<shm::SegmentHeader*>(p);
+    h->initialised.store(0);
+    h->creator_pid = static_cast<std::uint32_t>(dead);
+  });
+  const ino_t inode = inode_of(name);
+  expect_error([&] { (void)Bus::open({.name = name, .create = false, .init_timeout = 200ms}); },
+               Errc::corrupt, "died while setting it up");
+  EXPECT_EQ(inode_of(name), inode);
+
+  // A live creator is waited for, never replaced.
+  patch_header(name, [&](std::byte* p) {
+    auto* h = reinterpret_cast<shm::SegmentHeader*>(p);
+    h->creator_pid = static_cast<std::uint32_t>(::getpid());
+    h->creator_start_time = shm::self_process().start_time;
+  });
+  expect_error([&] { (void)Bus::open({.name = name, .init_timeout = 100ms}); }, Errc::timeout,
+               "was not initialised within 100 ms");
+  EXPECT_EQ(inode_of(name), inode);
+
+  patch_header(name, [&](std::byte* p) {
+    reinterpret_cast<shm::SegmentHeader*>(p)->creator_pid = static_cast<std::uint32_t>(dead);
+  });
+  Bus fresh = Bus::open({.name = name, .segment_bytes = 8 << 20, .init_timeout = 200ms});
+  EXPECT_EQ(fresh.info().creator_pid, ::getpid());
+  EXPECT_TRUE(fresh.room("r").publish("t", "a", "x").ok());
+  Bus::destroy(name);
+}
+
+TEST(Segment, GroupAccessGivesTheSegmentToTheGroupWithMode0660) {
+  const std::string name = unique_bus_name("group");
+  // Root may give it to any group; anyone else to a group they belong to.
+  gid_t gid = ::getegid();
+  if (::geteuid() == 0) gid = 65534;
+  {
+    Bus bus = Bus::open({.name = name, .segment_bytes = 8 << 20, .group = std::to_string(gid)});
+    (void)bus.room("r");  // regions live inside the segment: they share its mode and group
+  }
+  struct stat st{};
+  ASSERT_EQ(::stat(shm_path(name).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_gid, gid);
+  Bus::destroy(name);
+
+  expect_error([&] { (void)Bus::open({.name = name, .group = "no-such-group-xyz"}); },
+               Errc::invalid_argument, "no group named 'no-such-group-xyz'");
+  EXPECT_EQ(inode_of(name), 0u) << "a failed create leaves nothing behind";
+}
+
+TEST(Segment, DestroyWithoutPermissionIsAnError) {
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root to own a segment another uid may not remove (sticky /dev/shm)";
+  const std::string name = unique_bus_name("perm");
+  { (void)Bus::open({.name = name, .segment_bytes = 8 << 20}); }
+  // A child that is another user tries to remove root's segment from the sticky /dev/shm.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    try {
+      (void)Bus::destroy(name);
+      ::_exit(1);  // removed, or claimed there was none
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      ::_exit(e.code() == Errc::system && what.find("cannot destroy bus '" + name + "'") != std::string::npos &&
+                      what.find("only its owner") != std::string::npos
+                  ? 0
+                  : 2);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: destroy returned; 2: wrong error; 3: setuid failed";
+  EXPECT_NE(inode_of(name), 0u);
+  EXPECT_TRUE(Bus::destroy(name));
 }

@@ -197,7 +197,9 @@ int tail_snapshot(const Globals& g, const TailArgs& args,
   std::optional<Room> room = open_existing_room(g);
   if (!room) return 0;
   if (!from) {
-    for (const Event& event : room->recent(args.count)) printer.print(event.view());
+    const RecentEvents recent = room->recent_events(args.count);
+    warn_unreadable(room->name(), recent.unreadable);
+    for (const Event& event : recent.events) printer.print(event.view());
     return 0;
   }
   const EventId end = room->info().tail;
@@ -210,6 +212,10 @@ int tail_snapshot(const Globals& g, const TailArgs& args,
     if (r.status == ReadStatus::timeout) break;
     if (r.status == ReadStatus::overrun) {
       warn_overrun(r.missed);
+      continue;
+    }
+    if (r.status == ReadStatus::skipped) {
+      warn_unreadable(room->name(), r.missed);
       continue;
     }
     printer.print(r.event);
@@ -229,7 +235,9 @@ int tail_follow(const Globals& g, const TailArgs& args,
   if (!from) {
     // Subscribed first, so events published meanwhile arrive through `sub`, not twice.
     const EventId start = sub.position();
-    for (const Event& event : room.recent(args.count))
+    const RecentEvents recent = room.recent_events(args.count);
+    warn_unreadable(room.name(), recent.unreadable);
+    for (const Event& event : recent.events)
       if (event.id < start) printer.print(event.view());
   }
   const auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
@@ -245,6 +253,7 @@ int tail_follow(const Globals& g, const TailArgs& args,
     const ReadResult r = sub.next(std::min<std::chrono::nanoseconds>(100ms, deadline - now));
     if (r.status == ReadStatus::event) printer.print(r.event);
     if (r.status == ReadStatus::overrun) warn_overrun(r.missed);
+    if (r.status == ReadStatus::skipped) warn_unreadable(room.name(), r.missed);
     // Only once caught up, so events published before the destroy are all printed.
     if (r.status == ReadStatus::timeout && now >= next_check) {
       next_check = now + kDestroyedCheck;
@@ -363,8 +372,12 @@ int run_info(const Globals& g, bool json) {
   options.create = false;
   Bus bus = Bus::open(options);
   const BusInfo info = bus.info();
-  std::string text, coordination;
+  std::string text, coordination, corrupt;
   for (const RoomInfo& r : info.rooms) {
+    if (!r.corrupt.empty()) {
+      corrupt = r.corrupt;
+      continue;
+    }
     RoomOptions ro;
     ro.create = false;
     const auto groups = coordination_counters(bus.room(r.name, ro));
@@ -374,14 +387,17 @@ int run_info(const Globals& g, bool json) {
   }
   if (!json) {
     write_out(info_text(info) + text, true);
-    return 0;
+  } else {
+    // One JSON object: the bus's, with a "coordination" member keyed by room.
+    std::string object = info_json(info);
+    const auto close = object.rfind('}');
+    object = object.substr(0, close) + ",\"coordination\":{" + coordination + "}}\n";
+    write_out(object, true);
   }
-  // One JSON object: the bus's, with a "coordination" member keyed by room.
-  std::string object = info_json(info);
-  const auto close = object.rfind('}');
-  object = object.substr(0, close) + ",\"coordination\":{" + coordination + "}}\n";
-  write_out(object, true);
-  return 0;
+  // Everything readable was shown; a corrupt room still makes the command fail.
+  if (corrupt.empty()) return 0;
+  report_error(corrupt);
+  return kExitFailure;
 }
 
 // Live tailers (`tail -f`, top) of the bus: they notice the destroy and exit, but whoever

@@ -50,6 +50,14 @@ void warn_overrun(std::uint64_t missed) {
                static_cast<unsigned long long>(missed));
 }
 
+void warn_unreadable(std::string_view room, std::uint64_t records) {
+  if (records == 0) return;
+  std::fprintf(stderr, "warning: room %.*s: skipped %llu unreadable record%s (corrupt or never "
+               "written); the events after them are shown\n",
+               static_cast<int>(room.size()), room.data(), static_cast<unsigned long long>(records),
+               records == 1 ? "" : "s");
+}
+
 std::string default_repo() {
   std::error_code ec;
   const auto cwd = std::filesystem::current_path(ec);
@@ -116,6 +124,7 @@ void warn_ignored_sizes(const Globals& g, const Room& room) {
 Bus open_bus(const Globals& g) {
   BusOptions options;
   options.name = g.bus;
+  options.group = g.group_access;
   if (g.segment_bytes != 0) options.segment_bytes = g.segment_bytes;
   return Bus::open(options);
 }

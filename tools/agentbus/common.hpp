@@ -36,6 +36,8 @@ void report_error(std::string_view message);
 // One "warning: ..." line on stderr: something was skipped, the command still succeeds.
 void report_warning(std::string_view message);
 void warn_overrun(std::uint64_t missed);
+// One stderr warning when a read stepped over `records` unreadable records of `room`.
+void warn_unreadable(std::string_view room, std::uint64_t records);
 
 // Options every command accepts (before or after its name).
 struct Globals {
@@ -47,6 +49,7 @@ struct Globals {
   std::uint64_t max_record_bytes = 0;  // 0: the library's default (64 KiB, or ring/4 if less)
   std::uint64_t segment_bytes = 0;  // 0: the library's default
   int session_pid = 0;              // 0: resolve it (session_pid())
+  std::string group_access;         // non-empty: a bus this command creates belongs to it, 0660
 };
 
 // agentroom's default repo: the name of the repository root holding the working directory

@@ -56,7 +56,8 @@ Examples:
 bool invoked_as_hook(int argc, char** argv) {
   // The command is the first argument that is neither a global option nor its value.
   constexpr std::string_view kTakesValue[] = {"--bus", "--room", "--repo", "--branch", "--session-pid",
-                                              "--segment-bytes", "--ring-bytes", "--max-record-bytes"};
+                                              "--segment-bytes", "--ring-bytes", "--max-record-bytes",
+                                              "--group-access"};
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg.empty() || arg[0] != '-') return arg == "hook";
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
   app.add_option("--segment-bytes", g.segment_bytes,
                  "Bus size when this command creates the bus (virtual; default 256MiB)")
       ->transform(CLI::AsSizeValue(false));
+  app.add_option("--group-access", g.group_access,
+                 "When this command creates the bus: give it to GROUP (name or gid) with mode 0660, "
+                 "so that its members can use it too")
+      ->type_name("GROUP");
   app.add_option("--ring-bytes", g.ring_bytes,
                  "Ring size when this command creates the room (power of two, e.g. 4MiB)")
       ->transform(CLI::AsSizeValue(false))

@@ -271,6 +271,10 @@ std::string info_text(const BusInfo& info) {
       "");
   for (const auto& room : info.rooms) {
     out += "\nroom " + line(room.name) + '\n';
+    if (!room.corrupt.empty()) {
+      out += "  CORRUPT: " + line(room.corrupt) + '\n';
+      continue;
+    }
     std::vector<std::vector<std::string>> rows = {
         {"ring", human_bytes(room.ring_bytes) + " (max record " +
                      human_bytes(room.max_record_bytes) + ")"},
@@ -314,6 +318,10 @@ std::string info_json(const BusInfo& info) {
     const auto& room = info.rooms[i];
     out += i ? ",{" : "{";
     out += "\"name\":" + json_string(room.name);
+    if (!room.corrupt.empty()) {
+      out += ",\"corrupt\":" + json_string(room.corrupt) + "}";
+      continue;
+    }
     out += ",\"ring_bytes\":" + std::to_string(room.ring_bytes);
     out += ",\"max_record_bytes\":" + std::to_string(room.max_record_bytes);
     out += ",\"tail\":" + std::to_string(room.tail);
