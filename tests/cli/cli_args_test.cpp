@@ -278,7 +278,8 @@ TEST_F(cli_args, every_command_reading_a_bus_that_does_not_exist_exits_4) {
       {"scratch", "get", "k"}, {"scratch", "rm", "k"}, {"scratch", "ls"}, {"lease", "renew", "1"},
       {"lease", "release", "1"}, {"lease", "list"}, {"group", "ack", "g", "1"}, {"group", "receipt", "g", "1"},
       {"group", "pending", "g"}, {"group", "autoclaim", "g"}, {"group", "info", "g"}, {"status", "recent"},
-      {"status", "summary"}, {"export", "--jsonl", "-"}, {"welcome", "--show"}, {"leave", "x-1"}};
+      {"status", "summary"}, {"export", "--jsonl", "-"}, {"welcome", "--show"}, {"leave", "x-1"},
+      {"top", "--once"}};
   for (const auto& cmd : readers) {
     const CliResult r = run(cmd);
     EXPECT_EQ(r.exit_code, 4) << joined(cmd) << ": " << r.err;

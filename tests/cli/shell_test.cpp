@@ -233,6 +233,16 @@ TEST_F(cli_destroy_follow, destroy_warns_and_the_follower_exits_with_a_message) 
   EXPECT_TRUE(contains(follower.out(), "last-words")) << follower.out();  // nothing before it lost
 }
 
+TEST_F(cli_destroy_follow, status_watch_of_a_destroyed_bus_exits_with_a_message) {
+  ASSERT_EQ(run({"--room", "r", "status", "post", "build", "ok", "--agent", "a"}).exit_code, 0);
+  CliProcess watcher = start({"--room", "r", "status", "watch", "-n", "1", "--timeout", "60s"});
+  ASSERT_TRUE(watcher.wait_for_output([](const std::string& o) { return contains(o, "build"); }, 10s))
+      << watcher.err();
+  ASSERT_EQ(run({"destroy"}).exit_code, 0);
+  EXPECT_EQ(watcher.wait_exit(10s), std::optional<int>(1)) << watcher.err();  // not its 60 s timeout
+  EXPECT_TRUE(contains(watcher.err(), "error: bus " + bus_ + " was destroyed")) << watcher.err();
+}
+
 TEST_F(cli_destroy_follow, destroy_without_followers_does_not_warn) {
   ASSERT_EQ(run({"--room", "r", "post", "x", "1"}).exit_code, 0);
   const CliResult destroy = run({"destroy"});

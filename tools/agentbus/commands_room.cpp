@@ -242,9 +242,7 @@ int tail_follow(const Globals& g, const TailArgs& args,
   }
   const auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
                                 : std::chrono::steady_clock::time_point::max();
-  // Nothing can arrive once the bus is destroyed: look for that every so often (one stat).
-  constexpr auto kDestroyedCheck = 250ms;
-  auto next_check = std::chrono::steady_clock::now() + kDestroyedCheck;
+  DestroyedBusCheck destroyed(room);
   while (g_stop == 0) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
@@ -255,14 +253,7 @@ int tail_follow(const Globals& g, const TailArgs& args,
     if (r.status == ReadStatus::overrun) warn_overrun(r.missed);
     if (r.status == ReadStatus::skipped) warn_unreadable(room.name(), r.missed);
     // Only once caught up, so events published before the destroy are all printed.
-    if (r.status == ReadStatus::timeout && now >= next_check) {
-      next_check = now + kDestroyedCheck;
-      if (room.bus_destroyed()) {
-        report_error("bus " + g.bus + " was destroyed while following room " + room.name() +
-                     "; nothing more will arrive");
-        return kExitFailure;
-      }
-    }
+    if (r.status == ReadStatus::timeout && destroyed.reported(g.bus)) return kExitFailure;
   }
   return 0;
 }

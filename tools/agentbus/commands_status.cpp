@@ -104,11 +104,15 @@ int run_watch(const Globals& g, const StatusArgs& a) {
   if (!a.timeout.empty()) timeout = validated_ms(a.timeout);
   const auto deadline =
       timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
+  DestroyedBusCheck destroyed(room);
   while (g_stop == 0) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
     const ReadResult r = sub.next(std::min<std::chrono::nanoseconds>(100ms, deadline - now));
     if (r.status == ReadStatus::overrun) warn_overrun(r.missed);
+    if (r.status == ReadStatus::skipped) warn_unreadable(room.name(), r.missed);
+    // Only once caught up, so entries posted before the destroy are all printed.
+    if (r.status == ReadStatus::timeout && destroyed.reported(g.bus)) return kExitFailure;
     if (r.status != ReadStatus::event || r.event.type != kStatusEventType) continue;
     std::optional<StatusEntry> e = parse_status_entry(r.event.payload);
     if (!e || !matches(*e, filter)) continue;

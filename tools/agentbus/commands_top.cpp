@@ -69,6 +69,7 @@ class Watcher {
         bus_.emplace(Bus::open(o));
       } catch (const Error& e) {
         if (e.code() != Errc::not_found) throw;
+        snap.bus_found = false;
         snap.note = "no bus named '" + g_.bus + "' yet" + (live_ ? " (waiting for one)" : "");
         return snap;
       }
@@ -237,7 +238,11 @@ void add_top_commands(CLI::App& app, const Globals& g, Commands& commands) {
   commands.push_back({top, [&g, args] {
                         if (!args->once) return run_live(g, *args);
                         Watcher watcher(g, false);
-                        write_out(join_lines(render_top(watcher.snapshot(), 0, 0)), true);
+                        const TopSnapshot snap = watcher.snapshot();
+                        // A snapshot of no bus is an unknown bus, as for every other read (exit 4);
+                        // the live view waits for one instead.
+                        if (!snap.bus_found) throw Error(Errc::not_found, "no bus named '" + g.bus + "'");
+                        write_out(join_lines(render_top(snap, 0, 0)), true);
                         return 0;
                       }});
 }

@@ -58,6 +58,16 @@ void warn_unreadable(std::string_view room, std::uint64_t records) {
                records == 1 ? "" : "s");
 }
 
+bool DestroyedBusCheck::reported(std::string_view bus) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_) return false;
+  next_ = now + std::chrono::milliseconds(250);
+  if (!room_.bus_destroyed()) return false;
+  report_error("bus " + std::string(bus) + " was destroyed while following room " + room_.name() +
+               "; nothing more will arrive");
+  return true;
+}
+
 std::string default_repo() {
   std::error_code ec;
   const auto cwd = std::filesystem::current_path(ec);

@@ -39,6 +39,19 @@ void warn_overrun(std::uint64_t missed);
 // One stderr warning when a read stepped over `records` unreadable records of `room`.
 void warn_unreadable(std::string_view room, std::uint64_t records);
 
+// For a follower (`tail -f`, `status watch`): nothing can arrive once the bus is destroyed.
+// Call when caught up; it looks (one stat) at most every 250 ms. true: it said so on stderr,
+// and the follower stops with exit 1.
+class DestroyedBusCheck {
+ public:
+  explicit DestroyedBusCheck(const Room& room) : room_(room) {}
+  [[nodiscard]] bool reported(std::string_view bus);
+
+ private:
+  const Room& room_;
+  std::chrono::steady_clock::time_point next_ = std::chrono::steady_clock::now();
+};
+
 // Options every command accepts (before or after its name).
 struct Globals {
   std::string bus = "default";

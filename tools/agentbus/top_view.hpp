@@ -58,6 +58,7 @@ struct TopSnapshot {
   bool live = false;  // drawn on a terminal that takes keys (not --once): the header says "q quits"
   std::int64_t now_ns = 0;
   std::vector<TopRoom> rooms;
+  bool bus_found = true;  // false: no bus of that name (yet)
   std::string note;  // a problem to show on the last line (e.g. a room that could not be read)
 };
 
