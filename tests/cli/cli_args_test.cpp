@@ -3,6 +3,7 @@
 // that reads one, a second claim by its holder says so, `state` and `open` agree about a claim
 // whose session is gone, and every command's --help shows its own examples.
 #include "cli_process.hpp"
+#include "support/test_bus.hpp"
 #include "support/child_process.hpp"
 #include "support/expect.hpp"
 
@@ -28,11 +29,7 @@ using cli_test::lines;
 
 class cli_args : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    bus_ = "cliargs-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    agentbus::Bus::destroy(bus_);
-  }
+  void SetUp() override { bus_ = agentbus::test::fresh_bus_name("cliargs"); }
   void TearDown() override { agentbus::Bus::destroy(bus_); }
 
   CliResult run(std::vector<std::string> args, std::string stdin_data = {},

@@ -2,6 +2,7 @@
 // terminal sanitising, room naming, follow mode and signals. Every test uses its own bus and
 // destroys it afterwards.
 #include "cli_process.hpp"
+#include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
 
@@ -68,11 +69,7 @@ std::uint64_t parse_id(const CliResult& r) {
 
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    bus_ = "clitest-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    agentbus::Bus::destroy(bus_);
-  }
+  void SetUp() override { bus_ = agentbus::test::fresh_bus_name("clitest"); }
   void TearDown() override { agentbus::Bus::destroy(bus_); }
 
   // The CLI on this test's bus, in room `room_` unless the args name another.

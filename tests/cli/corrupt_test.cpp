@@ -2,6 +2,7 @@
 // remove or change it, say what is wrong and how to remove it, other rooms keep working, and
 // `tail` steps over a damaged record to the intact ones after it.
 #include "cli_process.hpp"
+#include "support/test_bus.hpp"
 #include "shm/layout.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -65,11 +66,7 @@ ino_t inode_of(const std::string& bus) {
 
 class cli_corrupt : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    bus_ = "clicorrupt-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    agentbus::Bus::destroy(bus_);
-  }
+  void SetUp() override { bus_ = agentbus::test::fresh_bus_name("clicorrupt"); }
   void TearDown() override { agentbus::Bus::destroy(bus_); }
 
   CliResult run(std::vector<std::string> args) {

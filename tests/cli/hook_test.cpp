@@ -2,6 +2,7 @@
 // hook_digest.hpp, and the real binary fed Claude Code's hook JSON with a fake session id.
 // Every process test uses its own bus and destroys it afterwards.
 #include "cli_process.hpp"
+#include "support/test_bus.hpp"
 #include "hook_digest.hpp"
 
 #include "../support/expect.hpp"
@@ -148,11 +149,7 @@ TEST(cli_hook_unit, long_deltas_keep_the_newest_twenty) {
 
 class HookTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    bus_ = "hooktest-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    agentbus::Bus::destroy(bus_);
-  }
+  void SetUp() override { bus_ = agentbus::test::fresh_bus_name("hooktest"); }
   void TearDown() override { agentbus::Bus::destroy(bus_); }
 
   CliResult run(std::vector<std::string> args, std::string stdin_data = {},

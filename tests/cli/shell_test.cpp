@@ -3,6 +3,7 @@
 // batches and record limits, size options meeting an existing room, `destroy` with followers
 // attached, and what `top --once` shows. Every test runs the real binary on its own bus.
 #include "cli_process.hpp"
+#include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
 
@@ -30,12 +31,9 @@ bool contains(const std::string& text, const std::string& needle) { return text.
 class ShellTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    static std::atomic<int> counter{0};
-    const std::string tag = std::to_string(getpid()) + "-" + std::to_string(counter++);
-    bus_ = "shelltest-" + tag;
-    agentbus::Bus::destroy(bus_);
+    bus_ = agentbus::test::fresh_bus_name("shelltest");
     // A repository of its own: /tmp holds no .git above it, so the root is exactly `repo_`.
-    repo_ = fs::temp_directory_path() / ("shellrepo-" + tag);
+    repo_ = fs::temp_directory_path() / ("shellrepo-" + bus_);
     fs::create_directories(repo_ / "src" / "parser");
     fs::create_directories(repo_ / ".git");
   }

@@ -1,6 +1,7 @@
 // top_test.cpp — `agentbus top`: the pure screen model (top_view.hpp), `top --once`, and the
 // live curses view driven inside a detached tmux session (skipped when tmux is missing).
 #include "cli_process.hpp"
+#include "support/test_bus.hpp"
 #include "output.hpp"
 #include "top_view.hpp"
 
@@ -126,11 +127,7 @@ TEST(cli_top_unit, empty_bus_and_ascii) {
 
 class TopTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    bus_ = "toptest-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    agentbus::Bus::destroy(bus_);
-  }
+  void SetUp() override { bus_ = agentbus::test::fresh_bus_name("toptest"); }
   void TearDown() override { agentbus::Bus::destroy(bus_); }
 
   CliResult run(std::vector<std::string> args) {

@@ -14,6 +14,14 @@ inline std::string unique_bus_name(const std::string& tag) {
   return "t-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
+// A unique name for a bus the test itself does not open (CLI tests: the binary creates it, or
+// must not), with any leftover of that name removed. The test destroys it in TearDown.
+inline std::string fresh_bus_name(const std::string& tag) {
+  std::string name = unique_bus_name(tag);
+  Bus::destroy(name);
+  return name;
+}
+
 class TestBus {
  public:
   explicit TestBus(const std::string& tag = "bus", BusOptions options = {})
