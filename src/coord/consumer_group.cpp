@@ -5,6 +5,7 @@
 #include "bus/reader_slots.hpp"
 #include "bus/room_impl.hpp"
 #include "coord/consumer_group_layout.hpp"
+#include "shm/layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/failpoint.hpp"
 #include "shm/fences.hpp"
@@ -43,7 +44,7 @@ constexpr auto kOrphanScanBlocked = std::chrono::milliseconds(50);
 constexpr int kSpinsBeforeYield = 256;
 constexpr auto kYieldBeforeBlock = std::chrono::microseconds(20);
 
-std::uint64_t align64(std::uint64_t n) { return (n + 63) & ~std::uint64_t{63}; }
+using shm::align64;
 
 void backoff(int& spins) {
   if (++spins < 128) __builtin_ia32_pause();

@@ -4,8 +4,10 @@
 
 #include "bus/room_impl.hpp"
 #include "coord/inbox_layout.hpp"
+#include "shm/layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/fences.hpp"
+#include "shm/hash.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 #include "shm/slot_table.hpp"
@@ -34,7 +36,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kSettleWait = std::chrono::milliseconds(1000);  // another process writing a name
 
-std::uint64_t align64(std::uint64_t n) { return (n + 63) & ~std::uint64_t{63}; }
+using shm::align64;
 
 std::uint64_t layout_bytes(std::uint32_t capacity, std::uint32_t recipients, std::uint32_t payload,
                            std::uint64_t& recipients_offset, std::uint64_t& slots_offset,
@@ -46,8 +48,7 @@ std::uint64_t layout_bytes(std::uint32_t capacity, std::uint32_t recipients, std
 }
 
 std::uint64_t hash_name(std::string_view s) {  // FNV-1a, then splitmix64's finaliser
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  std::uint64_t h = shm::fnv1a(s);
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 27;

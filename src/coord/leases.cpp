@@ -41,6 +41,7 @@
 
 #include "bus/room_impl.hpp"
 #include "coord/leases_layout.hpp"
+#include "shm/layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
@@ -75,7 +76,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTransitionWait = std::chrono::milliseconds(1000);
 constexpr auto kSc = std::memory_order_seq_cst;
 
-std::uint64_t align64(std::uint64_t n) { return (n + 63) & ~std::uint64_t{63}; }
+using shm::align64;
 
 std::uint64_t layout_bytes(std::uint32_t capacity, std::uint64_t& entries_offset, std::uint64_t& stride) {
   entries_offset = align64(sizeof(LeasesHeader));

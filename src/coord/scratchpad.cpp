@@ -25,6 +25,7 @@
 #include "bus/room_impl.hpp"
 #include "coord/scratchpad_layout.hpp"
 #include "shm/clock.hpp"
+#include "shm/hash.hpp"
 #include "shm/fences.hpp"
 #include "shm/failpoint.hpp"
 #include "shm/process.hpp"
@@ -60,9 +61,7 @@ using std::chrono::milliseconds;
 
 
 std::uint64_t key_hash(std::string_view key) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h | 1;  // 0 means "no key" in ScratchEntry::key_hash
+  return shm::fnv1a(key) | 1;  // 0 means "no key" in ScratchEntry::key_hash
 }
 
 // Orders the writes that follow (into a spare descriptor or a reused block, which a reader

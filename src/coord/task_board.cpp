@@ -2,6 +2,7 @@
 
 #include "bus/room_impl.hpp"
 #include "coord/task_board_layout.hpp"
+#include "shm/layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
@@ -34,7 +35,7 @@ constexpr auto kTransitionWait = std::chrono::milliseconds(1000);  // bound on w
 constexpr auto kInsertWait = std::chrono::milliseconds(200);       // a posted task being inserted
 
 
-std::uint64_t align64(std::uint64_t n) { return (n + 63) & ~std::uint64_t{63}; }
+using shm::align64;
 
 template <class T>
 void store_fields(T& dst, const T& src) {

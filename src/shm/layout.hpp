@@ -16,8 +16,10 @@
 namespace agentbus::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 3;  // 3: RingControl::head
+inline constexpr std::uint32_t kLayoutVersion = 4;  // 3: RingControl::head; 4: FNV-1a basis fixed
 inline constexpr std::size_t kCacheLine = 64;
+// Region and slot sizes are rounded up to whole cache lines, so no two writers share one.
+[[nodiscard]] constexpr std::uint64_t align64(std::uint64_t n) noexcept { return (n + 63) & ~std::uint64_t{63}; }
 inline constexpr std::size_t kPage = 4096;
 inline constexpr std::size_t kMaxReaders = 64;
 inline constexpr std::size_t kMaxRoomName = 128;

@@ -1,5 +1,6 @@
 #include "shm/slot_table.hpp"
 
+#include "shm/hash.hpp"
 #include "shm/process.hpp"
 
 #include <agentbus/error.hpp>
@@ -14,12 +15,6 @@ namespace agentbus::shm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h;
-}
 
 // Runs while we hold the slot in state "creating"; publishes it ready.
 void fill_slot(RoomSlot& slot, std::string_view name, const std::function<void(RoomSlot&)>& initialise) {
