@@ -6,11 +6,11 @@
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
+#include "util/hex.hpp"
 
 #include <agentbus/error.hpp>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -22,12 +22,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
-
-std::string to_hex(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Escalating pause for slow paths: spin, then yield, then sleep briefly.
 class Backoff {
@@ -107,8 +101,8 @@ void Ring::reclaim(std::uint64_t end) {
         cpu_relax();
         continue;
       }
-      throw Error(Errc::corrupt, "record at position " + std::to_string(h) + " has stamp 0x" +
-                                     to_hex(stamp) + ", expected a committed or padding record "
+      throw Error(Errc::corrupt, "record at position " + std::to_string(h) + " has stamp " +
+                                     util::hex(stamp) + ", expected a committed or padding record "
                                      "of 8.." + std::to_string(capacity_ - (h & mask_)) + " bytes for that position");
     }
     if (control_->head.compare_exchange_weak(h, h + len, std::memory_order_acq_rel,

@@ -1,6 +1,7 @@
 #include "shm/segment.hpp"
 
 #include "shm/process.hpp"
+#include "util/hex.hpp"
 
 #include <agentbus/error.hpp>
 #include <agentbus/names.hpp>
@@ -30,11 +31,7 @@ std::string fix_hint(const std::string& bus) {
          "their mapping) and open the bus again";
 }
 
-std::string hex(std::uint64_t v) {
-  char buf[19];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+using util::hex;
 
 // A group name or number, as `chgrp` takes it.
 gid_t resolve_group(const std::string& group) {
