@@ -296,12 +296,12 @@ TEST(Inbox, SenderKilledMidStoreNeitherWedgesASlotNorBlocksTheReader) {
   s.recipient.store(bob + 1);
   s.seq.store(2);
   r.recipients[bob].next_seq.store(3);
-  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, static_cast<std::uint32_t>(::getpid())));
+  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, shm::self_process()));
   // While its (live) sender is storing seq 2, nothing after it is readable or ackable.
   EXPECT_EQ(payloads(inbox.read("bob")), std::vector<std::string>{"m1"});
   EXPECT_EQ(inbox.ack("bob", 5), 1u);
   // The sender dies: seq 2 is skipped, and its slot is taken back by the next sender.
-  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, dead_pid()));
+  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, {dead_pid()}));
   inbox.send("alice", "bob", "note", "m3");  // takes m1's acknowledged slot
   inbox.send("alice", "bob", "note", "m4");  // needs the dead sender's slot
   const auto msgs = inbox.read("bob");
