@@ -268,6 +268,8 @@ TaskBoard& TaskBoard::operator=(TaskBoard&&) noexcept = default;
 
 namespace {
 
+using CatalogClaims = shm::ClaimTable<coord::CatalogEntry>;
+
 TaskType to_type(const coord::CatalogFields& f) {
   return {get(f.type, f.type_len), get(f.description, f.description_len), get(f.produces, f.produces_len),
           get(f.requires_, f.requires_len)};
@@ -287,12 +289,11 @@ std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Im
     coord::CatalogEntry& e = m.catalog[i];
     for (int attempt = 0; attempt < 1000; ++attempt) {
       const std::uint64_t s1 = e.state.load(std::memory_order_acquire);
-      if ((s1 & ~coord::kCatalogValueMask) == coord::kCatalogWriting &&
-          shm::process_alive({static_cast<std::uint32_t>(s1 & 0xffffffffu), 0})) {
+      if (CatalogClaims::being_written(s1)) {
         std::this_thread::yield();  // being written (perhaps a type being updated in place)
         continue;
       }
-      if ((s1 & ~coord::kCatalogValueMask) != coord::kCatalogReady) break;
+      if (shm::ClaimWord::phase(s1) != shm::ClaimPhase::ready) break;
       if (!only.empty()) {
         const std::uint32_t len = load_fields(e.fields.type_len);
         char type[sizeof e.fields.type];
@@ -301,12 +302,13 @@ std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Im
         if (shm::load_after_reads(e.state) != s1) continue;
         if (!match) break;
       }
+      const std::uint64_t generation = e.generation.load(std::memory_order_relaxed);
       const coord::CatalogFields f = load_fields(e.fields);
       if (shm::load_after_reads(e.state) != s1) continue;
       if (f.type_len == 0 || f.type_len > sizeof f.type || f.description_len > sizeof f.description ||
           f.produces_len > sizeof f.produces || f.requires_len > sizeof f.requires_)
         throw Error(Errc::corrupt, "task catalog entry " + std::to_string(i) + " has bad lengths");
-      out.emplace_back(s1 & coord::kCatalogValueMask, to_type(f));
+      out.emplace_back(generation, to_type(f));
       break;
     }
   }
@@ -328,32 +330,31 @@ void TaskBoard::register_task(const TaskType& t) {
   f.requires_len = put(f.requires_, t.requires_);
 
   Impl& m = *impl_;
-  const std::uint64_t writing = coord::kCatalogWriting | m.self_pid;
   // A free entry (or one a dead writer left); failing that, this type's current entry,
   // rewritten in place (readers wait out the write instead of missing the type).
   auto usable = [&](std::uint64_t s, const coord::CatalogEntry& e, bool in_place) {
-    if (!in_place)
-      return s == 0 || ((s & ~coord::kCatalogValueMask) == coord::kCatalogWriting &&
-                        !shm::process_alive({static_cast<std::uint32_t>(s & 0xffffffffu), 0}));
-    if ((s & ~coord::kCatalogValueMask) != coord::kCatalogReady) return false;
+    if (!in_place) return s == 0 || CatalogClaims::abandoned(s);
+    if (shm::ClaimWord::phase(s) != shm::ClaimPhase::ready) return false;
     const coord::CatalogFields of = load_fields(e.fields);
     return get(of.type, of.type_len) == t.type;
   };
   for (std::uint32_t n = 0; n < 2 * m.catalog_capacity; ++n) {
     const std::uint32_t i = n % m.catalog_capacity;
     coord::CatalogEntry& e = m.catalog[i];
-    std::uint64_t s = e.state.load(std::memory_order_acquire);
+    const std::uint64_t s = e.state.load(std::memory_order_acquire);
     if (!usable(s, e, n >= m.catalog_capacity)) continue;
-    if (!e.state.compare_exchange_strong(s, writing, std::memory_order_acq_rel)) continue;
+    if (!CatalogClaims::claim(e, s)) continue;
     store_fields(e.fields, f);
     const std::uint64_t gen = m.header->catalog_generation.fetch_add(1, std::memory_order_acq_rel) + 1;
-    e.state.store(coord::kCatalogReady | (gen & coord::kCatalogValueMask), std::memory_order_release);
+    e.generation.store(gen, std::memory_order_relaxed);
+    CatalogClaims::publish(e, shm::ClaimWord::make(shm::ClaimPhase::ready, gen));
     // Retire older versions of this type, so lookups find one and their space is reused.
     for (std::uint32_t j = 0; j < m.catalog_capacity; ++j) {
       if (j == i) continue;
       coord::CatalogEntry& old = m.catalog[j];
       std::uint64_t os = old.state.load(std::memory_order_acquire);
-      if ((os & ~coord::kCatalogValueMask) != coord::kCatalogReady || (os & coord::kCatalogValueMask) >= gen) continue;
+      if (shm::ClaimWord::phase(os) != shm::ClaimPhase::ready || old.generation.load(std::memory_order_relaxed) >= gen)
+        continue;
       const coord::CatalogFields of = load_fields(old.fields);
       if (get(of.type, of.type_len) == t.type) old.state.compare_exchange_strong(os, 0, std::memory_order_acq_rel);
     }

@@ -20,6 +20,7 @@
 // ThreadSanitizer checks the protocol.
 #pragma once
 
+#include "shm/claim_table.hpp"
 #include "shm/layout.hpp"
 #include "shm/owner_word.hpp"
 
@@ -66,10 +67,9 @@ struct TaskBoardHeader {
   std::atomic<std::uint64_t> done_recycled;
 };
 
-// CatalogEntry::state: 0 free; kCatalogWriting | pid; kCatalogReady | generation.
-inline constexpr std::uint64_t kCatalogWriting = 1ull << 62;
-inline constexpr std::uint64_t kCatalogReady = 2ull << 62;
-inline constexpr std::uint64_t kCatalogValueMask = (1ull << 62) - 1;
+// CatalogEntry::state is a claim-table owner word (shm/claim_table.hpp) whose entries are
+// released and reused (an older version of a type is retired): 0 free; writing | pid | start
+// time; ready | the low bits of `generation`, which orders the versions of a type.
 
 struct CatalogFields {
   std::uint32_t type_len, description_len, produces_len, requires_len;
@@ -81,6 +81,7 @@ struct CatalogFields {
 
 struct alignas(shm::kCacheLine) CatalogEntry {
   std::atomic<std::uint64_t> state;
+  std::atomic<std::uint64_t> generation;  // from catalog_generation; written while writing
   CatalogFields fields;
 };
 

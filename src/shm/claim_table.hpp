@@ -11,6 +11,13 @@
 // (create = false) never changes the table. The ready word carries no holder, so
 // "state == kClaimReady" is the whole readiness check for a reader.
 //
+// Tables whose entries are released and reused (presence, reader slots, the task catalog)
+// are not probed by key: the first free entry proves nothing there, so their owners scan.
+// They share the rest of the protocol through claim(), publish() and abandoned(): take an
+// entry from the word seen to "writing by me", write, publish, and take over a writer that
+// died (pid + start time). Their published words may carry a phase of their own and a
+// generation (a seqlock's sequence), as long as phase 1 means "being written".
+//
 // Failpoints (shm/failpoint.hpp): claim_after_cas right after winning the CAS, before any
 // field is written; claim_before_ready with every field written, not yet published. Fill
 // functions that write in several steps hit claim_mid_write between them.
@@ -68,7 +75,6 @@ class ClaimTable {
     using Outcome = ClaimLookup::Outcome;
     const auto n = static_cast<std::uint32_t>(entries_.size());
     if (n == 0) return {create ? Outcome::full : Outcome::absent};
-    const std::uint64_t me = ClaimWord::make(ClaimPhase::writing, 0, self_process());
     for (std::uint32_t probe = 0; probe < n; ++probe) {
       const auto i = static_cast<std::uint32_t>((hash + probe) % n);
       Entry& e = entries_[i];
@@ -93,16 +99,38 @@ class ClaimTable {
           return {Outcome::stuck, i, s};
         }
         if (!create) return {Outcome::absent};
-        if (!e.state.compare_exchange_strong(s, me, std::memory_order_acq_rel)) continue;
-        failpoint(Failpoint::claim_after_cas);
+        if (!claim(e, s)) continue;
         // A dead writer may have been writing another key: the entry is ours to name now.
         fill(e);
-        failpoint(Failpoint::claim_before_ready);
-        e.state.store(kClaimReady, std::memory_order_seq_cst);
+        publish(e, kClaimReady, std::memory_order_seq_cst);
         return {Outcome::created, i, 0, dead_writer};
       }
     }
     return {create ? Outcome::full : Outcome::absent};
+  }
+
+  // Takes `e` from the word `seen` (free, abandoned(), or a published word the caller judged
+  // reusable) to "being written by this process". False when the word moved meanwhile.
+  static bool claim(Entry& e, std::uint64_t seen, std::memory_order order = std::memory_order_acq_rel) {
+    if (!e.state.compare_exchange_strong(seen, ClaimWord::make(ClaimPhase::writing, 0, self_process()), order))
+      return false;
+    failpoint(Failpoint::claim_after_cas);
+    return true;
+  }
+
+  // Ends a write begun by claim(): `word` is what readers see from now on.
+  static void publish(Entry& e, std::uint64_t word, std::memory_order order = std::memory_order_release) {
+    failpoint(Failpoint::claim_before_ready);
+    e.state.store(word, order);
+  }
+
+  // `w` is a write whose writer is gone: the entry may be taken over.
+  static bool abandoned(std::uint64_t w) {
+    return ClaimWord::phase(w) == ClaimPhase::writing && !ClaimWord::holder_alive(w);
+  }
+  // `w` is a write by a process that is still running.
+  static bool being_written(std::uint64_t w) {
+    return ClaimWord::phase(w) == ClaimPhase::writing && ClaimWord::holder_alive(w);
   }
 
  private:

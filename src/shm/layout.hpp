@@ -65,12 +65,14 @@ static_assert(sizeof(RoomSlot) == 192);
 
 enum class SlotKind : std::uint32_t { ring = 0, region = 1 };
 
-// ReaderSlot::state: kind in the top byte, the pid of the process changing it below.
+// ReaderSlot::state: an owner word (shm/owner_word.hpp) whose phase is the slot's kind and
+// whose holder is the process that set it; claimed and published through shm::ClaimTable
+// (claiming is its "writing" phase). Slots are released and reused.
 inline constexpr std::uint64_t kReaderFree = 0;
-inline constexpr std::uint64_t kReaderClaiming = 1ull << 56;
-inline constexpr std::uint64_t kReaderTailer = 2ull << 56;
-inline constexpr std::uint64_t kReaderDurable = 3ull << 56;
-inline constexpr std::uint64_t kReaderKindMask = 0xffull << 56;
+inline constexpr std::uint64_t kReaderClaiming = 1ull << 61;
+inline constexpr std::uint64_t kReaderTailer = 2ull << 61;
+inline constexpr std::uint64_t kReaderDurable = 3ull << 61;
+inline constexpr std::uint64_t kReaderKindMask = 7ull << 61;
 
 struct alignas(kCacheLine) ReaderSlot {
   std::atomic<std::uint64_t> cursor;  // hot: written by its reader, read by gating producers
