@@ -203,6 +203,32 @@ TEST(ClaimTable, AForeignWordIsLeftAlone) {
   EXPECT_EQ(report.entries[2].state.load(), foreign);
 }
 
+// ---- entries released and reused (presence, reader slots, the catalog) ----------------
+
+TEST(ClaimTable, ReusableEntriesAreClaimedFromTheWordSeenOnly) {
+  Entry e;
+  const std::uint64_t published = ClaimWord::make(ClaimPhase::ready, 41);
+  e.state.store(published);
+  EXPECT_FALSE(ClaimTable<Entry>::claim(e, 0)) << "claimed from a word it did not hold";
+  EXPECT_EQ(e.state.load(), published);
+  ASSERT_TRUE(ClaimTable<Entry>::claim(e, published));
+  EXPECT_TRUE(ClaimWord::held_by(e.state.load(), self_process()));
+  EXPECT_TRUE(ClaimTable<Entry>::being_written(e.state.load()));
+  EXPECT_FALSE(ClaimTable<Entry>::abandoned(e.state.load()));
+  const std::uint64_t next = ClaimWord::make(ClaimPhase::ready, 42);
+  ClaimTable<Entry>::publish(e, next);
+  EXPECT_EQ(e.state.load(), next);
+}
+
+TEST(ClaimTable, OnlyAWriteWhoseWriterIsGoneIsAbandoned) {
+  EXPECT_TRUE(ClaimTable<Entry>::abandoned(writing_by({dead_pid(), 9})));
+  EXPECT_FALSE(ClaimTable<Entry>::abandoned(writing_by(self_process())));
+  EXPECT_FALSE(ClaimTable<Entry>::abandoned(0));
+  EXPECT_FALSE(ClaimTable<Entry>::abandoned(kClaimReady));
+  // A published word of a table's own phase (a durable reader slot, phase 3) is not a write.
+  EXPECT_FALSE(ClaimTable<Entry>::abandoned((3ull << 61) | owner_bits::holder({dead_pid(), 9})));
+}
+
 // ---- a creator process killed at each step ---------------------------------------------
 
 namespace {
