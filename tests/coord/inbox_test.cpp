@@ -311,6 +311,33 @@ TEST(Inbox, SenderKilledMidStoreNeitherWedgesASlotNorBlocksTheReader) {
   EXPECT_EQ(inbox.counters().dead_senders_reclaimed, 1u);
 }
 
+// A sender process killed while it claims a new recipient's entry (the claim table's steps):
+// the next sender takes the entry over, and the other recipients keep their messages.
+TEST(Inbox, SenderKilledWhileClaimingARecipientLeavesItRecoverable) {
+  TestBus bus("inbox-claimcrash");
+  Room room = bus->room("r");
+  Inbox inbox(room);
+  inbox.send("alice", "bob", "note", "kept");
+  Raw r = raw(room);
+  for (const std::string recipient : {"carol", "dave"}) {
+    const std::string step = recipient == "carol" ? "claim_after_cas" : "claim_before_ready";
+    ChildProcess sender({cli(), "--bus", bus.name(), "--room", "r", "post", "note", "lost", "--agent", "alice",
+                         "--to", recipient},
+                        {"AGENTBUS_FAILPOINTS=" + step + "=kill"});
+    ASSERT_EQ(sender.wait(10s), 128 + SIGKILL) << step;
+    std::uint32_t left = r.header->recipient_capacity;
+    for (std::uint32_t i = 0; i < r.header->recipient_capacity; ++i)
+      if (shm::ClaimWord::pid(r.recipients[i].state.load()) == static_cast<std::uint32_t>(sender.pid())) left = i;
+    ASSERT_LT(left, r.header->recipient_capacity) << "no entry left mid-claim at " << step;
+    EXPECT_TRUE(inbox.read(recipient).empty());  // a read neither waits for nor takes it
+    EXPECT_EQ(shm::ClaimWord::pid(r.recipients[left].state.load()), static_cast<std::uint32_t>(sender.pid()));
+    inbox.send("alice", recipient, "note", "arrived");
+    EXPECT_EQ(r.recipient(recipient), left) << "the dead sender's entry was not taken over";
+    EXPECT_EQ(payloads(inbox.read(recipient)), std::vector<std::string>{"arrived"});
+  }
+  EXPECT_EQ(payloads(inbox.read("bob")), std::vector<std::string>{"kept"});
+}
+
 TEST(Inbox, CorruptHeaderIsRefused) {
   TestBus bus("inbox-corrupt");
   Room room = bus->room("r");
