@@ -3,22 +3,22 @@
 namespace agentbus::shm::owner_bits {
 namespace {
 
-bool start_matches(std::uint64_t w, std::uint64_t start_time) {
-  return start_bits(w) == 0 || (start_time & kStartMask) == start_bits(w);
+// `start_time` as running_start_time() gives it: 0 gone, 1 unknown (the pid exists).
+bool holder_is(std::uint64_t w, std::uint64_t start_time) {
+  if (start_time == 0) return false;
+  return start_bits(w) == 0 || start_time == 1 || (start_time & kStartMask) == start_bits(w);
 }
 
 }  // namespace
 
 bool holder_alive(std::uint64_t w) noexcept {
   const std::uint32_t p = pid(w);
-  if (p == 0 || !process_alive({p, 0})) return false;
-  return start_matches(w, process_start_time(p));
+  return p != 0 && holder_is(w, running_start_time(p));
 }
 
 bool holder_alive_cached(std::uint64_t w) noexcept {
   const std::uint32_t p = pid(w);
-  if (p == 0 || !process_alive_cached({p, 0})) return false;
-  return start_matches(w, process_start_time_cached(p));
+  return p != 0 && holder_is(w, process_start_time_cached(p));
 }
 
 }  // namespace agentbus::shm::owner_bits
