@@ -1,5 +1,6 @@
 #include "bus/reader_slots.hpp"
 
+#include "shm/claim_table.hpp"
 #include "shm/process.hpp"
 
 #include <agentbus/error.hpp>
@@ -12,6 +13,11 @@ namespace agentbus {
 namespace {
 
 using shm::ReaderSlot;
+using Claims = shm::ClaimTable<ReaderSlot>;
+static_assert(shm::kReaderClaiming == shm::ClaimWord::make(shm::ClaimPhase::writing, 0));
+
+// The published word of a slot of `kind` held by this process.
+std::uint64_t held_word(std::uint64_t kind) { return kind | shm::owner_bits::holder(shm::self_process()); }
 
 std::string_view reader_name(const ReaderSlot& s) {
   return {s.name, std::min<std::size_t>(s.name_len, shm::kMaxReaderName)};
@@ -20,8 +26,7 @@ std::string_view reader_name(const ReaderSlot& s) {
 // True if the process that holds (or was setting up) this slot is gone.
 bool holder_dead(const ReaderSlot& s, std::uint64_t state) {
   const std::uint64_t kind = state & shm::kReaderKindMask;
-  if (kind == shm::kReaderClaiming)
-    return !shm::process_alive({static_cast<std::uint32_t>(state & 0xffffffffu), 0});
+  if (kind == shm::kReaderClaiming) return Claims::abandoned(state);
   if (kind == shm::kReaderTailer) return !shm::owner_alive(s.owner.load(std::memory_order_acquire));
   return false;  // free slots are free; durable slots outlive their holder
 }
@@ -29,12 +34,11 @@ bool holder_dead(const ReaderSlot& s, std::uint64_t state) {
 // Takes a free slot, or one a dead tailer left behind, into state "claiming".
 ReaderSlot& claim_slot(shm::Ring& ring) {
   auto& control = ring.control();
-  const std::uint64_t me = shm::kReaderClaiming | shm::self_process().pid;
   for (int pass = 0; pass < 2; ++pass) {
     for (ReaderSlot& s : control.readers) {
       std::uint64_t state = s.state.load(std::memory_order_acquire);
       const bool take = state == shm::kReaderFree || (pass == 1 && holder_dead(s, state));
-      if (!take || !s.state.compare_exchange_strong(state, me, std::memory_order_acq_rel)) continue;
+      if (!take || !Claims::claim(s, state)) continue;
       if (pass == 1) control.counters.readers_reclaimed.fetch_add(1, std::memory_order_relaxed);
       return s;
     }
@@ -67,7 +71,7 @@ AttachedReader attach_tailer(shm::Ring& ring, std::uint64_t start) {
   s.owner.store(shm::pack_owner(shm::self_process()), std::memory_order_relaxed);
   s.name_len = 0;
   s.cursor.store(start, std::memory_order_relaxed);
-  s.state.store(shm::kReaderTailer | shm::self_process().pid, std::memory_order_release);
+  Claims::publish(s, held_word(shm::kReaderTailer));
   return {&s, start};
 }
 
@@ -100,7 +104,7 @@ AttachedReader attach_durable(shm::Ring& ring, std::string_view name, const Subs
     s.owner.store(me, std::memory_order_relaxed);
     std::uint64_t cursor = resolve_start(ring, o);
     s.cursor.store(cursor, std::memory_order_seq_cst);
-    s.state.store(shm::kReaderDurable | shm::self_process().pid, std::memory_order_seq_cst);
+    Claims::publish(s, held_word(shm::kReaderDurable), std::memory_order_seq_cst);
     const std::uint64_t protected_from = ring.register_gate();
     if (cursor < protected_from) {
       cursor = ring.oldest();  // producers may already have passed the requested start

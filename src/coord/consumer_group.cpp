@@ -9,6 +9,7 @@
 #include "shm/clock.hpp"
 #include "shm/failpoint.hpp"
 #include "shm/fences.hpp"
+#include "shm/hash.hpp"
 #include "shm/process.hpp"
 #include "shm/slot_table.hpp"
 #include "util/json_text.hpp"
@@ -476,70 +477,50 @@ struct ConsumerGroup::Impl {
 // or a new one. Conflict when another live process has the handle, or another live owner
 // keeps the name.
 std::uint32_t ConsumerGroup::Impl::join(std::string_view name) {
-  const std::uint64_t writing = coord::kMemberWriting | static_cast<std::uint32_t>(::getpid());
-  const auto deadline = Clock::now() + kSettleWait;
-  for (int spins = 0;;) {
-    bool unsettled = false;
-    std::int64_t free_entry = -1;
-    for (std::uint32_t i = 0; i < max_members; ++i) {
-      coord::Member& e = members[i];
-      const std::uint64_t st = e.state.load(std::memory_order_acquire);
-      if (st == 0) {
-        if (free_entry < 0) free_entry = i;
-        continue;
-      }
-      if ((st & coord::kMemberWriting) != 0) {
-        if (shm::process_alive({static_cast<std::uint32_t>(st), 0})) unsettled = true;
-        else if (free_entry < 0) free_entry = i;  // its writer died: reusable
-        continue;
-      }
-      if (st != coord::kMemberReady) corrupt("member entry " + std::to_string(i) + " has a bad state");
-      if (member_name_of(i) != name) continue;
-      std::uint64_t actor = e.actor.load(std::memory_order_acquire);
-      if (actor != 0 && shm::owner_alive(actor))
-        throw Error(Errc::conflict, "member '" + std::string(name) + "' of group '" + group + "' is open in pid " +
-                                        std::to_string(actor >> 32));
-      if (!e.actor.compare_exchange_strong(actor, my_actor, std::memory_order_acq_rel)) continue;
-      std::uint64_t owner = e.owner.load(std::memory_order_acquire);
-      if (owner != my_owner) {
-        if (owner != 0 && shm::owner_alive(owner)) {
-          e.actor.store(0, std::memory_order_release);
-          throw Error(Errc::conflict, "member '" + std::string(name) + "' of group '" + group +
-                                          "' belongs to the session of pid " + std::to_string(owner >> 32));
-        }
-        e.owner_epoch.fetch_add(1, std::memory_order_acq_rel);  // its pending events are orphans now
-        e.owner.store(my_owner, std::memory_order_release);
-      }
-      my_incarnation = (e.incarnation.fetch_add(1, std::memory_order_acq_rel) + 1) & 0xf;
-      my_owner_epoch = e.owner_epoch.load(std::memory_order_acquire) & 0xf;
-      return i;
-    }
-    if (unsettled) {
-      if (Clock::now() > deadline)
+  shm::ClaimTable<coord::Member> table({members, max_members}, {.settle_wait = kSettleWait});
+  using Outcome = shm::ClaimLookup::Outcome;
+  for (;;) {
+    const shm::ClaimLookup found = table.find_or_claim(
+        shm::fnv1a(name), true, [&](const coord::Member& e) { return member_name_of(static_cast<std::uint32_t>(&e - members)) == name; },
+        [&](coord::Member& e) {
+          std::copy_n(name.data(), name.size(), e.name);
+          e.name_len = static_cast<std::uint32_t>(name.size());
+          e.owner_epoch.store(0, std::memory_order_relaxed);
+          e.incarnation.store(0, std::memory_order_relaxed);
+          e.owner.store(0, std::memory_order_relaxed);
+          e.actor.store(0, std::memory_order_relaxed);
+        });
+    switch (found.outcome) {
+      case Outcome::found:
+      case Outcome::created: break;
+      case Outcome::stuck:
         throw Error(Errc::timeout, "a member entry of group '" + group + "' stayed mid-write for over a second");
-      backoff(spins);
-      continue;
+      case Outcome::foreign: corrupt("member entry " + std::to_string(found.index) + " has a bad state");
+      case Outcome::absent:
+      case Outcome::full:
+        throw Error(Errc::no_space, "group '" + group + "' has " + std::to_string(max_members) +
+                                        " members, its limit; members that left keep their names");
     }
-    if (free_entry < 0)
-      throw Error(Errc::no_space, "group '" + group + "' has " + std::to_string(max_members) +
-                                      " members, its limit; members that left keep their names");
-    coord::Member& e = members[free_entry];
-    std::uint64_t st = e.state.load(std::memory_order_acquire);
-    if ((st != 0 && (st & coord::kMemberWriting) == 0) || !e.state.compare_exchange_strong(st, writing))
-      continue;
-    std::copy_n(name.data(), name.size(), e.name);
-    e.name_len = static_cast<std::uint32_t>(name.size());
-    e.owner_epoch.store(0, std::memory_order_relaxed);
-    e.incarnation.store(0, std::memory_order_relaxed);
-    e.owner.store(0, std::memory_order_relaxed);
-    e.actor.store(0, std::memory_order_relaxed);
-    e.state.store(coord::kMemberReady, std::memory_order_seq_cst);
-    // Two processes adding the same name at once: the lower entry wins, the other backs out.
-    // Either way the next pass takes the surviving entry like any existing one.
-    bool duplicate = false;
-    for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(free_entry) && !duplicate; ++i)
-      duplicate = members[i].state.load(std::memory_order_seq_cst) == coord::kMemberReady && member_name_of(i) == name;
-    if (duplicate) e.state.store(0, std::memory_order_release);
+    const std::uint32_t i = found.index;
+    coord::Member& e = members[i];
+    std::uint64_t actor = e.actor.load(std::memory_order_acquire);
+    if (actor != 0 && shm::owner_alive(actor))
+      throw Error(Errc::conflict, "member '" + std::string(name) + "' of group '" + group + "' is open in pid " +
+                                      std::to_string(actor >> 32));
+    if (!e.actor.compare_exchange_strong(actor, my_actor, std::memory_order_acq_rel)) continue;
+    std::uint64_t owner = e.owner.load(std::memory_order_acquire);
+    if (owner != my_owner) {
+      if (owner != 0 && shm::owner_alive(owner)) {
+        e.actor.store(0, std::memory_order_release);
+        throw Error(Errc::conflict, "member '" + std::string(name) + "' of group '" + group +
+                                        "' belongs to the session of pid " + std::to_string(owner >> 32));
+      }
+      e.owner_epoch.fetch_add(1, std::memory_order_acq_rel);  // its pending events are orphans now
+      e.owner.store(my_owner, std::memory_order_release);
+    }
+    my_incarnation = (e.incarnation.fetch_add(1, std::memory_order_acq_rel) + 1) & 0xf;
+    my_owner_epoch = e.owner_epoch.load(std::memory_order_acquire) & 0xf;
+    return i;
   }
 }
 

@@ -30,13 +30,15 @@
 // written only by the holder of a transitional phase, and read under a tag re-check (seqlock).
 #pragma once
 
+#include "shm/claim_table.hpp"
+
 #include <atomic>
 #include <cstdint>
 
 namespace agentbus::coord {
 
 inline constexpr std::uint64_t kGroupMagic = 0x3150524753554241ull;  // "ABUSGRP1"
-inline constexpr std::uint32_t kGroupVersion = 2;
+inline constexpr std::uint32_t kGroupVersion = 3;  // 3: members claimed by owner word, hash-probed
 inline constexpr std::uint32_t kMaxGroupMembers = 256;
 inline constexpr std::size_t kGroupNameBytes = 64;
 inline constexpr std::size_t kInterestBytes = 1024;  // comma-separated types, or "*"
@@ -77,9 +79,9 @@ struct GroupHeader {
   alignas(64) GroupCountersShm counters;
 };
 
-// Member::state: 0 free; kMemberWriting | pid while a process fills it in; kMemberReady.
-inline constexpr std::uint64_t kMemberWriting = 1ull << 62;
-inline constexpr std::uint64_t kMemberReady = 2ull << 62;
+// The members form a shm::ClaimTable (shm/claim_table.hpp) probed from the name's FNV-1a
+// hash; entries are never freed. Member::state is its owner word, kMemberReady when readable.
+inline constexpr std::uint64_t kMemberReady = shm::kClaimReady;
 
 struct alignas(64) Member {
   std::atomic<std::uint64_t> state;

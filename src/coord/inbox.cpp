@@ -5,6 +5,7 @@
 #include "bus/room_impl.hpp"
 #include "coord/inbox_layout.hpp"
 #include "shm/layout.hpp"
+#include "shm/claim_table.hpp"
 #include "shm/clock.hpp"
 #include "shm/fences.hpp"
 #include "shm/hash.hpp"
@@ -28,7 +29,6 @@ namespace agentbus {
 using coord::SlotPhase;
 using coord::slot_gen;
 using coord::slot_phase;
-using coord::slot_pid;
 using coord::slot_state;
 
 namespace {
@@ -62,12 +62,6 @@ void check_len(std::string_view what, std::string_view value, std::size_t max, b
                                      " bytes; the limit is " + std::to_string(max));
 }
 
-void backoff(int& spins) {
-  if (++spins < 128) __builtin_ia32_pause();
-  else if (spins < 256) std::this_thread::yield();
-  else std::this_thread::sleep_for(std::chrono::microseconds(50));
-}
-
 }  // namespace
 
 struct Inbox::Impl {
@@ -99,40 +93,27 @@ struct Inbox::Impl {
     if (name.empty() || name.size() > sizeof(coord::Recipient::name))
       throw Error(Errc::bad_name, "an inbox recipient name must be 1 to " +
                                       std::to_string(sizeof(coord::Recipient::name)) + " bytes");
-    const std::uint32_t home = static_cast<std::uint32_t>(hash_name(name) % recipient_capacity);
-    const std::uint64_t me = coord::kRecipientWriting | static_cast<std::uint32_t>(::getpid());
-    for (std::uint32_t probe = 0; probe < recipient_capacity; ++probe) {
-      const std::uint32_t i = (home + probe) % recipient_capacity;
-      coord::Recipient& r = recipients[i];
-      const auto deadline = Clock::now() + kSettleWait;
-      for (int spins = 0;;) {
-        std::uint64_t s = r.state.load(std::memory_order_acquire);
-        if (s == coord::kRecipientReady) {
-          if (name_of(r) == name) return i;
-          break;  // someone else's: keep probing
-        }
-        if (s != 0 && (s & coord::kRecipientWriting) == 0) corrupt("recipient " + std::to_string(i) + " has a bad state");
-        const bool free = s == 0;
-        const bool dead_writer = !free && !shm::process_alive({static_cast<std::uint32_t>(s), 0});
-        // Entries are never freed and inserters wait for (or take over) half-written ones, so
-        // the first free or dead-writer entry on the path proves absence. A read never writes.
-        if ((free || dead_writer) && !create) return -1;
-        if (free || dead_writer) {
-          if (!r.state.compare_exchange_strong(s, me, std::memory_order_acq_rel)) continue;
+    shm::ClaimTable<coord::Recipient> table({recipients, recipient_capacity}, {.settle_wait = kSettleWait});
+    const shm::ClaimLookup found = table.find_or_claim(
+        hash_name(name), create, [&](const coord::Recipient& r) { return name_of(r) == name; },
+        [&](coord::Recipient& r) {
           r.next_seq.store(1, std::memory_order_relaxed);
           r.cursor.store(0, std::memory_order_relaxed);
           r.ask_owner.store(0, std::memory_order_relaxed);
           r.ask_id.store(0, std::memory_order_relaxed);
           std::copy_n(name.data(), name.size(), r.name);
           r.name_len = static_cast<std::uint32_t>(name.size());
-          r.state.store(coord::kRecipientReady, std::memory_order_release);
-          return i;
-        }
-        if (Clock::now() > deadline)
-          throw Error(Errc::timeout, "inbox recipient entry " + std::to_string(i) + " stayed mid-write by pid " +
-                                         std::to_string(static_cast<std::uint32_t>(s)) + " for over a second");
-        backoff(spins);
-      }
+        });
+    using Outcome = shm::ClaimLookup::Outcome;
+    switch (found.outcome) {
+      case Outcome::found:
+      case Outcome::created: return found.index;
+      case Outcome::absent: return -1;
+      case Outcome::foreign: corrupt("recipient " + std::to_string(found.index) + " has a bad state");
+      case Outcome::stuck:
+        throw Error(Errc::timeout, "inbox recipient entry " + std::to_string(found.index) + " stayed mid-write by pid " +
+                                       std::to_string(shm::ClaimWord::pid(found.word)) + " for over a second");
+      case Outcome::full: break;
     }
     if (!create) return -1;
     throw Error(Errc::no_space, "the inbox of room '" + room.name() + "' knows " + std::to_string(recipient_capacity) +
@@ -152,20 +133,20 @@ struct Inbox::Impl {
 
   // Frees a slot (bumping its generation) if it is still in state `s`.
   bool free_slot(coord::MessageSlot& m, std::uint64_t s) const {
-    return m.state.compare_exchange_strong(s, slot_state(SlotPhase::free, slot_gen(s) + 1, 0),
+    return m.state.compare_exchange_strong(s, slot_state(SlotPhase::free, slot_gen(s) + 1, {}),
                                            std::memory_order_acq_rel);
   }
 
   // Reserves a slot for recipient `r`; throws no_space when none is free or r's inbox is full.
   std::uint32_t reserve(std::uint32_t r, std::string_view to) const {
-    const std::uint32_t pid = static_cast<std::uint32_t>(::getpid());
+    const shm::ProcessId me = shm::self_process();
     const auto tid = std::hash<std::thread::id>{}(std::this_thread::get_id());
-    const std::uint32_t start = static_cast<std::uint32_t>((tid ^ (tid >> 29) ^ pid) % capacity);
+    const std::uint32_t start = static_cast<std::uint32_t>((tid ^ (tid >> 29) ^ me.pid) % capacity);
     for (std::uint32_t k = 0; k < capacity; ++k) {
       const std::uint32_t i = (start + k) % capacity;
       coord::MessageSlot& m = slot(i);
       std::uint64_t s = m.state.load(std::memory_order_acquire);
-      if (slot_phase(s) == SlotPhase::reserved && !shm::process_alive_cached({slot_pid(s), 0})) {
+      if (slot_phase(s) == SlotPhase::reserved && !coord::MessageWord::holder_alive_cached(s)) {
         if (free_slot(m, s)) header->dead_senders_reclaimed.fetch_add(1, std::memory_order_relaxed);
         s = m.state.load(std::memory_order_acquire);
       } else if (slot_phase(s) == SlotPhase::ready && acknowledged(m)) {
@@ -173,7 +154,7 @@ struct Inbox::Impl {
         s = m.state.load(std::memory_order_acquire);
       }
       if (slot_phase(s) != SlotPhase::free) continue;
-      const std::uint64_t mine = slot_state(SlotPhase::reserved, slot_gen(s) + 1, pid);
+      const std::uint64_t mine = slot_state(SlotPhase::reserved, slot_gen(s) + 1, me);
       if (!m.state.compare_exchange_strong(s, mine, std::memory_order_acq_rel)) continue;
       m.seq.store(0, std::memory_order_seq_cst);
       m.recipient.store(r + 1, std::memory_order_seq_cst);
@@ -184,7 +165,7 @@ struct Inbox::Impl {
         const std::uint64_t os = o.state.load(std::memory_order_seq_cst);
         if (slot_phase(os) == SlotPhase::free || o.recipient.load(std::memory_order_seq_cst) != r + 1) continue;
         if (slot_phase(os) == SlotPhase::ready && acknowledged(o)) continue;
-        if (slot_phase(os) == SlotPhase::reserved && !shm::process_alive_cached({slot_pid(os), 0})) continue;
+        if (slot_phase(os) == SlotPhase::reserved && !coord::MessageWord::holder_alive_cached(os)) continue;
         ++held;
       }
       if (held > per_recipient) {
@@ -230,7 +211,7 @@ struct Inbox::Impl {
       if (rec.next_seq.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) break;
     }
     std::uint64_t s = m.state.load(std::memory_order_relaxed);
-    const std::uint64_t ready = slot_state(SlotPhase::ready, slot_gen(s), 0);
+    const std::uint64_t ready = slot_state(SlotPhase::ready, slot_gen(s), {});
     if (slot_phase(s) != SlotPhase::reserved || !m.state.compare_exchange_strong(s, ready, std::memory_order_acq_rel))
       corrupt("message slot " + std::to_string(i) + " changed while its sender held it");
     header->stored.fetch_add(1, std::memory_order_relaxed);
@@ -262,7 +243,7 @@ struct Inbox::Impl {
         const std::uint64_t seq = m.seq.load(std::memory_order_acquire);
         if (seq == 0 || seq <= out.cursor || seq >= out.next) break;
         if (slot_phase(s1) == SlotPhase::reserved) {
-          if (shm::process_alive_cached({slot_pid(s1), 0})) out.pending.insert(seq);
+          if (coord::MessageWord::holder_alive_cached(s1)) out.pending.insert(seq);
           break;
         }
         if (slot_phase(s1) != SlotPhase::ready) corrupt("message slot " + std::to_string(i) + " has a bad state");

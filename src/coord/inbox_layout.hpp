@@ -3,10 +3,10 @@
 //   [InboxHeader][Recipient × recipient_capacity][MessageSlot × capacity]
 //
 // Recipients are found by open addressing on a hash of the name and are never freed, so the
-// first free entry on a name's probe path proves the name absent. Recipient::state:
-// 0 free, kRecipientWriting | pid (name being written), kRecipientReady.
+// first free entry on a name's probe path proves the name absent: they form a shm::ClaimTable
+// (shm/claim_table.hpp), Recipient::state its owner word (kRecipientReady when readable).
 //
-// Every message slot is driven by one 64-bit state word [phase:2 | gen:30 | pid:32]:
+// Every message slot is driven by one owner word (shm/owner_word.hpp) [phase | gen | pid | start]:
 //   free --reserve (gen+1)--> reserved|pid --commit--> ready --ack/reclaim (gen+1)--> free
 //   reserved|dead pid --reclaim (gen+1)--> free
 // The recipient index and seq are atomics written while reserved (seq last, just before the
@@ -14,7 +14,9 @@
 // reserved and read seqlock style (state, copy, same state again) through ring_copy.
 #pragma once
 
+#include "shm/claim_table.hpp"
 #include "shm/layout.hpp"
+#include "shm/owner_word.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -22,20 +24,18 @@
 namespace agentbus::coord {
 
 inline constexpr std::uint64_t kInboxMagic = 0x31584f424e494741ull;  // "AGINBOX1"
-inline constexpr std::uint32_t kInboxVersion = 1;
+inline constexpr std::uint32_t kInboxVersion = 2;  // 2: owner words (pid + start time)
 
 enum class SlotPhase : std::uint64_t { free = 0, reserved = 1, ready = 2 };
-inline constexpr std::uint64_t kGenMask = (1ull << 30) - 1;
+using MessageWord = shm::OwnerWord<SlotPhase>;
 
-constexpr std::uint64_t slot_state(SlotPhase p, std::uint64_t gen, std::uint32_t pid) {
-  return (static_cast<std::uint64_t>(p) << 62) | ((gen & kGenMask) << 32) | pid;
+constexpr std::uint64_t slot_state(SlotPhase p, std::uint64_t gen, shm::ProcessId sender) {
+  return MessageWord::make(p, gen, sender);
 }
-constexpr SlotPhase slot_phase(std::uint64_t s) { return static_cast<SlotPhase>(s >> 62); }
-constexpr std::uint64_t slot_gen(std::uint64_t s) { return (s >> 32) & kGenMask; }
-constexpr std::uint32_t slot_pid(std::uint64_t s) { return static_cast<std::uint32_t>(s); }
+constexpr SlotPhase slot_phase(std::uint64_t s) { return MessageWord::phase(s); }
+constexpr std::uint64_t slot_gen(std::uint64_t s) { return MessageWord::generation(s); }
 
-inline constexpr std::uint64_t kRecipientWriting = 1ull << 62;
-inline constexpr std::uint64_t kRecipientReady = 2ull << 62;
+inline constexpr std::uint64_t kRecipientReady = shm::kClaimReady;
 
 struct InboxHeader {
   std::uint64_t magic;

@@ -195,13 +195,13 @@ struct Leases::Impl {
   // A transition left half done by a dead process: undo it. True if it was one.
   bool roll_back(LeaseEntry& e, std::uint64_t s) const {
     const Phase p = phase_of(s);
-    if (!coord::leases::transitional(p) || shm::process_alive({pid_of(s), 0})) return false;
+    if (!coord::leases::transitional(p) || coord::leases::LeaseStateWord::holder_alive(s)) return false;
     std::uint64_t back = 0;
     if (p == Phase::renewing) {
       const LeaseFields f = load_fields(e.fields);
-      back = make_state(Phase::held, gen_of(s), f.owner_pid);
+      back = make_state(Phase::held, gen_of(s), {f.owner_pid, f.owner_start});
     } else {
-      back = make_state(Phase::free, gen_of(s), 0);
+      back = make_state(Phase::free, gen_of(s), {});
     }
     if (e.state.compare_exchange_strong(s, back, kSc))
       header->transitions_rolled_back.fetch_add(1, std::memory_order_relaxed);
@@ -428,7 +428,7 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
     const auto i = static_cast<std::uint32_t>(pick);
     LeaseEntry& e = m.entry(i);
     const std::uint32_t gen = gen_of(pick_state) + 1;
-    const std::uint64_t reserving = make_state(Phase::reserving, gen, m.self_pid);
+    const std::uint64_t reserving = make_state(Phase::reserving, gen, shm::self_process());
     if (!e.state.compare_exchange_strong(pick_state, reserving, kSc)) continue;
     if (was_expired) m.header->expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
     if (was_dead) m.header->dead_sessions_reclaimed.fetch_add(1, std::memory_order_relaxed);
@@ -442,13 +442,13 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
 
     // 2. Announce.
     std::uint64_t expected = reserving;
-    const std::uint64_t acquiring = make_state(Phase::acquiring, gen, m.self_pid);
+    const std::uint64_t acquiring = make_state(Phase::acquiring, gen, shm::self_process());
     if (!e.state.compare_exchange_strong(expected, acquiring, kSc)) continue;  // taken for dead
 
     // 3. Check every other announced lease.
     auto back_off = [&] {
       std::uint64_t cur = acquiring;
-      e.state.compare_exchange_strong(cur, make_state(Phase::free, gen, 0), kSc);
+      e.state.compare_exchange_strong(cur, make_state(Phase::free, gen, {}), kSc);
     };
     try {
       for (std::uint32_t j = 0; j < m.capacity; ++j) {
@@ -492,7 +492,7 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
 
     // 4. Win.
     expected = acquiring;
-    if (!e.state.compare_exchange_strong(expected, make_state(Phase::held, gen, session), kSc)) continue;
+    if (!e.state.compare_exchange_strong(expected, make_state(Phase::held, gen, {session, f.owner_start}), kSc)) continue;
     m.header->acquired.fetch_add(1, std::memory_order_relaxed);
     LeaseInfo l;
     l.id = token;
@@ -507,8 +507,8 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
     try {
       m.audit("LEASE_ACQUIRED", l);
     } catch (...) {
-      std::uint64_t held = make_state(Phase::held, gen, session);
-      e.state.compare_exchange_strong(held, make_state(Phase::free, gen, 0), kSc);
+      std::uint64_t held = make_state(Phase::held, gen, {session, f.owner_start});
+      e.state.compare_exchange_strong(held, make_state(Phase::free, gen, {}), kSc);
       throw;
     }
     return l;
@@ -531,7 +531,7 @@ LeaseInfo Leases::renew(std::uint64_t id, std::string_view owner, std::chrono::m
     std::uint64_t s = snap.state;
     // A renew is a new incarnation (gen + 1): a reserver or scanner that judged the old
     // state lapsed cannot CAS against it, and re-reads see that something changed.
-    const std::uint64_t renewing = make_state(Phase::renewing, gen_of(s) + 1, m.self_pid);
+    const std::uint64_t renewing = make_state(Phase::renewing, gen_of(s) + 1, shm::self_process());
     if (!e.state.compare_exchange_strong(s, renewing, kSc)) continue;
     // Judged inside `renewing`, so a lease a scanner found lapsed cannot be revived.
     const bool lapsed = monotonic_ns() >= e.deadline_ns.load(std::memory_order_acquire);
@@ -542,7 +542,7 @@ LeaseInfo Leases::renew(std::uint64_t id, std::string_view owner, std::chrono::m
       e.expires_at_ns.store(realtime_ns() + std::chrono::nanoseconds(ttl).count(), std::memory_order_release);
     }
     std::uint64_t expected = renewing;
-    const std::uint64_t renewed = make_state(Phase::held, gen_of(renewing), pid_of(snap.state));
+    const std::uint64_t renewed = coord::leases::LeaseStateWord::keep_holder(snap.state, Phase::held, gen_of(renewing));
     const bool back = e.state.compare_exchange_strong(expected, renewed, kSc);  // gens only rise
     if (lapsed || dead)
       throw Error(Errc::expired, "lease " + std::to_string(id) + " of " + l.owner + " has " +
@@ -568,7 +568,7 @@ bool Leases::release(std::uint64_t id, std::string_view owner) {
     if (l.owner != owner)
       throw Error(Errc::conflict, "lease " + std::to_string(id) + " is held by " + l.owner + ", not " + std::string(owner));
     std::uint64_t s = snap.state;
-    if (!m.entry(i).state.compare_exchange_strong(s, make_state(Phase::free, gen_of(s), 0), kSc)) continue;
+    if (!m.entry(i).state.compare_exchange_strong(s, make_state(Phase::free, gen_of(s), {}), kSc)) continue;
     m.audit("LEASE_RELEASED", l);
     return true;
   }

@@ -2,7 +2,7 @@
 //
 //   [LeasesHeader][LeaseEntry × capacity]
 //
-// Every entry is one lease, driven by a 64-bit state word [phase:3 | gen:29 | pid:32]:
+// Every entry is one lease, driven by an owner word (shm/owner_word.hpp) [phase | gen | pid | start]:
 //
 //   free/lapsed held --reserve--> reserving --announce--> acquiring --win--> held --release--> free
 //                                                            |                 |  ^
@@ -11,8 +11,8 @@
 // `reserving` is private to the acquirer (it writes the fields; nobody else looks at them);
 // `acquiring` announces the lease to other acquirers before it is checked for conflicts (see
 // the protocol in leases.cpp). The transitional phases (reserving, acquiring, renewing) carry
-// the pid of the process making the change; whoever meets one whose pid is dead rolls it back.
-// In `held` the pid is the lease's session process. gen rises on every reserve and every renew, so a state
+// the pid and start time of the process making the change; whoever meets one that is dead
+// rolls it back. In `held` the holder is the lease's session process. gen rises on every reserve and every renew, so a state
 // never repeats (no ABA). A held entry whose ttl lapsed or whose session died is free: any
 // acquirer may reserve it directly.
 //
@@ -20,8 +20,8 @@
 // and read seqlock style (state, copy, state again with the same gen).
 #pragma once
 
-#include "coord/state_word.hpp"
 #include "shm/layout.hpp"
+#include "shm/owner_word.hpp"
 
 #include <agentbus/leases.hpp>
 
@@ -32,14 +32,14 @@
 namespace agentbus::coord::leases {
 
 inline constexpr std::uint64_t kMagic = 0x31455341454c4741ull;  // "AGLEASE1"
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;  // 2: owner words (pid + start time)
 
 enum class Phase : std::uint64_t { free = 0, reserving = 1, acquiring = 2, held = 3, renewing = 4 };
 
-using LeaseStateWord = StateWord<Phase>;  // the counter is the entry's generation
+using LeaseStateWord = shm::OwnerWord<Phase>;
 constexpr auto make_state = LeaseStateWord::make;
 constexpr auto phase_of = LeaseStateWord::phase;
-constexpr auto gen_of = LeaseStateWord::counter;
+constexpr auto gen_of = LeaseStateWord::generation;
 constexpr auto pid_of = LeaseStateWord::pid;
 constexpr bool transitional(Phase p) {
   return p == Phase::reserving || p == Phase::acquiring || p == Phase::renewing;

@@ -1,22 +1,12 @@
-// presence.cpp — the presence table (guarantees in include/agentbus/presence.hpp).
+// presence.cpp — the presence table (guarantees in include/agentbus/presence.hpp; layout and
+// state word in src/coord/presence_layout.hpp).
 //
-// The table is the region "<room>#presence" of the bus segment:
-//
-//   [Header, 128 B: magic "AGBPRES1", version, sizes, capacity | counters]
-//   [Entry × capacity, 512 B each]
-//     +0 state  +8 generation  +16 session pid  +24 session start time  +32 last seen (steady ns)
-//     +40 ttl ns  +48 joined (realtime ns)  +56 lengths  +64 handle[128]  +192 role[64]
-//     +256 working_on[256]
-//
-// Entry::state is the only word that decides who may write an entry:
-//   0                                  free
-//   kWriting | pid << 24 | start & 2^24-1  a process holds it and is (re)writing the fields
-//   kLive | generation                 readable
-// Every write takes the state word by CAS (free/live/stale -> writing), rewrites the fields,
-// then publishes kLive with a new generation. A reader copies a live entry's fields and checks
-// afterwards that the state word has not changed (a seqlock whose sequence is the state word),
-// so it never takes anything and a dead writer cannot block it. A writer that died holding an
-// entry is recognised by its pid and start time, and the next joiner takes the entry over.
+// Every write takes the state word by CAS (free/live/stale -> writing, shm::ClaimTable::claim),
+// rewrites the fields, then publishes live with a new generation. A reader copies a live
+// entry's fields and checks afterwards that the state word has not changed (a seqlock whose
+// sequence is the state word), so it never takes anything and a dead writer cannot block it.
+// A writer that died holding an entry is recognised by its pid and start time, and the next
+// joiner takes the entry over.
 //
 // last_seen is the one field written without taking the entry (refresh() is a single store),
 // so it lives outside the seqlock: a reader may see a slightly older or newer value; both are
@@ -24,6 +14,8 @@
 #include <agentbus/presence.hpp>
 
 #include "bus/room_impl.hpp"
+#include "coord/presence_layout.hpp"
+#include "shm/claim_table.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
@@ -47,45 +39,6 @@ using std::uint32_t;
 using std::uint64_t;
 using std::int64_t;
 
-constexpr uint64_t kPresenceMagic = 0x3153455250424741ull;  // "AGBPRES1" little-endian
-constexpr uint32_t kPresenceVersion = 1;
-constexpr uint32_t kMaxCapacity = 1u << 16;
-
-constexpr uint64_t kKindMask = 0xffull << 56;
-constexpr uint64_t kWriting = 1ull << 56;
-constexpr uint64_t kLive = 2ull << 56;
-constexpr uint64_t kGenerationMask = (1ull << 56) - 1;
-
-struct alignas(64) Header {
-  uint64_t magic;
-  uint32_t version;
-  uint32_t header_bytes;
-  uint32_t entry_bytes;
-  uint32_t capacity;
-  alignas(64) std::atomic<uint64_t> joins;
-  std::atomic<uint64_t> leaves;
-  std::atomic<uint64_t> expired_reclaimed;
-  std::atomic<uint64_t> dead_sessions_reclaimed;
-  std::atomic<uint64_t> stale_writers_reclaimed;
-};
-static_assert(sizeof(Header) == 128);
-
-struct alignas(64) Entry {
-  std::atomic<uint64_t> state;
-  std::atomic<uint64_t> generation;  // last generation published; written only under kWriting
-  std::atomic<uint64_t> session_pid;
-  std::atomic<uint64_t> session_start;
-  std::atomic<int64_t> last_seen_ns;  // steady clock: CLOCK_MONOTONIC is one clock for all processes
-  std::atomic<int64_t> ttl_ns;
-  std::atomic<int64_t> joined_ns;     // system clock, for display
-  std::atomic<uint64_t> lengths;      // handle | role << 8 | working_on << 16
-  char handle[kMaxQualifiedHandleBytes];
-  char role[kMaxRoleBytes];
-  char working_on[kMaxWorkingOnBytes];
-};
-static_assert(sizeof(Entry) == 512);
-static_assert(std::atomic<uint64_t>::is_always_lock_free);
-
 // A process-local copy of one live entry.
 struct Snapshot {
   uint64_t state = 0;
@@ -108,16 +61,14 @@ int64_t system_ns() {
       .count();
 }
 
-uint64_t writer_word(shm::ProcessId id) {
-  return kWriting | (uint64_t(id.pid) << 24) | (id.start_time & 0xffffffu);
-}
-
-// A writer is alive while its pid exists, is not a zombie, and started at the recorded time.
-bool writer_alive(uint64_t word) {
-  const auto pid = static_cast<uint32_t>((word >> 24) & 0xffffffffu);
-  if (!shm::process_alive({pid, 0})) return false;
-  return (shm::process_start_time(pid) & 0xffffffu) == (word & 0xffffffu);
-}
+using coord::presence::Entry;
+using coord::presence::Header;
+using coord::presence::kMaxCapacity;
+using coord::presence::kPresenceMagic;
+using coord::presence::kPresenceVersion;
+using Claims = shm::ClaimTable<Entry>;
+using shm::ClaimPhase;
+using shm::ClaimWord;
 
 // Seqlock writer side: after taking an entry and before overwriting its fields, so that a
 // reader that copied any new byte then sees the state word changed. ThreadSanitizer refuses
@@ -261,8 +212,8 @@ struct Presence::Impl {
     for (int attempt = 0;; ++attempt) {
       const uint64_t s1 = e.state.load(std::memory_order_seq_cst);
       if (s1 == 0) return Slot::free;
-      const uint64_t kind = s1 & kKindMask;
-      if (kind == kLive) {
+      const ClaimPhase phase = ClaimWord::phase(s1);
+      if (phase == ClaimPhase::ready) {
         const uint64_t lengths = e.lengths.load(std::memory_order_relaxed);
         // Trust no length: a torn or hostile value is clamped, and the check below discards it.
         const std::size_t hl = std::min<std::size_t>(lengths & 0xff, sizeof e.handle);
@@ -280,8 +231,8 @@ struct Presence::Impl {
           out.state = s1;
           return Slot::live;
         }
-      } else if (kind == kWriting) {
-        if (!writer_alive(s1)) return Slot::stale_writer;
+      } else if (phase == ClaimPhase::writing) {
+        if (Claims::abandoned(s1)) return Slot::stale_writer;
       } else {
         throw corrupt("entry " + std::to_string(i) + " has an unknown state");
       }
@@ -303,10 +254,10 @@ struct Presence::Impl {
     return std::nullopt;
   }
 
-  // Fills entry i, which we hold in kWriting, and publishes it live. Returns its live state.
+  // Fills entry i, which we hold in writing, and publishes it live. Returns its live state.
   uint64_t fill(uint32_t i, const Fields& f) {
     Entry& e = entries[i];
-    const uint64_t generation = (e.generation.load(std::memory_order_relaxed) + 1) & kGenerationMask;
+    const uint64_t generation = (e.generation.load(std::memory_order_relaxed) + 1) & coord::presence::kGenerationMask;
     fence_before_overwrite();
     e.generation.store(generation, std::memory_order_relaxed);
     store_text(e.handle, f.handle);
@@ -319,9 +270,9 @@ struct Presence::Impl {
     e.ttl_ns.store(f.ttl_ns, std::memory_order_relaxed);
     e.joined_ns.store(f.joined_ns, std::memory_order_relaxed);
     e.last_seen_ns.store(steady_ns(), std::memory_order_relaxed);
-    const uint64_t live = kLive | (generation == 0 ? 1 : generation);
+    const uint64_t live = ClaimWord::make(ClaimPhase::ready, generation);
     // seq_cst: pairs with the seq_cst loads of dedupe() in other joiners (store -> load).
-    e.state.store(live, std::memory_order_seq_cst);
+    Claims::publish(e, live, std::memory_order_seq_cst);
     return live;
   }
 
@@ -360,26 +311,21 @@ struct Presence::Impl {
   }
 
   // Takes entry i for a new agent if it is free, held by a dead writer, or holds an agent that
-  // is gone. On success the entry is ours (kWriting) and `left` names whom it displaced.
-  bool take(uint32_t i, uint64_t me, std::optional<std::pair<std::string, Departure>>& left) {
+  // is gone. On success the entry is ours (writing) and `left` names whom it displaced.
+  bool take(uint32_t i, std::optional<std::pair<std::string, Departure>>& left) {
     Entry& e = entries[i];
     Snapshot snap;
     const Slot slot = read(i, snap);
     if (slot == Slot::busy) return false;
-    if (slot == Slot::free) {
-      uint64_t expected = 0;
-      return e.state.compare_exchange_strong(expected, me, std::memory_order_acq_rel);
-    }
+    if (slot == Slot::free) return Claims::claim(e, 0);
     if (slot == Slot::stale_writer) {
-      uint64_t expected = e.state.load(std::memory_order_acquire);
-      if ((expected & kKindMask) != kWriting || writer_alive(expected)) return false;
-      if (!e.state.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) return false;
+      const uint64_t expected = e.state.load(std::memory_order_acquire);
+      if (!Claims::abandoned(expected) || !Claims::claim(e, expected)) return false;
       header->stale_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
     if (departure(snap, steady_ns()) == Departure::none) return false;
-    uint64_t expected = snap.state;
-    if (!e.state.compare_exchange_strong(expected, me, std::memory_order_seq_cst)) return false;
+    if (!Claims::claim(e, snap.state, std::memory_order_seq_cst)) return false;
     // The agent may have refreshed between our copy and the CAS; refresh() stores last_seen
     // and then re-checks the state, so re-reading it now (seq_cst both sides) sees that store.
     snap.last_seen_ns = e.last_seen_ns.load(std::memory_order_seq_cst);
@@ -445,8 +391,6 @@ std::string Presence::join(std::string_view handle, std::string_view role, std::
   validate_ttl(options.ttl);
   const shm::ProcessId session = resolve_session(options.session_pid);
   const std::string qualified = qualify_with(handle, session);
-  const uint64_t me = writer_word(shm::self_process());
-
   Impl::Fields fields{qualified, role, working_on, session,
                       std::chrono::duration_cast<std::chrono::nanoseconds>(options.ttl).count(), system_ns()};
 
@@ -460,8 +404,7 @@ std::string Presence::join(std::string_view handle, std::string_view role, std::
                                           std::to_string(snap.session.pid) + ")");
         // A gone session's entry under our name: fall through and take a slot as usual.
       } else {
-        uint64_t expected = snap.state;
-        if (!m.entries[*i].state.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) continue;
+        if (!Claims::claim(m.entries[*i], snap.state)) continue;
         const bool was_gone = departure(snap, steady_ns()) != Departure::none;
         fields.joined_ns = was_gone ? system_ns() : snap.joined_ns;
         const uint64_t live = m.fill(*i, fields);
@@ -475,7 +418,7 @@ std::string Presence::join(std::string_view handle, std::string_view role, std::
     // A new entry: the first one that is free or whose holder is gone.
     for (uint32_t i = 0; i < m.capacity; ++i) {
       std::optional<std::pair<std::string, Departure>> left;
-      if (!m.take(i, me, left)) continue;
+      if (!m.take(i, left)) continue;
       const uint64_t live = m.fill(i, fields);
       if (left) m.publish_left(left->first, left->second == Departure::expired ? "expired" : "session_ended");
       if (m.dedupe(i, live, qualified, session)) {
@@ -513,13 +456,11 @@ bool Presence::refresh(std::string_view qualified) {
 bool Presence::set_working_on(std::string_view qualified, std::string_view working_on) {
   Impl& m = *impl_;
   validate_text("working_on", working_on, kMaxWorkingOnBytes);
-  const uint64_t me = writer_word(shm::self_process());
   for (int round = 0; round < 16; ++round) {
     Snapshot snap;
     const auto i = m.find(qualified, snap);
     if (!i || departure(snap, steady_ns()) != Departure::none) return false;
-    uint64_t expected = snap.state;
-    if (!m.entries[*i].state.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) continue;
+    if (!Claims::claim(m.entries[*i], snap.state)) continue;
     m.fill(*i, {snap.handle, snap.role, working_on, snap.session, snap.ttl_ns, snap.joined_ns});
     return true;
   }

@@ -128,15 +128,15 @@ struct TaskBoard::Impl {
   // A transition left half done by a dead process: undo it. Returns true if the state moved.
   bool roll_back(coord::TaskEntry& e, std::uint64_t s) const {
     const Phase p = phase_of(s);
-    if (!coord::transitional(p) || shm::process_alive({pid_of(s), 0})) return false;
+    if (!coord::transitional(p) || coord::TaskStateWord::holder_alive(s)) return false;
     std::uint64_t back = 0;
     switch (p) {
-      case Phase::reserving: back = make_state(Phase::free, token_of(s), 0); break;
-      case Phase::claiming: back = make_state(Phase::open, token_of(s), 0); break;
+      case Phase::reserving: back = make_state(Phase::free, token_of(s), {}); break;
+      case Phase::claiming: back = make_state(Phase::open, token_of(s), {}); break;
       case Phase::completing:
       case Phase::renewing: {
         const coord::ClaimFields c = load_fields(e.claim);
-        back = make_state(Phase::claimed, token_of(s), c.owner_pid);
+        back = make_state(Phase::claimed, token_of(s), {c.owner_pid, c.owner_start});
         break;
       }
       default: return false;
@@ -268,6 +268,8 @@ TaskBoard& TaskBoard::operator=(TaskBoard&&) noexcept = default;
 
 namespace {
 
+using CatalogClaims = shm::ClaimTable<coord::CatalogEntry>;
+
 TaskType to_type(const coord::CatalogFields& f) {
   return {get(f.type, f.type_len), get(f.description, f.description_len), get(f.produces, f.produces_len),
           get(f.requires_, f.requires_len)};
@@ -287,12 +289,11 @@ std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Im
     coord::CatalogEntry& e = m.catalog[i];
     for (int attempt = 0; attempt < 1000; ++attempt) {
       const std::uint64_t s1 = e.state.load(std::memory_order_acquire);
-      if ((s1 & ~coord::kCatalogValueMask) == coord::kCatalogWriting &&
-          shm::process_alive({static_cast<std::uint32_t>(s1 & 0xffffffffu), 0})) {
+      if (CatalogClaims::being_written(s1)) {
         std::this_thread::yield();  // being written (perhaps a type being updated in place)
         continue;
       }
-      if ((s1 & ~coord::kCatalogValueMask) != coord::kCatalogReady) break;
+      if (shm::ClaimWord::phase(s1) != shm::ClaimPhase::ready) break;
       if (!only.empty()) {
         const std::uint32_t len = load_fields(e.fields.type_len);
         char type[sizeof e.fields.type];
@@ -301,12 +302,13 @@ std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Im
         if (shm::load_after_reads(e.state) != s1) continue;
         if (!match) break;
       }
+      const std::uint64_t generation = e.generation.load(std::memory_order_relaxed);
       const coord::CatalogFields f = load_fields(e.fields);
       if (shm::load_after_reads(e.state) != s1) continue;
       if (f.type_len == 0 || f.type_len > sizeof f.type || f.description_len > sizeof f.description ||
           f.produces_len > sizeof f.produces || f.requires_len > sizeof f.requires_)
         throw Error(Errc::corrupt, "task catalog entry " + std::to_string(i) + " has bad lengths");
-      out.emplace_back(s1 & coord::kCatalogValueMask, to_type(f));
+      out.emplace_back(generation, to_type(f));
       break;
     }
   }
@@ -328,32 +330,31 @@ void TaskBoard::register_task(const TaskType& t) {
   f.requires_len = put(f.requires_, t.requires_);
 
   Impl& m = *impl_;
-  const std::uint64_t writing = coord::kCatalogWriting | m.self_pid;
   // A free entry (or one a dead writer left); failing that, this type's current entry,
   // rewritten in place (readers wait out the write instead of missing the type).
   auto usable = [&](std::uint64_t s, const coord::CatalogEntry& e, bool in_place) {
-    if (!in_place)
-      return s == 0 || ((s & ~coord::kCatalogValueMask) == coord::kCatalogWriting &&
-                        !shm::process_alive({static_cast<std::uint32_t>(s & 0xffffffffu), 0}));
-    if ((s & ~coord::kCatalogValueMask) != coord::kCatalogReady) return false;
+    if (!in_place) return s == 0 || CatalogClaims::abandoned(s);
+    if (shm::ClaimWord::phase(s) != shm::ClaimPhase::ready) return false;
     const coord::CatalogFields of = load_fields(e.fields);
     return get(of.type, of.type_len) == t.type;
   };
   for (std::uint32_t n = 0; n < 2 * m.catalog_capacity; ++n) {
     const std::uint32_t i = n % m.catalog_capacity;
     coord::CatalogEntry& e = m.catalog[i];
-    std::uint64_t s = e.state.load(std::memory_order_acquire);
+    const std::uint64_t s = e.state.load(std::memory_order_acquire);
     if (!usable(s, e, n >= m.catalog_capacity)) continue;
-    if (!e.state.compare_exchange_strong(s, writing, std::memory_order_acq_rel)) continue;
+    if (!CatalogClaims::claim(e, s)) continue;
     store_fields(e.fields, f);
     const std::uint64_t gen = m.header->catalog_generation.fetch_add(1, std::memory_order_acq_rel) + 1;
-    e.state.store(coord::kCatalogReady | (gen & coord::kCatalogValueMask), std::memory_order_release);
+    e.generation.store(gen, std::memory_order_relaxed);
+    CatalogClaims::publish(e, shm::ClaimWord::make(shm::ClaimPhase::ready, gen));
     // Retire older versions of this type, so lookups find one and their space is reused.
     for (std::uint32_t j = 0; j < m.catalog_capacity; ++j) {
       if (j == i) continue;
       coord::CatalogEntry& old = m.catalog[j];
       std::uint64_t os = old.state.load(std::memory_order_acquire);
-      if ((os & ~coord::kCatalogValueMask) != coord::kCatalogReady || (os & coord::kCatalogValueMask) >= gen) continue;
+      if (shm::ClaimWord::phase(os) != shm::ClaimPhase::ready || old.generation.load(std::memory_order_relaxed) >= gen)
+        continue;
       const coord::CatalogFields of = load_fields(old.fields);
       if (get(of.type, of.type_len) == t.type) old.state.compare_exchange_strong(os, 0, std::memory_order_acq_rel);
     }
@@ -441,14 +442,14 @@ EventId TaskBoard::post_task(std::string_view type, std::string_view agent, std:
     const bool recycling = pick < -1;
     const auto i = static_cast<std::uint32_t>(recycling ? -2 - pick : pick);
     coord::TaskEntry& e = m.entry(i);
-    const std::uint64_t reserving = make_state(Phase::reserving, token_of(pick_state) + 1, m.self_pid);
+    const std::uint64_t reserving = make_state(Phase::reserving, token_of(pick_state) + 1, shm::self_process());
     if (!e.state.compare_exchange_strong(pick_state, reserving, std::memory_order_acq_rel)) continue;
     if (recycling) m.header->done_recycled.fetch_add(1, std::memory_order_relaxed);
     m.keys[i].store(id + 1, std::memory_order_release);
     store_fields(e.task, f);
     shm::copy_to_ring(m.payload_of(e), payload.data(), payload.size());
     std::uint64_t expected = reserving;
-    if (e.state.compare_exchange_strong(expected, make_state(Phase::open, token_of(reserving), 0),
+    if (e.state.compare_exchange_strong(expected, make_state(Phase::open, token_of(reserving), {}),
                                         std::memory_order_acq_rel))
       return id;
     // Rolled back by someone who thought we were dead (a recycled pid): insert again.
@@ -475,7 +476,7 @@ Claim TaskBoard::claim(EventId id, std::string_view agent, const ClaimOptions& o
     const std::uint64_t now_state = e.state.load(std::memory_order_acquire);
     const Phase now_phase = phase_of(now_state);
     if (coord::transitional(now_phase) && now_phase != Phase::reserving &&
-        m.alive(pid_of(now_state), 0)) {
+        coord::TaskStateWord::holder_alive_cached(now_state)) {
       Claim lost;
       lost.status = now_phase == Phase::completing ? ClaimStatus::done : ClaimStatus::held;
       lost.id = id;
@@ -508,12 +509,12 @@ Claim TaskBoard::claim(EventId id, std::string_view agent, const ClaimOptions& o
       default:
         throw Error(Errc::not_found, "no task " + std::to_string(id) + " in room '" + m.room.name() + "'");
     }
-    const std::uint64_t claiming = make_state(Phase::claiming, token_of(s) + 1, m.self_pid);
+    const std::uint64_t claiming = make_state(Phase::claiming, token_of(s) + 1, shm::self_process());
     if (!e.state.compare_exchange_strong(s, claiming, std::memory_order_acq_rel)) continue;
     store_fields(e.claim, c);
     e.lease_deadline_ns.store(monotonic_ns() + std::chrono::nanoseconds(o.ttl).count(), std::memory_order_release);
     std::uint64_t expected = claiming;
-    if (!e.state.compare_exchange_strong(expected, make_state(Phase::claimed, token_of(claiming), pid),
+    if (!e.state.compare_exchange_strong(expected, make_state(Phase::claimed, token_of(claiming), {pid, c.owner_start}),
                                          std::memory_order_acq_rel))
       continue;  // rolled back by someone who took us for dead: try again
     m.header->claims.fetch_add(1, std::memory_order_relaxed);
@@ -534,11 +535,11 @@ void TaskBoard::renew(EventId id, std::uint32_t token, std::chrono::milliseconds
   for (;;) {
     std::uint64_t s = m.settled_state(e, id);
     if (phase_of(s) != Phase::claimed || token_of(s) != token) m.stale(id, token, e, s);
-    const std::uint64_t renewing = make_state(Phase::renewing, token, m.self_pid);
+    const std::uint64_t renewing = make_state(Phase::renewing, token, shm::self_process());
     if (!e.state.compare_exchange_strong(s, renewing, std::memory_order_acq_rel)) continue;
     e.lease_deadline_ns.store(monotonic_ns() + std::chrono::nanoseconds(ttl).count(), std::memory_order_release);
     std::uint64_t expected = renewing;
-    if (e.state.compare_exchange_strong(expected, make_state(Phase::claimed, token, pid_of(s)),
+    if (e.state.compare_exchange_strong(expected, coord::TaskStateWord::keep_holder(s, Phase::claimed, token),
                                         std::memory_order_acq_rel))
       return;
   }
@@ -551,7 +552,7 @@ EventId TaskBoard::complete(EventId id, std::uint32_t token, std::string_view re
   for (;;) {
     std::uint64_t s = m.settled_state(e, id);
     if (phase_of(s) != Phase::claimed || token_of(s) != token) m.stale(id, token, e, s);
-    const std::uint64_t completing = make_state(Phase::completing, token, m.self_pid);
+    const std::uint64_t completing = make_state(Phase::completing, token, shm::self_process());
     if (!e.state.compare_exchange_strong(s, completing, std::memory_order_acq_rel)) continue;
     const coord::ClaimFields c = load_fields(e.claim);
     PublishOptions po;
@@ -566,7 +567,7 @@ EventId TaskBoard::complete(EventId id, std::uint32_t token, std::string_view re
     shm::copy_to_ring(m.result_of(e), result.data(), result.size());
     store_fields(e.done, coord::DoneFields{realtime_ns(), static_cast<std::uint32_t>(result.size())});
     std::uint64_t expected = completing;
-    if (e.state.compare_exchange_strong(expected, make_state(Phase::done, token, 0), std::memory_order_acq_rel))
+    if (e.state.compare_exchange_strong(expected, make_state(Phase::done, token, {}), std::memory_order_acq_rel))
       return done_event.id;
     // Rolled back meanwhile (we were taken for dead): the claim stands; report the event anyway.
     return done_event.id;
@@ -579,7 +580,7 @@ void TaskBoard::release(EventId id, std::uint32_t token) {
   for (;;) {
     std::uint64_t s = m.settled_state(e, id);
     if (phase_of(s) != Phase::claimed || token_of(s) != token) m.stale(id, token, e, s);
-    if (e.state.compare_exchange_strong(s, make_state(Phase::open, token, 0), std::memory_order_acq_rel)) return;
+    if (e.state.compare_exchange_strong(s, make_state(Phase::open, token, {}), std::memory_order_acq_rel)) return;
   }
 }
 

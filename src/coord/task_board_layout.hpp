@@ -2,16 +2,16 @@
 //
 //   [TaskBoardHeader][CatalogEntry × catalog_capacity][key × task_capacity][TaskEntry × task_capacity]
 //
-// Every task entry is driven by one 64-bit state word, [phase:3 | token:29 | pid:32]:
+// Every task entry is driven by one owner word (shm/owner_word.hpp), [phase | token | pid | start]:
 //
 //   free --reserve--> reserving --> open --claim--> claiming --> claimed --complete--> completing --> done
 //                                     ^                            |  ^                                   |
 //                                     +-------- release -----------+  +-- renewing (renew) --+            |
 //   done/free --reserve (recycle)--> reserving ... <-------------------------------------------------------+
 //
-// The transitional phases (reserving, claiming, completing, renewing) carry the pid of the
-// process making the transition; whoever meets one whose pid is dead rolls it back. In
-// `claimed` the pid is the claim's session process. The token rises by one on every claim
+// The transitional phases (reserving, claiming, completing, renewing) carry the pid and start
+// time of the process making the transition; whoever meets one that is dead rolls it back. In
+// `claimed` the holder is the claim's session process. The token rises by one on every claim
 // and every reserve, so a (phase, token) pair never repeats: a CAS against a state read
 // earlier can never succeed on a later incarnation of the entry (no ABA).
 //
@@ -20,8 +20,9 @@
 // ThreadSanitizer checks the protocol.
 #pragma once
 
-#include "coord/state_word.hpp"
+#include "shm/claim_table.hpp"
 #include "shm/layout.hpp"
+#include "shm/owner_word.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -30,17 +31,17 @@
 namespace agentbus::coord {
 
 inline constexpr std::uint64_t kTaskBoardMagic = 0x31534b5341544741ull;  // "AGTASKS1"
-inline constexpr std::uint32_t kTaskBoardVersion = 1;
+inline constexpr std::uint32_t kTaskBoardVersion = 2;  // 2: owner words (pid + start time)
 inline constexpr std::uint32_t kBucketEntries = 16;  // a task may live in one of two buckets
 
 enum class Phase : std::uint64_t {
   free = 0, reserving = 1, open = 2, claiming = 3, claimed = 4, completing = 5, done = 6, renewing = 7
 };
 
-using TaskStateWord = StateWord<Phase>;  // the counter is the task's fencing token
+using TaskStateWord = shm::OwnerWord<Phase>;  // the generation is the task's fencing token
 constexpr auto make_state = TaskStateWord::make;
 constexpr auto phase_of = TaskStateWord::phase;
-constexpr auto token_of = TaskStateWord::counter;
+constexpr auto token_of = TaskStateWord::generation;
 constexpr auto pid_of = TaskStateWord::pid;
 constexpr bool transitional(Phase p) {
   return p == Phase::reserving || p == Phase::claiming || p == Phase::completing || p == Phase::renewing;
@@ -66,10 +67,9 @@ struct TaskBoardHeader {
   std::atomic<std::uint64_t> done_recycled;
 };
 
-// CatalogEntry::state: 0 free; kCatalogWriting | pid; kCatalogReady | generation.
-inline constexpr std::uint64_t kCatalogWriting = 1ull << 62;
-inline constexpr std::uint64_t kCatalogReady = 2ull << 62;
-inline constexpr std::uint64_t kCatalogValueMask = (1ull << 62) - 1;
+// CatalogEntry::state is a claim-table owner word (shm/claim_table.hpp) whose entries are
+// released and reused (an older version of a type is retired): 0 free; writing | pid | start
+// time; ready | the low bits of `generation`, which orders the versions of a type.
 
 struct CatalogFields {
   std::uint32_t type_len, description_len, produces_len, requires_len;
@@ -81,6 +81,7 @@ struct CatalogFields {
 
 struct alignas(shm::kCacheLine) CatalogEntry {
   std::atomic<std::uint64_t> state;
+  std::atomic<std::uint64_t> generation;  // from catalog_generation; written while writing
   CatalogFields fields;
 };
 

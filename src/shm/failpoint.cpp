@@ -23,7 +23,9 @@ constexpr std::size_t kCount = static_cast<std::size_t>(Failpoint::count_);
 constexpr std::array<std::string_view, kCount> kNames{"before_stamp",      "after_claim",
                                                       "before_commit",     "scratch_mid_write",
                                                       "group_before_receipt", "group_before_ack",
-                                                      "group_mid_dispatch", "group_mid_reclaim"};
+                                                      "group_mid_dispatch", "group_mid_reclaim",
+                                                      "claim_after_cas",   "claim_mid_write",
+                                                      "claim_before_ready"};
 std::array<Config, kCount> configs;
 
 bool parse(std::string_view rest) {

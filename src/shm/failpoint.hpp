@@ -8,7 +8,10 @@
 // scratch_mid_write (a scratchpad writer with half of a value's blocks written),
 // group_before_receipt (a group worker that did its work, no receipt yet), group_before_ack
 // (receipt recorded, ack not sent), group_mid_dispatch (a group member holding a delivery it is
-// handing out), group_mid_reclaim (a group member holding an event it is taking over).
+// handing out), group_mid_reclaim (a group member holding an event it is taking over),
+// claim_after_cas (a claim-table entry won by CAS, nothing written), claim_mid_write (its key
+// written, the rest not), claim_before_ready (every field written, not published; see
+// shm/claim_table.hpp).
 // When the variable is unset, each check is one relaxed load of a process-local flag.
 #pragma once
 
@@ -19,7 +22,7 @@ namespace agentbus::shm {
 
 enum class Failpoint {
   before_stamp, after_claim, before_commit, scratch_mid_write, group_before_receipt, group_before_ack,
-  group_mid_dispatch, group_mid_reclaim, count_
+  group_mid_dispatch, group_mid_reclaim, claim_after_cas, claim_mid_write, claim_before_ready, count_
 };
 
 namespace detail {

@@ -16,7 +16,8 @@
 namespace agentbus::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 4;  // 3: RingControl::head; 4: FNV-1a basis fixed
+inline constexpr std::uint32_t kLayoutVersion = 5;  // 3: RingControl::head; 4: FNV-1a basis fixed;
+                                                    // 5: room slots claimed by owner word (claim_table.hpp)
 inline constexpr std::size_t kCacheLine = 64;
 // Region and slot sizes are rounded up to whole cache lines, so no two writers share one.
 [[nodiscard]] constexpr std::uint64_t align64(std::uint64_t n) noexcept { return (n + 63) & ~std::uint64_t{63}; }
@@ -43,11 +44,11 @@ struct SegmentHeader {
   std::atomic<std::uint64_t> stale_room_inits_recovered;
 };
 
-// RoomSlot::state: 0 free; kRoomCreating | pid while its creator initialises it; kRoomReady.
-// A slot holds a room's ring, or a region belonging to a room (its task board, presence
+// RoomSlot::state is a claim-table owner word (shm/claim_table.hpp): 0 free; writing | pid |
+// start time while its creator initialises it; kRoomReady (= shm::kClaimReady). A slot holds
+// a room's ring, or a region belonging to a room (its task board, presence
 // table, scratchpad), named "<room>#<what>"; '#' cannot appear in a room name.
-inline constexpr std::uint64_t kRoomCreating = 1ull << 56;
-inline constexpr std::uint64_t kRoomReady = 2ull << 56;
+inline constexpr std::uint64_t kRoomReady = 2ull << 61;
 
 struct alignas(kCacheLine) RoomSlot {
   std::atomic<std::uint64_t> state;
@@ -64,12 +65,14 @@ static_assert(sizeof(RoomSlot) == 192);
 
 enum class SlotKind : std::uint32_t { ring = 0, region = 1 };
 
-// ReaderSlot::state: kind in the top byte, the pid of the process changing it below.
+// ReaderSlot::state: an owner word (shm/owner_word.hpp) whose phase is the slot's kind and
+// whose holder is the process that set it; claimed and published through shm::ClaimTable
+// (claiming is its "writing" phase). Slots are released and reused.
 inline constexpr std::uint64_t kReaderFree = 0;
-inline constexpr std::uint64_t kReaderClaiming = 1ull << 56;
-inline constexpr std::uint64_t kReaderTailer = 2ull << 56;
-inline constexpr std::uint64_t kReaderDurable = 3ull << 56;
-inline constexpr std::uint64_t kReaderKindMask = 0xffull << 56;
+inline constexpr std::uint64_t kReaderClaiming = 1ull << 61;
+inline constexpr std::uint64_t kReaderTailer = 2ull << 61;
+inline constexpr std::uint64_t kReaderDurable = 3ull << 61;
+inline constexpr std::uint64_t kReaderKindMask = 7ull << 61;
 
 struct alignas(kCacheLine) ReaderSlot {
   std::atomic<std::uint64_t> cursor;  // hot: written by its reader, read by gating producers

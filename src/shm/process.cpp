@@ -104,16 +104,21 @@ std::uint64_t known_start(std::uint32_t pid) noexcept {
     e = {pid, 0, now};
     return 0;
   }
-  char state = 0;
-  std::uint64_t start = 0;
-  const bool readable = read_stat(pid, state, start);
-  if (!readable) start = pid_exists(pid) ? 1 : 0;  // /proc unreadable: existence is all we know
-  if (state == 'Z' || state == 'X') start = 0;
+  const std::uint64_t start = running_start_time(pid);
   e = {pid, start, now};
   return start;
 }
 
 }  // namespace
+
+std::uint64_t running_start_time(std::uint32_t pid) noexcept {
+  char state = 0;
+  std::uint64_t start = 0;
+  const bool readable = read_stat(pid, state, start);
+  if (!readable) start = pid_exists(pid) ? 1 : 0;  // /proc unreadable: existence is all we know
+  if (state == 'Z' || state == 'X') start = 0;
+  return start;
+}
 
 bool process_alive_cached(ProcessId id) noexcept {
   if (id.pid == 0) return false;

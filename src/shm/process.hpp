@@ -32,6 +32,9 @@ struct ProcessId {
 inline constexpr int kLivenessTrustMs = 10;
 inline constexpr int kLivenessCacheMs = 1000;
 [[nodiscard]] bool process_alive_cached(ProcessId id) noexcept;
+// The start time of `pid` if it is running (one read of /proc): 0 when there is no such
+// process or it is a zombie, 1 when /proc is unreadable but the pid exists.
+[[nodiscard]] std::uint64_t running_start_time(std::uint32_t pid) noexcept;
 // process_start_time(), remembered per thread while the pid exists.
 [[nodiscard]] std::uint64_t process_start_time_cached(std::uint32_t pid) noexcept;
 

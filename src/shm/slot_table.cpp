@@ -1,7 +1,7 @@
 #include "shm/slot_table.hpp"
 
+#include "shm/claim_table.hpp"
 #include "shm/hash.hpp"
-#include "shm/process.hpp"
 
 #include <agentbus/error.hpp>
 
@@ -9,22 +9,10 @@
 #include <chrono>
 #include <cstring>
 #include <string>
-#include <thread>
 
 namespace agentbus::shm {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Runs while we hold the slot in state "creating"; publishes it ready.
-void fill_slot(RoomSlot& slot, std::string_view name, const std::function<void(RoomSlot&)>& initialise) {
-  std::memcpy(slot.name, name.data(), name.size());
-  slot.name_len = static_cast<std::uint32_t>(name.size());
-  initialise(slot);
-  slot.state.store(kRoomReady, std::memory_order_release);
-}
-
-}  // namespace
+static_assert(kRoomReady == kClaimReady);
 
 std::string_view slot_name(const RoomSlot& slot) noexcept {
   return {slot.name, std::min<std::size_t>(slot.name_len, kMaxSlotName)};
@@ -34,46 +22,32 @@ RoomSlot* find_or_create_slot(Segment& seg, std::string_view name, bool create,
                               const std::function<void(RoomSlot&)>& initialise) {
   if (name.size() > kMaxSlotName) throw Error(Errc::bad_name, "slot name too long: " + std::string(name));
   const std::uint32_t n = seg.header().max_rooms;
-  RoomSlot* table = seg.room_table();
-  const std::uint64_t me = kRoomCreating | self_process().pid;
-  const std::uint64_t h = fnv1a(name);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    RoomSlot& slot = table[(h + i) % n];
-    const auto wait_deadline = Clock::now() + std::chrono::milliseconds(2000);
-    for (;;) {
-      std::uint64_t s = slot.state.load(std::memory_order_acquire);
-      if (s == 0) {
-        if (!create) return nullptr;
-        if (!slot.state.compare_exchange_strong(s, me, std::memory_order_acq_rel)) continue;
-        fill_slot(slot, name, initialise);
-        return &slot;
-      }
-      if (s == kRoomReady) {
-        if (slot_name(slot) == name) return &slot;
-        break;  // another name: keep probing
-      }
-      // Anything but "creating by pid" here was written by no agentbus process: leave it alone
-      // and keep probing, so the other rooms still work.
-      if ((s & ~std::uint64_t{0xffffffffu}) != kRoomCreating) break;
-      // Being created. Wait for its creator; take over if the creator died (only when creating:
-      // a read never changes the segment).
-      const auto creator = static_cast<std::uint32_t>(s & 0xffffffffu);
-      if (process_alive({creator, 0}) && Clock::now() <= wait_deadline) {
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-        continue;
-      }
-      if (!create) break;
-      if (process_alive({creator, 0}))
-        throw Error(Errc::timeout, "a slot on bus '" + seg.bus() + "' is still being created by pid " +
-                                       std::to_string(creator));
-      if (!slot.state.compare_exchange_strong(s, me, std::memory_order_acq_rel)) continue;
-      seg.header().stale_room_inits_recovered.fetch_add(1, std::memory_order_relaxed);
-      // The dead creator may have been creating another name: the slot is ours to name now.
-      fill_slot(slot, name, initialise);
-      return &slot;
-    }
+  // A creator waits 2 s for a live one; a foreign word, or a creator a read outwaits, is
+  // probed past so the other rooms still work.
+  ClaimTable<RoomSlot> table({seg.room_table(), n}, {.settle_wait = std::chrono::milliseconds(2000),
+                                                     .probe_past_foreign = true,
+                                                     .probe_past_stuck_reads = true});
+  const ClaimLookup found = table.find_or_claim(
+      fnv1a(name), create, [&](const RoomSlot& slot) { return slot_name(slot) == name; },
+      [&](RoomSlot& slot) {
+        std::memcpy(slot.name, name.data(), name.size());
+        slot.name_len = static_cast<std::uint32_t>(name.size());
+        failpoint(Failpoint::claim_mid_write);
+        initialise(slot);
+      });
+  using Outcome = ClaimLookup::Outcome;
+  switch (found.outcome) {
+    case Outcome::found: return &seg.room_table()[found.index];
+    case Outcome::created:
+      if (found.took_over) seg.header().stale_room_inits_recovered.fetch_add(1, std::memory_order_relaxed);
+      return &seg.room_table()[found.index];
+    case Outcome::absent: return nullptr;
+    case Outcome::stuck:
+      throw Error(Errc::timeout, "a slot on bus '" + seg.bus() + "' is still being created by pid " +
+                                     std::to_string(ClaimWord::pid(found.word)));
+    case Outcome::full:
+    case Outcome::foreign: break;
   }
-  if (!create) return nullptr;
   throw Error(Errc::no_space, "bus '" + seg.bus() + "' has no free slot (" + std::to_string(n) +
                                   " rooms and room regions); recreate it with a larger max_rooms");
 }

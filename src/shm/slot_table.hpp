@@ -1,6 +1,6 @@
-// The segment's table of named slots, found by name with open addressing. A slot is claimed
-// with a CAS (free -> creating|pid), initialised, then published as ready; a slot left in
-// "creating" by a dead process is taken over by the next process that needs it. Slots are
+// The segment's table of named slots: a shm::ClaimTable (shm/claim_table.hpp) of RoomSlot,
+// probed from the name's FNV-1a hash. A slot a dead creator left is taken over by the next
+// process that creates a name there (stale_room_inits_recovered counts those). Slots are
 // never freed, so the first free slot on a name's probe path proves the name is absent.
 #pragma once
 

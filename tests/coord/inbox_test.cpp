@@ -296,12 +296,12 @@ TEST(Inbox, SenderKilledMidStoreNeitherWedgesASlotNorBlocksTheReader) {
   s.recipient.store(bob + 1);
   s.seq.store(2);
   r.recipients[bob].next_seq.store(3);
-  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, static_cast<std::uint32_t>(::getpid())));
+  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, shm::self_process()));
   // While its (live) sender is storing seq 2, nothing after it is readable or ackable.
   EXPECT_EQ(payloads(inbox.read("bob")), std::vector<std::string>{"m1"});
   EXPECT_EQ(inbox.ack("bob", 5), 1u);
   // The sender dies: seq 2 is skipped, and its slot is taken back by the next sender.
-  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, dead_pid()));
+  s.state.store(coord::slot_state(coord::SlotPhase::reserved, gen + 1, {dead_pid()}));
   inbox.send("alice", "bob", "note", "m3");  // takes m1's acknowledged slot
   inbox.send("alice", "bob", "note", "m4");  // needs the dead sender's slot
   const auto msgs = inbox.read("bob");
@@ -309,6 +309,33 @@ TEST(Inbox, SenderKilledMidStoreNeitherWedgesASlotNorBlocksTheReader) {
   EXPECT_EQ(msgs[0].seq, 3u);
   EXPECT_EQ(msgs[1].seq, 4u);
   EXPECT_EQ(inbox.counters().dead_senders_reclaimed, 1u);
+}
+
+// A sender process killed while it claims a new recipient's entry (the claim table's steps):
+// the next sender takes the entry over, and the other recipients keep their messages.
+TEST(Inbox, SenderKilledWhileClaimingARecipientLeavesItRecoverable) {
+  TestBus bus("inbox-claimcrash");
+  Room room = bus->room("r");
+  Inbox inbox(room);
+  inbox.send("alice", "bob", "note", "kept");
+  Raw r = raw(room);
+  for (const std::string recipient : {"carol", "dave"}) {
+    const std::string step = recipient == "carol" ? "claim_after_cas" : "claim_before_ready";
+    ChildProcess sender({cli(), "--bus", bus.name(), "--room", "r", "post", "note", "lost", "--agent", "alice",
+                         "--to", recipient},
+                        {"AGENTBUS_FAILPOINTS=" + step + "=kill"});
+    ASSERT_EQ(sender.wait(10s), 128 + SIGKILL) << step;
+    std::uint32_t left = r.header->recipient_capacity;
+    for (std::uint32_t i = 0; i < r.header->recipient_capacity; ++i)
+      if (shm::ClaimWord::pid(r.recipients[i].state.load()) == static_cast<std::uint32_t>(sender.pid())) left = i;
+    ASSERT_LT(left, r.header->recipient_capacity) << "no entry left mid-claim at " << step;
+    EXPECT_TRUE(inbox.read(recipient).empty());  // a read neither waits for nor takes it
+    EXPECT_EQ(shm::ClaimWord::pid(r.recipients[left].state.load()), static_cast<std::uint32_t>(sender.pid()));
+    inbox.send("alice", recipient, "note", "arrived");
+    EXPECT_EQ(r.recipient(recipient), left) << "the dead sender's entry was not taken over";
+    EXPECT_EQ(payloads(inbox.read(recipient)), std::vector<std::string>{"arrived"});
+  }
+  EXPECT_EQ(payloads(inbox.read("bob")), std::vector<std::string>{"kept"});
 }
 
 TEST(Inbox, CorruptHeaderIsRefused) {

@@ -252,7 +252,7 @@ TEST(Leases, AcquisitionLeftHalfDoneByADeadProcessIsRolledBack) {
     e->fields.resources_len = sizeof res - 1;
     e->token.store(1000 + i);
     e->state.store(coord::leases::make_state(coord::leases::Phase::acquiring, 1,
-                                             static_cast<std::uint32_t>(victim.pid())));
+                                             {static_cast<std::uint32_t>(victim.pid())}));
   }
   const LeaseInfo l = leases.acquire("bob", {"path:src/a.cpp"});
   EXPECT_EQ(l.owner, "bob");

@@ -45,8 +45,10 @@ constexpr const char* kRoom = "repo/main";
 // rather than poke the wrong bytes.
 constexpr std::size_t kHeaderBytes = 128;
 constexpr std::size_t kEntryBytes = 512;
-constexpr std::uint64_t kKindLive = 2ull << 56;
-constexpr std::uint64_t kKindWriting = 1ull << 56;
+// The state word is an owner word [phase:3 | generation:20 | pid:22 | start:19].
+constexpr std::uint64_t kKindMask = 7ull << 61;
+constexpr std::uint64_t kKindLive = 2ull << 61;
+constexpr std::uint64_t kKindWriting = 1ull << 61;
 
 std::span<std::byte> presence_region(Room& room) {
   return agentbus::shm::open_region(*room.impl()->segment, room.name() + "#presence", 0, false, {});
@@ -334,7 +336,7 @@ TEST(Presence, TableLayoutIsAsDocumented) {
   EXPECT_EQ(std::memcmp(presence_region(room).data(), "AGBPRES1", 8), 0);
   EXPECT_EQ(entry_state(room, 0).load(), 0u);
   const std::string me = p.join("probe", "", "");
-  EXPECT_EQ(entry_state(room, 0).load() & (0xffull << 56), kKindLive);
+  EXPECT_EQ(entry_state(room, 0).load() & kKindMask, kKindLive);
   EXPECT_EQ(std::memcmp(presence_region(room).data() + kHeaderBytes + 64, me.data(), me.size()), 0);
   ASSERT_TRUE(p.leave(me));
   EXPECT_EQ(entry_state(room, 0).load(), 0u);
@@ -386,7 +388,7 @@ TEST(Presence, EntryOfDeadWriterIsReclaimed) {
   Room room = bus->room(kRoom);
   Presence p(room, {.capacity = 1});
   const pid_t dead = dead_pid();
-  entry_state(room, 0).store(kKindWriting | (std::uint64_t(dead) << 24) | 0x123456);
+  entry_state(room, 0).store(kKindWriting | (std::uint64_t(dead) << 19) | 0x12345);
 
   const auto start = std::chrono::steady_clock::now();
   EXPECT_TRUE(p.who().empty());
@@ -403,7 +405,7 @@ TEST(Presence, EntryOfLiveWriterIsNotTaken) {
   Room room = bus->room(kRoom);
   Presence p(room, {.capacity = 1});
   const auto self = agentbus::shm::self_process();
-  entry_state(room, 0).store(kKindWriting | (std::uint64_t(self.pid) << 24) | (self.start_time & 0xffffff));
+  entry_state(room, 0).store(kKindWriting | (std::uint64_t(self.pid) << 19) | (self.start_time & 0x7ffff));
 
   const auto start = std::chrono::steady_clock::now();
   EXPECT_TRUE(p.who().empty());

@@ -264,7 +264,7 @@ TEST(TaskBoard, ACallLeftHalfDoneByADeadProcessIsRolledBack) {
   const std::uint64_t open = entry->state.load();
   ASSERT_EQ(coord::phase_of(open), coord::Phase::open);
   entry->state.store(coord::make_state(coord::Phase::claiming, coord::token_of(open) + 1,
-                                       static_cast<std::uint32_t>(victim.pid())));
+                                       {static_cast<std::uint32_t>(victim.pid())}));
 
   const Claim c = board.claim(id, "bob");
   EXPECT_GT(c.token, coord::token_of(open) + 1);
