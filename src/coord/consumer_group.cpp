@@ -6,6 +6,7 @@
 #include "bus/room_impl.hpp"
 #include "coord/consumer_group_layout.hpp"
 #include "shm/layout.hpp"
+#include "shm/backoff.hpp"
 #include "shm/clock.hpp"
 #include "shm/failpoint.hpp"
 #include "shm/fences.hpp"
@@ -46,12 +47,6 @@ constexpr int kSpinsBeforeYield = 256;
 constexpr auto kYieldBeforeBlock = std::chrono::microseconds(20);
 
 using shm::align64;
-
-void backoff(int& spins) {
-  if (++spins < 128) __builtin_ia32_pause();
-  else if (spins < 256) std::this_thread::yield();
-  else std::this_thread::sleep_for(std::chrono::microseconds(50));
-}
 
 void check_group_name(std::string_view what, std::string_view name) {
   if (name.empty() || name.size() > coord::kGroupNameBytes)
@@ -314,7 +309,7 @@ struct ConsumerGroup::Impl {
   // Hands out the next new event (or adopts a delivery a dead member was handing out).
   Step dispatch(Delivery& out) {
     const auto deadline = Clock::now() + kSettleWait;
-    for (int spins = 0;;) {
+    for (shm::Backoff backoff;;) {
       const auto [f, k] = window();
       if (k - f >= capacity) {
         retire();
@@ -340,7 +335,7 @@ struct ConsumerGroup::Impl {
         // delivery while the head stays at k is impossible.
         if (h->head.load(std::memory_order_acquire) == k && Clock::now() > deadline)
           corrupt("slot of delivery " + std::to_string(k) + " holds another delivery");
-        backoff(spins);
+        backoff.pause();
         continue;
       }
       if (tag_phase(t) != PendingPhase::dispatching) {
@@ -367,7 +362,7 @@ struct ConsumerGroup::Impl {
       // A live member stays mid-dispatch only for a few stores, unless it is stopped: then
       // report nothing new rather than fail, and look again on the next call.
       if (Clock::now() > deadline) return Step::nothing;
-      backoff(spins);
+      backoff.pause();
     }
   }
 
@@ -691,7 +686,7 @@ namespace {
 bool settle(ConsumerGroup::Impl& g, std::uint64_t k, EventId id, std::uint64_t target, bool only_mine) {
   PendingSlot& s = g.slot(k);
   const auto deadline = Clock::now() + kSettleWait;
-  for (int spins = 0;;) {
+  for (shm::Backoff backoff;;) {
     std::uint64_t t = s.tag.load(std::memory_order_acquire);
     if (!tag_is(t, k) || s.pos.load(std::memory_order_acquire) != id || !tag_is(s.tag.load(std::memory_order_acquire), k))
       return false;
@@ -704,7 +699,7 @@ bool settle(ConsumerGroup::Impl& g, std::uint64_t k, EventId id, std::uint64_t t
         continue;
       }
       if (Clock::now() > deadline) return false;
-      backoff(spins);
+      backoff.pause();
       continue;
     }
     if (ph != PendingPhase::pending && ph != PendingPhase::receipted) return false;

@@ -23,6 +23,7 @@
 // functions that write in several steps hit claim_mid_write between them.
 #pragma once
 
+#include "shm/backoff.hpp"
 #include "shm/failpoint.hpp"
 #include "shm/owner_word.hpp"
 
@@ -30,7 +31,6 @@
 #include <chrono>
 #include <cstdint>
 #include <span>
-#include <thread>
 
 namespace agentbus::shm {
 
@@ -79,7 +79,7 @@ class ClaimTable {
       const auto i = static_cast<std::uint32_t>((hash + probe) % n);
       Entry& e = entries_[i];
       const auto deadline = std::chrono::steady_clock::now() + rules_.settle_wait;
-      for (int spins = 0;;) {
+      for (Backoff backoff;;) {
         std::uint64_t s = e.state.load(std::memory_order_acquire);
         if (s == kClaimReady) {
           if (matches(static_cast<const Entry&>(e))) return {Outcome::found, i};
@@ -92,7 +92,7 @@ class ClaimTable {
         const bool dead_writer = s != 0 && !ClaimWord::holder_alive(s);
         if (s != 0 && !dead_writer) {  // a live writer: wait for it
           if (std::chrono::steady_clock::now() <= deadline) {
-            backoff(spins);
+            backoff.pause();
             continue;
           }
           if (!create && rules_.probe_past_stuck_reads) break;
@@ -134,11 +134,6 @@ class ClaimTable {
   }
 
  private:
-  static void backoff(int& spins) {
-    if (++spins < 64) std::this_thread::yield();
-    else std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-
   std::span<Entry> entries_;
   ClaimRules rules_;
 };

@@ -1,6 +1,7 @@
 #include "shm/clock.hpp"
 #include "shm/ring.hpp"
 
+#include "shm/backoff.hpp"
 #include "shm/failpoint.hpp"
 #include "shm/futex.hpp"
 #include "shm/fences.hpp"
@@ -22,24 +23,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
-
-// Escalating pause for slow paths: spin, then yield, then sleep briefly.
-class Backoff {
- public:
-  void pause() noexcept {
-    if (round_ < 64) {
-      cpu_relax();
-    } else if (round_ < 128) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-    ++round_;
-  }
-
- private:
-  unsigned round_ = 0;
-};
 
 }  // namespace
 
