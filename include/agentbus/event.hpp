@@ -1,4 +1,4 @@
-// agentbus/event.hpp — what a room holds: immutable events.
+// agentbus/event.hpp — what a room holds: immutable events, and the plain values of publishing.
 //
 // An event's id is its position in the room's log: unique and strictly increasing in log
 // order, but not contiguous (ids advance by the record's size). Ids are what `reply_to`,
@@ -52,5 +52,20 @@ inline Event EventView::to_owned() const {
   return {id, ts_ns, std::string(type), std::string(agent), std::string(to), reply_to,
           std::string(payload)};
 }
+
+// What publishing takes besides the event's fields, and what it returns: plain values the
+// ring below the room works with too.
+struct PublishOptions {
+  std::string_view to{};             // directed to this agent; empty: broadcast
+  std::optional<EventId> reply_to{}; // the event this one answers
+};
+
+enum class PublishStatus { ok, bus_full };
+
+struct PublishResult {
+  PublishStatus status = PublishStatus::ok;
+  EventId id = 0;
+  [[nodiscard]] bool ok() const noexcept { return status == PublishStatus::ok; }
+};
 
 }  // namespace agentbus

@@ -24,6 +24,8 @@
 
 namespace agentbus {
 
+class RoomAccess;
+
 struct RoomOptions {
   // Used only when this call creates the room; an existing room keeps its own.
   std::size_t ring_bytes = 1 << 20;          // power of two, 64 KiB .. 1 GiB
@@ -32,19 +34,6 @@ struct RoomOptions {
   std::chrono::milliseconds stall_timeout{100};    // wait before checking a stuck claimer
   std::chrono::milliseconds publish_timeout{1000}; // wait on a full, gated ring before BusFull
   bool create = true;                              // false: throw not_found if absent
-};
-
-struct PublishOptions {
-  std::string_view to{};             // directed to this agent; empty: broadcast
-  std::optional<EventId> reply_to{}; // the event this one answers
-};
-
-enum class PublishStatus { ok, bus_full };
-
-struct PublishResult {
-  PublishStatus status = PublishStatus::ok;
-  EventId id = 0;
-  [[nodiscard]] bool ok() const noexcept { return status == PublishStatus::ok; }
 };
 
 struct ReaderInfo {
@@ -113,10 +102,11 @@ class Room {
 
   struct Impl;
   explicit Room(std::shared_ptr<Impl> impl);
-  // For agentbus's own components built on a room (task board, presence, scratchpad).
-  [[nodiscard]] const std::shared_ptr<Impl>& impl() const noexcept { return impl_; }
 
  private:
+  // agentbus's own components built on a room (task board, presence, status bus) reach its
+  // ring and segment through src/bus/room_access.hpp; users of this header cannot.
+  friend class RoomAccess;
   std::shared_ptr<Impl> impl_;
 };
 

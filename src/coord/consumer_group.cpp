@@ -3,7 +3,7 @@
 #include <agentbus/consumer_group.hpp>
 
 #include "bus/reader_slots.hpp"
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/consumer_group_layout.hpp"
 #include "shm/layout.hpp"
 #include "shm/backoff.hpp"
@@ -13,7 +13,7 @@
 #include "shm/hash.hpp"
 #include "shm/process.hpp"
 #include "shm/slot_table.hpp"
-#include "util/json_text.hpp"
+#include <agentbus/json_text.hpp>
 
 #include <agentbus/error.hpp>
 #include <agentbus/names.hpp>
@@ -540,7 +540,7 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
   const std::uint64_t slots_off = members_off + std::uint64_t(o.max_members) * sizeof(coord::Member);
   const std::uint64_t bytes = slots_off + std::uint64_t(capacity) * sizeof(PendingSlot);
 
-  auto impl = std::make_unique<Impl>(Impl{room, room.impl()->segment, &room.impl()->ring});
+  auto impl = std::make_unique<Impl>(Impl{room, RoomAccess::segment(room), &RoomAccess::ring(room)});
   Impl& g = *impl;
   g.group = std::string(group);
   g.member_name = std::string(member);

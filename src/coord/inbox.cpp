@@ -2,7 +2,7 @@
 // Layout and state machine: src/coord/inbox_layout.hpp; rules: docs/coordination.md.
 #include <agentbus/inbox.hpp>
 
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/inbox_layout.hpp"
 #include "shm/layout.hpp"
 #include "shm/claim_table.hpp"
@@ -308,7 +308,7 @@ Inbox::Inbox(Room room, const InboxOptions& o) {
     throw Error(Errc::invalid_argument, "inbox max_payload_bytes must be from 1 to 1 MiB");
   std::uint64_t ro = 0, so = 0, stride = 0;
   const std::uint64_t bytes = layout_bytes(o.capacity, o.recipient_capacity, o.max_payload_bytes, ro, so, stride);
-  const auto& seg = room.impl()->segment;
+  const auto& seg = RoomAccess::segment(room);
   const std::span<std::byte> region =
       shm::open_region(*seg, room.name() + "#inbox", bytes, o.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<coord::InboxHeader*>(r.data());
@@ -563,7 +563,7 @@ EventId Inbox::reply(std::string_view from, EventId ask_id, std::string_view mes
 std::vector<Event> directed(Room& room, std::string_view agent, std::size_t n) {
   std::vector<Event> out;
   if (n == 0 || agent.empty()) return out;
-  const EventId end = room.impl()->ring.tail();
+  const EventId end = RoomAccess::ring(room).tail();
   std::deque<Event> last;
   Subscription sub = room.subscribe({.from = StartFrom::earliest, .wait = WaitStrategy::yield});
   for (;;) {

@@ -39,7 +39,7 @@
 // that meets `renewing` waits for it to settle, so it never judges a deadline being rewritten.
 #include <agentbus/leases.hpp>
 
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/leases_layout.hpp"
 #include "shm/layout.hpp"
 #include "shm/clock.hpp"
@@ -47,7 +47,7 @@
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 #include "shm/slot_table.hpp"
-#include "util/json_text.hpp"
+#include <agentbus/json_text.hpp>
 
 #include <agentbus/error.hpp>
 
@@ -325,7 +325,7 @@ Leases::Leases(Room room, const LeasesOptions& o) {
   if (o.capacity == 0 || o.capacity > 65536) throw Error(Errc::invalid_argument, "lease capacity must be from 1 to 65536");
   std::uint64_t entries_off = 0, stride = 0;
   const std::uint64_t bytes = layout_bytes(o.capacity, entries_off, stride);
-  const auto& seg = room.impl()->segment;
+  const auto& seg = RoomAccess::segment(room);
   const std::span<std::byte> region =
       shm::open_region(*seg, room.name() + "#leases", bytes, o.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<LeasesHeader*>(r.data());

@@ -13,14 +13,15 @@
 // true statements about when the agent was seen.
 #include <agentbus/presence.hpp>
 
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/presence_layout.hpp"
 #include "shm/claim_table.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 #include "shm/slot_table.hpp"
-#include "util/json_text.hpp"
+#include <agentbus/json_text.hpp>
+#include <agentbus/utf8.hpp>
 
 #include <agentbus/error.hpp>
 
@@ -86,36 +87,12 @@ Departure departure(const Snapshot& s, int64_t now) {
   return Departure::none;
 }
 
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else return false;
-    if (i + n >= s.size()) return false;  // truncated sequence
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 // role and working_on: single-line text that every renderer can show as is.
 void validate_text(std::string_view what, std::string_view text, std::size_t max) {
   if (text.size() > max)
     throw Error(Errc::too_large, std::string(what) + " is " + std::to_string(text.size()) +
                                      " bytes, max " + std::to_string(max));
-  if (!valid_utf8(text)) throw Error(Errc::invalid_argument, std::string(what) + " is not valid UTF-8");
+  if (!util::valid_utf8(text)) throw Error(Errc::invalid_argument, std::string(what) + " is not valid UTF-8");
   for (const char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == 0x7f)
@@ -344,7 +321,7 @@ struct Presence::Impl {
 Presence::Presence(Room room, const PresenceOptions& options)
     : impl_(std::make_unique<Impl>(std::move(room))) {
   Impl& m = *impl_;
-  shm::Segment& seg = *m.room.impl()->segment;
+  shm::Segment& seg = *RoomAccess::segment(m.room);
   m.bus = seg.bus();
   if (options.create && (options.capacity == 0 || options.capacity > kMaxCapacity))
     throw Error(Errc::invalid_argument, "presence capacity must be 1.." + std::to_string(kMaxCapacity));

@@ -22,7 +22,7 @@
 //    `expired` tombstone that keeps the key) and takes over entries of dead writers.
 #include <agentbus/scratchpad.hpp>
 
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/scratchpad_layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/hash.hpp"
@@ -525,7 +525,7 @@ Scratchpad::Scratchpad(const Room& room, const ScratchpadOptions& o) {
   auto impl = std::make_shared<Impl>(room);
   Impl& s = *impl;
   s.name = room.name();
-  shm::Segment& seg = *room.impl()->segment;
+  shm::Segment& seg = *RoomAccess::segment(room);
   s.bus = seg.bus();
   s.busy_timeout = o.busy_timeout;
 

@@ -1,6 +1,6 @@
 #include <agentbus/tasks.hpp>
 
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/task_board_layout.hpp"
 #include "shm/layout.hpp"
 #include "shm/clock.hpp"
@@ -172,7 +172,7 @@ struct TaskBoard::Impl {
         if (index) *index = static_cast<std::uint32_t>(i);
         return entry(static_cast<std::uint32_t>(i));
       }
-      shm::Ring& ring = room.impl()->ring;
+      shm::Ring& ring = RoomAccess::ring(room);
       const bool posted = id < ring.tail() && ring.is_event_start(id);
       if (!posted || Clock::now() > deadline)
         throw Error(Errc::not_found, "no task " + std::to_string(id) + " in room '" + room.name() +
@@ -214,7 +214,7 @@ TaskBoard::TaskBoard(Room room, const TaskBoardOptions& o) {
   const std::uint64_t bytes =
       layout_bytes(tasks, o.catalog_capacity, o.max_payload_bytes, cat_off, keys_off, entries_off, stride);
 
-  const auto& seg = room.impl()->segment;
+  const auto& seg = RoomAccess::segment(room);
   const std::span<std::byte> region =
       shm::open_region(*seg, room.name() + "#tasks", bytes, o.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<coord::TaskBoardHeader*>(r.data());

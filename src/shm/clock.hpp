@@ -1,23 +1,12 @@
-// The two clocks agentbus reads: CLOCK_REALTIME for event and record timestamps people read,
-// CLOCK_MONOTONIC (system-wide, so comparable across processes) for leases, TTLs and deadlines
-// kept in shared memory.
+// The clocks of include/agentbus/clock.hpp under the names the shared-memory code has always
+// used (shm::realtime_ns, shm::monotonic_ns): one definition, two spellings.
 #pragma once
 
-#include <cstdint>
-#include <ctime>
+#include <agentbus/clock.hpp>
 
 namespace agentbus::shm {
 
-inline std::int64_t realtime_ns() noexcept {
-  timespec t{};
-  clock_gettime(CLOCK_REALTIME, &t);
-  return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
-
-inline std::int64_t monotonic_ns() noexcept {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
+using agentbus::monotonic_ns;
+using agentbus::realtime_ns;
 
 }  // namespace agentbus::shm

@@ -1,24 +1,11 @@
-// hash.hpp — FNV-1a 64, the one hash that places named entries (rooms, scratch keys, inbox
-// recipients) in shared-memory tables. Part of the layout: changing it moves every entry, so
-// it bumps kLayoutVersion.
+// The FNV-1a of include/agentbus/hash.hpp under the name the shared-memory tables use
+// (shm::fnv1a). It is part of the segment layout: see kLayoutVersion in shm/layout.hpp.
 #pragma once
 
-#include <cstdint>
-#include <string_view>
+#include <agentbus/hash.hpp>
 
 namespace agentbus::shm {
 
-inline constexpr std::uint64_t kFnvOffsetBasis = 14695981039346656037ull;
-inline constexpr std::uint64_t kFnvPrime = 1099511628211ull;
-
-[[nodiscard]] constexpr std::uint64_t fnv1a(std::string_view s) noexcept {
-  std::uint64_t h = kFnvOffsetBasis;
-  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * kFnvPrime;
-  return h;
-}
-
-// The published test vectors: a wrong basis or prime fails to compile.
-static_assert(fnv1a("") == 0xcbf29ce484222325ull);
-static_assert(fnv1a("a") == 0xaf63dc4c8601ec8cull);
+using agentbus::fnv1a;
 
 }  // namespace agentbus::shm

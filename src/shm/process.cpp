@@ -1,5 +1,7 @@
 #include "shm/process.hpp"
 
+#include <agentbus/process.hpp>
+
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -13,29 +15,52 @@
 namespace agentbus::shm {
 namespace {
 
-// Reads "pid (comm) state ppid ... starttime" and returns (state, starttime). comm may hold
-// spaces and parentheses, so parse from the last ')'.
-bool read_stat(std::uint32_t pid, char& state, std::uint64_t& start) noexcept {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  const char* p = std::strrchr(buf, ')');
-  if (p == nullptr || p[1] != ' ') return false;
-  state = p[2];
-  // After ") " come fields 3..; starttime is field 22, i.e. the 20th field after comm.
+// The fields agentbus reads from "pid (comm) state ppid ... starttime". comm may hold spaces
+// and parentheses, so it ends at the last ')'. `comm` points into the text parsed.
+struct StatFields {
+  std::string_view comm;
+  char state = 0;
+  int ppid = 0;
+  std::uint64_t start = 0;  // field 22
+};
+
+bool parse_stat(const char* text, StatFields& out) noexcept {
+  const char* open = std::strchr(text, '(');
+  const char* p = std::strrchr(text, ')');
+  if (open == nullptr || p == nullptr || p < open || p[1] != ' ' || p[2] == '\0') return false;
+  out.comm = std::string_view(open + 1, static_cast<std::size_t>(p - open - 1));
+  out.state = p[2];
+  // After ") " come fields 3..; ppid is field 4 and starttime field 22.
   const char* q = p + 2;
   for (int field = 3; field < 22; ++field) {
     q = std::strchr(q, ' ');
     if (q == nullptr) return false;
     ++q;
+    if (field == 3) out.ppid = std::atoi(q);
   }
-  start = std::strtoull(q, nullptr, 10);
+  out.start = std::strtoull(q, nullptr, 10);
+  return true;
+}
+
+// /proc/<pid>/stat into `buf`, parsed; false when it cannot be read or parsed.
+bool read_stat_fields(std::uint32_t pid, char (&buf)[1024], StatFields& out) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return parse_stat(buf, out);
+}
+
+bool read_stat(std::uint32_t pid, char& state, std::uint64_t& start) noexcept {
+  char buf[1024];
+  StatFields f;
+  if (!read_stat_fields(pid, buf, f)) return false;
+  state = f.state;
+  start = f.start;
   return true;
 }
 
@@ -148,3 +173,19 @@ bool owner_alive_cached(std::uint64_t packed) noexcept {
 }
 
 }  // namespace agentbus::shm
+
+namespace agentbus {
+
+std::optional<ProcessStat> read_process_stat(int pid) {
+  if (pid <= 0) return std::nullopt;
+  char buf[1024];
+  shm::StatFields f;
+  if (!shm::read_stat_fields(static_cast<std::uint32_t>(pid), buf, f)) return std::nullopt;
+  return ProcessStat{std::string(f.comm), f.state, f.ppid, f.start};
+}
+
+bool process_running(int pid) noexcept {
+  return pid > 0 && shm::process_alive({static_cast<std::uint32_t>(pid), 0});
+}
+
+}  // namespace agentbus

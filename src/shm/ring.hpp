@@ -14,7 +14,7 @@
 
 #include "shm/layout.hpp"
 
-#include <agentbus/room.hpp>
+#include <agentbus/event.hpp>
 
 #include <chrono>
 #include <cstdint>

@@ -1,5 +1,5 @@
 // jsonl.cpp — export_jsonl / import_jsonl: status entries between a room and a JSONL file.
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 
 #include <agentbus/error.hpp>
 #include <agentbus/status_bus.hpp>
@@ -50,7 +50,7 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 ExportResult export_jsonl(Room& room, int fd, const ExportOptions& options) {
-  shm::Ring& ring = room.impl()->ring;
+  shm::Ring& ring = RoomAccess::ring(room);
   const std::uint64_t end = ring.tail();
   SubscribeOptions so;
   if (options.from) {

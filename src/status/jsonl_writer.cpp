@@ -2,7 +2,7 @@
 #include "status/jsonl_writer.hpp"
 
 #include "bus/reader_slots.hpp"
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 
 #include <agentbus/error.hpp>
 
@@ -44,7 +44,7 @@ JsonlWriter::JsonlWriter(Room room, const StatusBusOptions& options, std::atomic
   try {
     SubscribeOptions so;
     so.from = StartFrom::latest;
-    const AttachedReader a = attach_durable(room_.impl()->ring, reader_name_, so);
+    const AttachedReader a = attach_durable(RoomAccess::ring(room_), reader_name_, so);
     slot_ = a.slot;
     cursor_ = a.cursor;
   } catch (...) {
@@ -125,7 +125,7 @@ bool JsonlWriter::flush(std::string& buf, std::size_t& written, std::uint64_t li
 }
 
 void JsonlWriter::run() {
-  shm::Ring& ring = room_.impl()->ring;
+  shm::Ring& ring = RoomAccess::ring(room_);
   const std::size_t batch = std::min<std::size_t>(kBatchBytes, ring.capacity() / 4);
   std::string buf;
   buf.reserve(batch + ring.max_record());

@@ -1,10 +1,11 @@
 // status_bus.cpp — StatusBus: post, subscribers (reader thread + one dispatcher per subscriber),
 // recent/summary over the room's ring. See include/agentbus/status_bus.hpp for the guarantees.
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "status/dispatch_queue.hpp"
 #include "status/jsonl_writer.hpp"
 #include "status/status_format.hpp"
 
+#include <agentbus/clock.hpp>
 #include <agentbus/error.hpp>
 #include <agentbus/status_bus.hpp>
 
@@ -21,12 +22,6 @@ constexpr auto kPoll = std::chrono::milliseconds(50);
 constexpr std::string_view kSystemAgent = "system";
 constexpr std::string_view kCallbackErrorAction = "subscriber-error";
 constexpr EventId kStopMarker = ~EventId{0};
-
-std::int64_t realtime_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 struct Item {
   std::shared_ptr<const StatusEntry> entry;  // null: a marker (overrun skip, or stop)
@@ -123,7 +118,7 @@ void StatusBus::Impl::report(std::string_view action, const std::string& detail)
 void StatusBus::Impl::read_loop(Subscription sub) {
   std::vector<std::shared_ptr<StatusSubscription::State>> local;
   std::uint64_t version = ~0ull;
-  shm::Ring& ring = room.impl()->ring;
+  shm::Ring& ring = RoomAccess::ring(room);
   std::uint64_t stop_at = ~0ull;
   for (;;) {
     if (stop_at == ~0ull && reader_stop.load(std::memory_order_acquire)) stop_at = ring.tail();
@@ -345,7 +340,7 @@ StatusSubscription StatusBus::subscribe(StatusCallback callback) {
   st->callback = std::move(callback);
   std::lock_guard lock(s.mu);
   if (s.closing || s.closed.load()) throw Error(Errc::invalid_argument, "status bus is closed");
-  shm::Ring& ring = s.room.impl()->ring;
+  shm::Ring& ring = RoomAccess::ring(s.room);
   st->start = ring.tail();
   if (!s.reader.joinable()) {
     // The reader's tailer starts at the tail now (>= start): every entry posted after we return

@@ -1,7 +1,7 @@
 // status_format.cpp — the bytes of a status entry; see status_format.hpp.
 #include "status/status_format.hpp"
 
-#include "util/json_text.hpp"
+#include <agentbus/json_text.hpp>
 
 #include <simdjson.h>
 

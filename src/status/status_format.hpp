@@ -4,7 +4,7 @@
 
 #include <agentbus/status_bus.hpp>
 
-#include "util/json_text.hpp"
+#include <agentbus/json_text.hpp>
 
 #include <cstdint>
 #include <optional>

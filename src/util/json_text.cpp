@@ -1,7 +1,7 @@
 // json_text.cpp — see json_text.hpp.
-#include "util/json_text.hpp"
+#include <agentbus/json_text.hpp>
 
-#include "util/utf8.hpp"
+#include <agentbus/utf8.hpp>
 
 #include <cstdio>
 

@@ -1,6 +1,6 @@
 // Directed messages, the durable inbox and ask/reply: ordering, cursors, backpressure, crashed
 // senders and askers, and real processes (the CLI) on both ends.
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/inbox_layout.hpp"
 #include "shm/process.hpp"
 #include "shm/slot_table.hpp"
@@ -54,7 +54,7 @@ struct Raw {
 };
 
 Raw raw(Room& room) {
-  auto region = shm::open_region(*room.impl()->segment, room.name() + "#inbox", 0, false, [](std::span<std::byte>) {});
+  auto region = shm::open_region(*RoomAccess::segment(room), room.name() + "#inbox", 0, false, [](std::span<std::byte>) {});
   auto* h = reinterpret_cast<coord::InboxHeader*>(region.data());
   return {h, reinterpret_cast<coord::Recipient*>(region.data() + h->recipients_offset), region.data() + h->slots_offset};
 }
@@ -175,9 +175,9 @@ TEST(Inbox, FullInboxIsNoSpaceAndNothingIsPublished) {
   Room room = bus->room("r");
   Inbox inbox(room, {.capacity = 6, .per_recipient = 4, .max_payload_bytes = 64});
   for (int i = 0; i < 4; ++i) inbox.send("alice", "bob", "note", "m" + std::to_string(i));
-  const EventId tail = room.impl()->ring.tail();
+  const EventId tail = RoomAccess::ring(room).tail();
   expect_error([&] { inbox.send("alice", "bob", "note", "m4"); }, Errc::no_space, "inbox of 'bob' is full");
-  EXPECT_EQ(room.impl()->ring.tail(), tail) << "a refused message must not be published";
+  EXPECT_EQ(RoomAccess::ring(room).tail(), tail) << "a refused message must not be published";
   expect_error([&] { inbox.send("alice", "bob", "note", std::string(65, 'x')); }, Errc::too_large, "64");
   inbox.send("alice", "carol", "note", "c0");
   inbox.send("alice", "carol", "note", "c1");

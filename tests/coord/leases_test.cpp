@@ -2,7 +2,7 @@
 // and real processes racing through the CLI for overlapping sets.
 #include "coord/leases_layout.hpp"
 #include "shm/slot_table.hpp"
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "support/child_process.hpp"
 #include "support/expect.hpp"
 #include "support/test_bus.hpp"
@@ -224,7 +224,7 @@ TEST(Leases, CorruptHeaderIsRefused) {
   TestBus bus("leases-corrupt");
   Room room = bus->room("r");
   { Leases leases(room); }
-  auto region = shm::open_region(*room.impl()->segment, "r#leases", 0, false, [](std::span<std::byte>) {});
+  auto region = shm::open_region(*RoomAccess::segment(room), "r#leases", 0, false, [](std::span<std::byte>) {});
   auto* h = reinterpret_cast<coord::leases::LeasesHeader*>(region.data());
   h->capacity = 1u << 30;
   expect_error([&] { Leases again(room); }, Errc::corrupt, "destroy");
@@ -243,7 +243,7 @@ TEST(Leases, AcquisitionLeftHalfDoneByADeadProcessIsRolledBack) {
   ::kill(victim.pid(), SIGKILL);
   ASSERT_EQ(victim.wait(5s), 128 + SIGKILL);
   // Forge what a process killed between announcing and winning leaves: both entries acquiring.
-  auto region = shm::open_region(*room.impl()->segment, "r#leases", 0, false, [](std::span<std::byte>) {});
+  auto region = shm::open_region(*RoomAccess::segment(room), "r#leases", 0, false, [](std::span<std::byte>) {});
   auto* h = reinterpret_cast<coord::leases::LeasesHeader*>(region.data());
   for (std::uint32_t i = 0; i < 2; ++i) {
     auto* e = reinterpret_cast<coord::leases::LeaseEntry*>(region.data() + h->entries_offset + i * h->entry_stride);

@@ -7,7 +7,7 @@
 #include "support/child_process.hpp"
 #include "support/test_bus.hpp"
 
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "shm/process.hpp"
 #include "shm/slot_table.hpp"
 
@@ -51,7 +51,7 @@ constexpr std::uint64_t kKindLive = 2ull << 61;
 constexpr std::uint64_t kKindWriting = 1ull << 61;
 
 std::span<std::byte> presence_region(Room& room) {
-  return agentbus::shm::open_region(*room.impl()->segment, room.name() + "#presence", 0, false, {});
+  return agentbus::shm::open_region(*agentbus::RoomAccess::segment(room), room.name() + "#presence", 0, false, {});
 }
 
 std::atomic<std::uint64_t>& entry_state(Room& room, std::size_t i) {

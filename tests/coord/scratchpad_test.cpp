@@ -2,7 +2,7 @@
 // ($AGENTBUS_CLI) as another process, including writers stopped or killed mid-write.
 #include <agentbus/agentbus.hpp>
 
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "coord/scratchpad_layout.hpp"
 #include "shm/slot_table.hpp"
 #include "support/test_bus.hpp"
@@ -484,7 +484,7 @@ TEST(Scratchpad, OpeningWithoutCreateDoesNotCreate) {
 TEST(Scratchpad, CorruptHeaderIsRefused) {
   TestBus bus("scr-corrupt");
   Room room = bus->room(kRoom);
-  shm::Segment& seg = *room.impl()->segment;
+  shm::Segment& seg = *RoomAccess::segment(room);
   shm::open_region(seg, std::string(kRoom) + "#scratch", 64 << 10, true, [](std::span<std::byte> r) {
     std::memcpy(r.data(), "NOTSCRCH", 8);
   });
@@ -511,7 +511,7 @@ TEST(Scratchpad, CorruptEntryIsRefused) {
   Scratchpad pad(room, small(64 << 10, 4096, 8));
   pad.write("k", "value");
   const std::span<std::byte> region =
-      shm::open_region(*room.impl()->segment, std::string(kRoom) + "#scratch", 0, false, {});
+      shm::open_region(*RoomAccess::segment(room), std::string(kRoom) + "#scratch", 0, false, {});
   auto* header = reinterpret_cast<coord::ScratchHeader*>(region.data());
   auto* entries = reinterpret_cast<coord::ScratchEntry*>(region.data() + header->entries_offset);
   coord::ScratchEntry* entry = nullptr;

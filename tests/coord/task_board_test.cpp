@@ -2,7 +2,7 @@
 // claimants and from calls left half done, with real processes racing through the CLI.
 #include "coord/task_board_layout.hpp"
 #include "shm/slot_table.hpp"
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "support/child_process.hpp"
 #include "support/expect.hpp"
 #include "support/test_bus.hpp"
@@ -255,7 +255,7 @@ TEST(TaskBoard, ACallLeftHalfDoneByADeadProcessIsRolledBack) {
   ChildProcess victim({"/bin/sleep", "1000"});
   ::kill(victim.pid(), SIGKILL);
   ASSERT_EQ(victim.wait(5s), 128 + SIGKILL);
-  auto region = shm::open_region(*room.impl()->segment, "r#tasks", 0, false, [](std::span<std::byte>) {});
+  auto region = shm::open_region(*RoomAccess::segment(room), "r#tasks", 0, false, [](std::span<std::byte>) {});
   auto* h = reinterpret_cast<coord::TaskBoardHeader*>(region.data());
   auto* keys = reinterpret_cast<std::atomic<std::uint64_t>*>(region.data() + h->keys_offset);
   std::uint32_t index = 0;
@@ -275,7 +275,7 @@ TEST(TaskBoard, CorruptHeaderIsRefused) {
   TestBus bus("tasks-corrupt");
   Room room = bus->room("r");
   { TaskBoard board(room); }
-  auto region = shm::open_region(*room.impl()->segment, "r#tasks", 0, false, [](std::span<std::byte>) {});
+  auto region = shm::open_region(*RoomAccess::segment(room), "r#tasks", 0, false, [](std::span<std::byte>) {});
   reinterpret_cast<coord::TaskBoardHeader*>(region.data())->task_capacity = 1u << 30;
   expect_error([&] { TaskBoard again(room); }, Errc::corrupt, "destroy");
 }

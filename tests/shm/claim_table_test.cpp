@@ -1,6 +1,6 @@
 // The claim table on its own, on a plain block of memory (threads), and on a real bus with a
 // creator process killed at each step of the protocol (fork/exec, SIGKILL at a failpoint).
-#include "bus/room_impl.hpp"
+#include "bus/room_access.hpp"
 #include "shm/claim_table.hpp"
 #include "shm/slot_table.hpp"
 #include "support/child_process.hpp"
@@ -251,7 +251,7 @@ TEST_P(ClaimTableCrash, ACreatorKilledMidClaimIsRecoveredAndOtherRoomsAreIntact)
   test::TestBus bus("claimcrash");
   Room kept = bus->room("kept");
   const EventId first = kept.publish("t", "a", "before the crash").id;
-  Segment& seg = *kept.impl()->segment;
+  Segment& seg = *RoomAccess::segment(kept);
 
   test::ChildProcess child({test::helper_path(), "publish", bus.name(), "victim", "0", "1"},
                            {std::string("AGENTBUS_FAILPOINTS=") + GetParam().failpoint + "@1=kill"});

@@ -16,6 +16,9 @@
 #include "output.hpp"
 #include "session.hpp"
 
+#include <agentbus/clock.hpp>
+#include <agentbus/process.hpp>
+
 #include <poll.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -69,11 +72,6 @@ void arm_watchdog(milliseconds limit) {
   setitimer(ITIMER_REAL, &timer, nullptr);
 }
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // All of stdin, read until EOF within `limit`; nullopt when it does not end in time, is over
 // 1 MiB, or cannot be read. A terminal on stdin is no input (a human typing the command).
 std::optional<std::string> read_stdin(milliseconds limit) {
@@ -103,18 +101,9 @@ std::set<int> session_ancestors(int session) {
   std::set<int> pids{session};
   int pid = static_cast<int>(::getppid());
   for (int depth = 0; depth < 32 && pid > 1 && pids.insert(pid).second; ++depth) {
-    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-    if (f == nullptr) break;
-    char buf[1024];
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    const std::string_view stat(buf, n);
-    const std::size_t close = stat.rfind(')');  // the command name may hold spaces and parens
-    int ppid = 0;
-    if (close == std::string_view::npos ||
-        std::sscanf(std::string(stat.substr(close + 1)).c_str(), " %*c %d", &ppid) != 1)
-      break;
-    pid = ppid;
+    const std::optional<ProcessStat> stat = read_process_stat(pid);
+    if (!stat) break;
+    pid = stat->ppid;
   }
   return pids;
 }
@@ -198,7 +187,7 @@ class HookRun {
     const std::optional<SessionRecord> old = read_record();
     const std::string self = self_agent(old);
     touch(self);
-    const std::int64_t now = now_ns();
+    const std::int64_t now = realtime_ns();
     const milliseconds window = validated_ms(args_.join_window);
 
     HookDigest d = base_digest(self);
@@ -247,7 +236,7 @@ class HookRun {
     touch(self);
     if (!old) {
       // No cursor (session-start did not run, or the record expired): set it silently.
-      write_record({room_->info().tail, 0, now_ns(), 0, self});
+      write_record({room_->info().tail, 0, realtime_ns(), 0, self});
       return 0;
     }
     const std::uint64_t inbox_after = old->agent == self ? old->inbox_seq : 0;
@@ -271,7 +260,7 @@ class HookRun {
     const std::optional<SessionRecord> old = read_record();
     const std::string self = self_agent(old);
     const std::string agent = self.empty() ? "session-" + key_.substr(key_.rfind(':') + 1, 8) : self;
-    const PublishResult r = room_->publish("SESSION_ENDED", agent, session_ended_payload(in_, old, now_ns()));
+    const PublishResult r = room_->publish("SESSION_ENDED", agent, session_ended_payload(in_, old, realtime_ns()));
     if (!r.ok()) debug("SESSION_ENDED not posted: the room's ring is full");
     if (!self.empty()) {
       or_absent<int>(

@@ -11,6 +11,8 @@
 #include "output.hpp"
 #include "top_view.hpp"
 
+#include <agentbus/clock.hpp>
+
 #define NCURSES_NOMACROS  // keep curses from defining move(), erase(), timeout() as macros
 #include <curses.h>
 #include <unistd.h>
@@ -57,9 +59,7 @@ class Watcher {
     TopSnapshot snap;
     snap.bus = g_.bus;
     snap.live = live_;
-    snap.now_ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
+    snap.now_ns = realtime_ns();
     if (!bus_) {
       BusOptions o;
       o.name = g_.bus;

@@ -2,7 +2,8 @@
 
 #include "output.hpp"
 #include "session.hpp"
-#include "shm/process.hpp"
+
+#include <agentbus/process.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -299,7 +300,7 @@ void touch_presence(Room& room, std::string_view agent) {
 int session_pid(const Globals& g) {
   if (g.session_pid != 0) {
     // Checked here, not only by the library, so the message names the option to fix.
-    if (!shm::process_alive({static_cast<std::uint32_t>(g.session_pid), 0}))
+    if (!process_running(g.session_pid))
       throw Error(Errc::invalid_argument, "--session-pid / $AGENTBUS_SESSION_PID " + std::to_string(g.session_pid) +
                                               " is not a running process");
     return g.session_pid;

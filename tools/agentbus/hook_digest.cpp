@@ -4,6 +4,8 @@
 #include "output.hpp"
 #include "top_view.hpp"
 
+#include <agentbus/hash.hpp>
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -118,11 +120,7 @@ std::string session_key(std::string_view session_id) {
   const bool plain = !session_id.empty() && session_id.size() <= 64 &&
                      std::all_of(session_id.begin(), session_id.end(), name_char);
   if (plain) return "hook:cursor:" + std::string(session_id);
-  std::uint64_t h = 14695981039346656037ull;  // FNV-1a 64
-  for (const char c : session_id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
+  const std::uint64_t h = fnv1a(session_id);
   char buf[24];
   std::snprintf(buf, sizeof buf, "h%016llx", static_cast<unsigned long long>(h));
   return "hook:cursor:" + std::string(buf);

@@ -1,8 +1,8 @@
 // output.cpp — rendering events and bus info for the CLI; see output.hpp for the contract.
 #include "output.hpp"
 
-#include "util/json_text.hpp"
-#include "util/utf8.hpp"
+#include <agentbus/json_text.hpp>
+#include <agentbus/utf8.hpp>
 
 #include <simdjson.h>
 

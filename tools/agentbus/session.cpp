@@ -2,6 +2,8 @@
 
 #include "output.hpp"
 
+#include <agentbus/process.hpp>
+
 #include <algorithm>
 #include <cstdio>
 #include <fcntl.h>
@@ -46,19 +48,14 @@ bool same_program(const ProcessFacts& a, const ProcessFacts& b) {
 
 std::optional<ProcessFacts> read_process_facts(int pid) {
   if (pid <= 0) return std::nullopt;
-  const std::optional<std::string> stat = read_proc_file(pid, "stat");
+  const std::optional<ProcessStat> stat = read_process_stat(pid);
   const std::optional<std::string> cmdline = read_proc_file(pid, "cmdline");
   if (!stat || !cmdline) return std::nullopt;
-  // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut at the last ')'.
-  const std::size_t open_paren = stat->find('(');
-  const std::size_t close_paren = stat->rfind(')');
-  if (open_paren == std::string::npos || close_paren == std::string::npos || close_paren < open_paren) return std::nullopt;
+  if (stat->state == 'Z' || stat->state == 'X') return std::nullopt;  // exited: it cannot be a session
   ProcessFacts p;
   p.pid = pid;
-  p.comm = stat->substr(open_paren + 1, close_paren - open_paren - 1);
-  char state = 0;
-  if (std::sscanf(stat->c_str() + close_paren + 1, " %c %d", &state, &p.ppid) != 2) return std::nullopt;
-  if (state == 'Z' || state == 'X') return std::nullopt;  // exited: it cannot be a session
+  p.comm = stat->comm;
+  p.ppid = stat->ppid;
   for (std::size_t at = 0; at < cmdline->size();) {
     const std::size_t end = std::min(cmdline->find('\0', at), cmdline->size());
     p.argv.push_back(cmdline->substr(at, end - at));

@@ -3,6 +3,8 @@
 
 #include "output.hpp"
 
+#include <agentbus/utf8.hpp>
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -220,17 +222,12 @@ std::string to_ascii(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      out += text[i++];
-      continue;
-    }
-    std::size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-    const std::string_view cp = text.substr(i, len);
-    if (cp == "\u2192") out += "->";
-    else if (cp == "\u2026") out += "...";
-    else out += '?';
-    i += std::max<std::size_t>(cp.size(), 1);
+    const util::CodePoint c = util::decode_utf8(text, i);
+    if (c.cp < 0x80) out += static_cast<char>(c.cp);
+    else if (c.cp == 0x2192) out += "->";   // →
+    else if (c.cp == 0x2026) out += "...";  // …
+    else out += '?';                        // anything else, invalid bytes included
+    i += c.len;
   }
   return out;
 }

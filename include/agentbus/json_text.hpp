@@ -1,5 +1,6 @@
-// JSON string literals for whatever text agentbus writes as JSON: event payloads it builds
-// (status entries, audit and dead-letter events) and the CLI's --json output.
+// agentbus/json_text.hpp — JSON string literals for whatever text agentbus writes as JSON:
+// event payloads it builds (status entries, audit and dead-letter events) and the CLI's --json
+// output.
 #pragma once
 
 #include <string>

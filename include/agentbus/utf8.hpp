@@ -1,6 +1,7 @@
-// Strict UTF-8 decoding, shared by everything that escapes or sanitises text: overlong forms,
-// surrogates and values past U+10FFFF are invalid. Strictness matters for safety, not pedantry:
-// "\xC0\x9B" is an overlong ESC some terminals accept.
+// agentbus/utf8.hpp — strict UTF-8 decoding, shared by everything that escapes, sanitises or
+// checks text (the library and the CLI): overlong forms, surrogates and values past U+10FFFF
+// are invalid. Strictness matters for safety, not pedantry: "\xC0\x9B" is an overlong ESC
+// some terminals accept.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +38,16 @@ inline CodePoint decode_utf8(std::string_view s, std::size_t i) noexcept {
   }
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return {kInvalidCodePoint, 1};
   return {cp, len};
+}
+
+// True when all of `s` is strict UTF-8.
+[[nodiscard]] inline bool valid_utf8(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < s.size();) {
+    const CodePoint c = decode_utf8(s, i);
+    if (c.cp == kInvalidCodePoint) return false;
+    i += c.len;
+  }
+  return true;
 }
 
 }  // namespace agentbus::util
