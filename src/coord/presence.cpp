@@ -24,6 +24,7 @@
 #include <agentbus/presence.hpp>
 
 #include "bus/room_impl.hpp"
+#include "coord/region.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
@@ -35,6 +36,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -66,9 +68,10 @@ struct alignas(64) Header {
   std::atomic<uint64_t> leaves;
   std::atomic<uint64_t> expired_reclaimed;
   std::atomic<uint64_t> dead_sessions_reclaimed;
-  std::atomic<uint64_t> stale_writers_reclaimed;
+  std::atomic<uint64_t> dead_writers_reclaimed;
 };
 static_assert(sizeof(Header) == 128);
+static_assert(offsetof(Header, version) == offsetof(coord::RegionPrefix, version));
 
 struct alignas(64) Entry {
   std::atomic<uint64_t> state;
@@ -87,6 +90,8 @@ static_assert(sizeof(Entry) == 512);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 // A process-local copy of one live entry.
+constexpr coord::RegionKind kRegion{"presence table", "#presence", kPresenceMagic, kPresenceVersion, sizeof(Header)};
+
 struct Snapshot {
   uint64_t state = 0;
   std::string handle, role, working_on;
@@ -290,11 +295,7 @@ struct Presence::Impl {
     }
   }
 
-  Error corrupt(const std::string& what) const {
-    return Error(Errc::corrupt, "presence table of room '" + room.name() + "' on bus '" + bus +
-                                    "' is corrupt (" + what + "); remove the bus with `agentbus --bus " +
-                                    bus + " destroy`");
-  }
+  Error corrupt(const std::string& what) const { return coord::corrupt_region(bus, room.name(), kRegion.noun, what); }
 
   // Entry i with handle `qualified`, live or not yet reclaimed.
   std::optional<uint32_t> find(std::string_view qualified, Snapshot& snap) const {
@@ -374,7 +375,7 @@ struct Presence::Impl {
       uint64_t expected = e.state.load(std::memory_order_acquire);
       if ((expected & kKindMask) != kWriting || writer_alive(expected)) return false;
       if (!e.state.compare_exchange_strong(expected, me, std::memory_order_acq_rel)) return false;
-      header->stale_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
+      header->dead_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
     if (departure(snap, steady_ns()) == Departure::none) return false;
@@ -403,30 +404,21 @@ Presence::Presence(Room room, const PresenceOptions& options)
   if (options.create && (options.capacity == 0 || options.capacity > kMaxCapacity))
     throw Error(Errc::invalid_argument, "presence capacity must be 1.." + std::to_string(kMaxCapacity));
   const uint64_t bytes = sizeof(Header) + uint64_t(options.capacity) * sizeof(Entry);
-  const std::span<std::byte> region =
-      shm::open_region(seg, m.room.name() + "#presence", bytes, options.create, [&](std::span<std::byte> r) {
+  const coord::Region region = coord::Region::open(
+      seg, m.room.name(), kRegion, bytes, options.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<Header*>(r.data());
-        h->magic = kPresenceMagic;
-        h->version = kPresenceVersion;
         h->header_bytes = sizeof(Header);
         h->entry_bytes = sizeof(Entry);
         h->capacity = options.capacity;
       });
-  if (region.empty())
-    throw Error(Errc::not_found, "room '" + m.room.name() + "' on bus '" + m.bus + "' has no presence table");
-  if (region.size() < sizeof(Header)) throw m.corrupt("region smaller than its header");
-  auto* h = reinterpret_cast<Header*>(region.data());
-  if (h->magic != kPresenceMagic) throw m.corrupt("bad magic");
-  if (h->version != kPresenceVersion)
-    throw m.corrupt("layout version " + std::to_string(h->version) + ", expected " +
-                    std::to_string(kPresenceVersion));
-  if (h->header_bytes != sizeof(Header) || h->entry_bytes != sizeof(Entry)) throw m.corrupt("bad sizes");
-  if (h->capacity == 0 || h->capacity > kMaxCapacity ||
-      sizeof(Header) + uint64_t(h->capacity) * sizeof(Entry) > region.size())
-    throw m.corrupt("capacity " + std::to_string(h->capacity) + " does not fit the region");
+  auto* h = region.header<Header>();
+  region.require(h->header_bytes == sizeof(Header) && h->entry_bytes == sizeof(Entry), "bad sizes");
+  region.require(h->capacity != 0 && h->capacity <= kMaxCapacity &&
+                     sizeof(Header) + uint64_t(h->capacity) * sizeof(Entry) <= region.size(),
+                 "capacity " + std::to_string(h->capacity) + " does not fit the region");
   m.header = h;
   m.capacity = h->capacity;
-  m.entries = reinterpret_cast<Entry*>(region.data() + sizeof(Header));
+  m.entries = reinterpret_cast<Entry*>(region.bytes().data() + sizeof(Header));
 }
 
 Presence::~Presence() = default;
@@ -589,6 +581,14 @@ std::optional<AgentInfo> Presence::find(std::string_view qualified) const {
 
 std::uint32_t Presence::capacity() const noexcept { return impl_->capacity; }
 
+std::vector<Counter> counter_list(const PresenceCounters& c) {
+  return {{"joins", c.joins},
+          {"leaves", c.leaves},
+          {"expired_reclaimed", c.expired_reclaimed},
+          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
+          {"dead_writers_reclaimed", c.dead_writers_reclaimed}};
+}
+
 PresenceCounters Presence::counters() const {
   const Header& h = *impl_->header;
   PresenceCounters c;
@@ -596,7 +596,7 @@ PresenceCounters Presence::counters() const {
   c.leaves = h.leaves.load(std::memory_order_relaxed);
   c.expired_reclaimed = h.expired_reclaimed.load(std::memory_order_relaxed);
   c.dead_sessions_reclaimed = h.dead_sessions_reclaimed.load(std::memory_order_relaxed);
-  c.stale_writers_reclaimed = h.stale_writers_reclaimed.load(std::memory_order_relaxed);
+  c.dead_writers_reclaimed = h.dead_writers_reclaimed.load(std::memory_order_relaxed);
   return c;
 }
 

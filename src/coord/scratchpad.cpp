@@ -23,6 +23,7 @@
 #include <agentbus/scratchpad.hpp>
 
 #include "bus/room_impl.hpp"
+#include "coord/region.hpp"
 #include "coord/scratchpad_layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/hash.hpp"
@@ -53,6 +54,9 @@ using coord::ScratchEntry;
 using coord::ScratchHeader;
 
 namespace {
+
+constexpr coord::RegionKind kRegion{"scratchpad", "#scratch", coord::kScratchMagic, coord::kScratchVersion,
+                                    sizeof(ScratchHeader)};
 
 using shm::monotonic_ns;
 using shm::realtime_ns;
@@ -178,8 +182,7 @@ struct Scratchpad::Impl {
   explicit Impl(Room r) : room(std::move(r)) {}
 
   [[noreturn]] void corrupt(const std::string& what) const {
-    throw Error(Errc::corrupt, "the scratchpad of room '" + name + "' on bus '" + bus + "' is corrupt (" +
-                                   what + "); remove the bus with `agentbus --bus " + bus + " destroy`");
+    throw coord::corrupt_region(bus, name, kRegion.noun, what);
   }
 
   std::uint32_t blocks_for(std::uint64_t bytes) const {
@@ -315,7 +318,7 @@ struct Scratchpad::Impl {
       keep.clear();
     }
     free_orphans(i, keep);
-    header->writers_recovered.fetch_add(1, std::memory_order_relaxed);
+    header->dead_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
   }
 
   // Takes entry i's claim if it is free or its holder is dead (then repairs it). No waiting;
@@ -531,11 +534,9 @@ Scratchpad::Scratchpad(const Room& room, const ScratchpadOptions& o) {
 
   const coord::ScratchLayout want =
       coord::scratch_layout(o.key_capacity, coord::kScratchBlockBytes, wanted_blocks);
-  const std::span<std::byte> region =
-      shm::open_region(seg, s.name + "#scratch", want.total_bytes, o.create, [&](std::span<std::byte> r) {
+  const coord::Region region =
+      coord::Region::open(seg, s.name, kRegion, want.total_bytes, o.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<ScratchHeader*>(r.data());  // zero-filled, not yet visible
-        h->magic = coord::kScratchMagic;
-        h->version = coord::kScratchVersion;
         h->header_bytes = sizeof(ScratchHeader);
         h->region_bytes = want.total_bytes;
         h->key_capacity = o.key_capacity;
@@ -546,34 +547,26 @@ Scratchpad::Scratchpad(const Room& room, const ScratchpadOptions& o) {
         h->block_words_offset = want.block_words_offset;
         h->blocks_offset = want.blocks_offset;
       });
-  if (region.empty())
-    throw Error(Errc::not_found, "room '" + s.name + "' on bus '" + s.bus + "' has no scratchpad yet");
 
   // Trust nothing: every field must describe a layout that fits the region we were given.
-  if (region.size() < sizeof(ScratchHeader)) s.corrupt("region smaller than its header");
-  auto* h = reinterpret_cast<ScratchHeader*>(region.data());
-  if (h->magic != coord::kScratchMagic) s.corrupt("bad magic");
-  if (h->version != coord::kScratchVersion || h->header_bytes != sizeof(ScratchHeader))
-    throw Error(Errc::incompatible, "the scratchpad of room '" + s.name + "' on bus '" + s.bus +
-                                        "' has layout version " + std::to_string(h->version) + ", this build uses " +
-                                        std::to_string(coord::kScratchVersion) +
-                                        "; remove the bus with `agentbus --bus " + s.bus + " destroy`");
+  auto* h = region.header<ScratchHeader>();
+  region.require(h->header_bytes == sizeof(ScratchHeader), "bad sizes");
   const std::uint32_t cap = h->key_capacity, bs = h->block_bytes, blocks = h->block_count;
-  if (cap < 1 || cap > coord::kScratchMaxKeyCapacity) s.corrupt("key capacity out of range");
-  if (bs < 512 || bs > (1u << 20) || (bs & (bs - 1)) != 0) s.corrupt("block size out of range");
-  if (blocks < 1 || blocks > coord::kScratchMaxBlocks) s.corrupt("block count out of range");
-  if (h->max_value_bytes < 1 || h->max_value_bytes > std::uint64_t(blocks) * bs)
-    s.corrupt("maximum value size out of range");
+  region.require(cap >= 1 && cap <= coord::kScratchMaxKeyCapacity, "key capacity out of range");
+  region.require(bs >= 512 && bs <= (1u << 20) && (bs & (bs - 1)) == 0, "block size out of range");
+  region.require(blocks >= 1 && blocks <= coord::kScratchMaxBlocks, "block count out of range");
+  region.require(h->max_value_bytes >= 1 && h->max_value_bytes <= std::uint64_t(blocks) * bs,
+                 "maximum value size out of range");
   const coord::ScratchLayout got = coord::scratch_layout(cap, bs, blocks);
-  if (h->entries_offset != got.entries_offset || h->block_words_offset != got.block_words_offset ||
-      h->blocks_offset != got.blocks_offset || h->region_bytes != got.total_bytes ||
-      got.total_bytes > region.size())
-    s.corrupt("layout does not fit its region");
+  region.require(h->entries_offset == got.entries_offset && h->block_words_offset == got.block_words_offset &&
+                     h->blocks_offset == got.blocks_offset && h->region_bytes == got.total_bytes &&
+                     got.total_bytes <= region.size(),
+                 "layout does not fit its region");
 
   s.header = h;
-  s.entries = reinterpret_cast<ScratchEntry*>(region.data() + got.entries_offset);
-  s.words = reinterpret_cast<std::atomic<std::uint64_t>*>(region.data() + got.block_words_offset);
-  s.blocks = region.data() + got.blocks_offset;
+  s.entries = reinterpret_cast<ScratchEntry*>(region.bytes().data() + got.entries_offset);
+  s.words = reinterpret_cast<std::atomic<std::uint64_t>*>(region.bytes().data() + got.block_words_offset);
+  s.blocks = region.bytes().data() + got.blocks_offset;
   s.key_capacity = cap;
   s.block_bytes = bs;
   s.block_count = blocks;
@@ -691,6 +684,14 @@ std::vector<ScratchKey> Scratchpad::keys() const {
   return out;
 }
 
+std::vector<Counter> counter_list(const ScratchpadInfo& c) {
+  return {{"keys_live", c.keys_live},
+          {"heap_used", c.heap_used},
+          {"heap_bytes", c.heap_bytes},
+          {"dead_writers_reclaimed", c.dead_writers_reclaimed},
+          {"expired_reclaimed", c.expired_reclaimed}};
+}
+
 ScratchpadInfo Scratchpad::info() const {
   const Impl& s = *impl_;
   const Clock::time_point deadline = Clock::now() + s.busy_timeout;
@@ -708,7 +709,7 @@ ScratchpadInfo Scratchpad::info() const {
   info.heap_bytes = std::size_t(s.block_count) * s.block_bytes;
   info.heap_used = std::size_t(s.block_count - s.free_blocks()) * s.block_bytes;
   info.max_value_bytes = static_cast<std::size_t>(s.max_value_bytes);
-  info.writers_recovered = s.header->writers_recovered.load(std::memory_order_relaxed);
+  info.dead_writers_reclaimed = s.header->dead_writers_reclaimed.load(std::memory_order_relaxed);
   info.expired_reclaimed = s.header->expired_reclaimed.load(std::memory_order_relaxed);
   return info;
 }
