@@ -24,6 +24,7 @@
 
 #include "bus/room_impl.hpp"
 #include "coord/region.hpp"
+#include "coord/scratch_heap.hpp"
 #include "coord/scratchpad_layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/hash.hpp"
@@ -170,12 +171,9 @@ struct Scratchpad::Impl {
   std::string bus;
   ScratchHeader* header = nullptr;
   ScratchEntry* entries = nullptr;
-  std::atomic<std::uint64_t>* words = nullptr;
-  std::byte* blocks = nullptr;
+  coord::ScratchHeap heap;
   // Validated copies of the header's capacities: process-local, so trusted.
   std::uint32_t key_capacity = 0;
-  std::uint32_t block_bytes = 0;
-  std::uint32_t block_count = 0;
   std::uint64_t max_value_bytes = 0;
   milliseconds busy_timeout{0};
 
@@ -183,10 +181,6 @@ struct Scratchpad::Impl {
 
   [[noreturn]] void corrupt(const std::string& what) const {
     throw coord::corrupt_region(bus, name, kRegion.noun, what);
-  }
-
-  std::uint32_t blocks_for(std::uint64_t bytes) const {
-    return static_cast<std::uint32_t>((bytes + block_bytes - 1) / block_bytes);
   }
 
   // A descriptor is checked wherever it came from: only checked fields are used.
@@ -197,8 +191,8 @@ struct Scratchpad::Impl {
     if (d.key_len == 0 || d.key_len > coord::kScratchMaxKey) bad("key length out of range");
     if (d.state != coord::kEntryValue) return;
     if (d.value_len > max_value_bytes) bad("value length out of range");
-    if (d.block_count != blocks_for(d.value_len)) bad("block count does not match the length");
-    if (d.block_count > 0 && d.first_block >= block_count) bad("block index out of range");
+    if (d.block_count != heap.blocks_for(d.value_len)) bad("block count does not match the length");
+    if (d.block_count > 0 && d.first_block >= heap.block_count) bad("block index out of range");
   }
 
   // ---- reading ---------------------------------------------------------------------------
@@ -243,24 +237,6 @@ struct Scratchpad::Impl {
     return f;
   }
 
-  // Copies a value's blocks into `out`. False when the chain does not hold together (the
-  // blocks were freed and reused meanwhile; the caller's re-check of `current` decides).
-  bool copy_value(std::uint32_t index, const ScratchDescriptor& d, char* out) const {
-    std::uint32_t b = d.first_block;
-    std::uint64_t left = d.value_len;
-    for (std::uint32_t n = 0; n < d.block_count; ++n) {
-      if (b >= block_count) return false;
-      const std::uint64_t w = words[b].load(std::memory_order_relaxed);
-      if ((w >> 32) != index + 1ull) return false;
-      const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(left, block_bytes));
-      shm::copy_from_ring(out, blocks + std::size_t(b) * block_bytes, chunk);
-      out += chunk;
-      left -= chunk;
-      b = static_cast<std::uint32_t>(w);
-    }
-    return left == 0;
-  }
-
   // ---- claims ------------------------------------------------------------------------------
 
   // The published descriptor of an entry whose claim we hold (nobody else can change it).
@@ -279,45 +255,18 @@ struct Scratchpad::Impl {
     e.current.store((((cur >> 1) + 1) << 1) | spare, std::memory_order_release);
   }
 
-  // Frees every block tagged with entry `i` except `keep` (sorted). Only the holder of i's
-  // claim calls this, and only it tags blocks with i, so nothing here races with an owner.
-  void free_orphans(std::uint32_t i, const std::vector<std::uint32_t>& keep) const {
-    const std::uint64_t tag = i + 1ull;
-    for (std::uint32_t b = 0; b < block_count; ++b) {
-      const std::uint64_t w = words[b].load(std::memory_order_relaxed);
-      if ((w >> 32) == tag && !std::binary_search(keep.begin(), keep.end(), b))
-        words[b].store(0, std::memory_order_release);
-    }
-  }
-
-  // The blocks of a value, sorted; false if its chain is broken.
-  bool chain_of(std::uint32_t i, const ScratchDescriptor& d, std::vector<std::uint32_t>& out) const {
-    out.clear();
-    if (d.state != coord::kEntryValue) return true;
-    std::uint32_t b = d.first_block;
-    for (std::uint32_t n = 0; n < d.block_count; ++n) {
-      if (b >= block_count) return false;
-      const std::uint64_t w = words[b].load(std::memory_order_relaxed);
-      if ((w >> 32) != i + 1ull) return false;
-      out.push_back(b);
-      b = static_cast<std::uint32_t>(w);
-    }
-    std::sort(out.begin(), out.end());
-    return std::adjacent_find(out.begin(), out.end()) == out.end();
-  }
-
   // We now hold entry i's claim, taken from a dead writer: keep what it published, free the
   // rest of its blocks (a half-written value, or an old value it had not freed yet).
   void repair(std::uint32_t i) const {
     ScratchDescriptor d = published(i);
     std::vector<std::uint32_t> keep;
-    if (!chain_of(i, d, keep)) {
+    if (!heap.chain_of(i, d, keep)) {
       // Cannot happen short of memory corruption (values are published whole); drop it.
       ScratchDescriptor empty{};
       publish(i, empty);
       keep.clear();
     }
-    free_orphans(i, keep);
+    heap.free_orphans(i, keep);
     header->dead_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -409,7 +358,7 @@ struct Scratchpad::Impl {
       publish(i, d);
       if (old.state == coord::kEntryValue) {
         header->expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
-        free_orphans(i, {});
+        heap.free_orphans(i, {});
       }
       return std::make_pair(i, std::move(guard));
     }
@@ -441,59 +390,34 @@ struct Scratchpad::Impl {
       d.block_count = 0;
       d.first_block = coord::kNoBlock;
       publish(i, d);
-      free_orphans(i, {});
+      heap.free_orphans(i, {});
       header->expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
-  std::uint32_t free_blocks() const {
-    std::uint32_t n = 0;
-    for (std::uint32_t b = 0; b < block_count; ++b) n += words[b].load(std::memory_order_relaxed) == 0;
-    return n;
-  }
-
-  // Takes n free blocks for entry `index` (whose claim we hold), chained in order.
+  // Takes n free blocks for entry `index` (whose claim we hold), sweeping when the heap is full.
   std::vector<std::uint32_t> allocate(std::uint32_t index, std::uint32_t n, std::string_view key,
                                       std::size_t value_bytes) const {
-    std::vector<std::uint32_t> got;
-    if (n == 0) return got;
-    got.reserve(n);
-    const std::uint64_t tag = (index + 1ull) << 32 | coord::kNoBlock;
-    for (int pass = 0; pass < 2 && got.size() < n; ++pass) {
-      if (pass == 1) sweep(index);
-      const std::uint32_t start = header->alloc_hint.load(std::memory_order_relaxed) % block_count;
-      std::uint32_t b = start;
-      for (std::uint32_t k = 0; k < block_count && got.size() < n; ++k) {
-        std::uint64_t w = words[b].load(std::memory_order_relaxed);
-        if (w == 0 && words[b].compare_exchange_strong(w, tag, std::memory_order_acq_rel)) got.push_back(b);
-        b = b + 1 == block_count ? 0 : b + 1;
-      }
-      header->alloc_hint.store(b, std::memory_order_relaxed);
-    }
-    if (got.size() < n) {
-      for (std::uint32_t blk : got) words[blk].store(0, std::memory_order_release);
+    std::vector<std::uint32_t> got = heap.allocate(index, n, [&] { sweep(index); });
+    if (got.size() < n)
       throw Error(Errc::no_space,
                   "the scratchpad of room '" + name + "' has no memory for key '" + std::string(key) + "' (" +
-                      std::to_string(value_bytes) + " bytes): " + std::to_string(free_blocks()) + " of " +
-                      std::to_string(block_count) + " blocks of " + std::to_string(block_bytes) +
+                      std::to_string(value_bytes) + " bytes): " + std::to_string(heap.free_blocks()) + " of " +
+                      std::to_string(heap.block_count) + " blocks of " + std::to_string(heap.block_bytes) +
                       " B are free and the rest hold live values; remove keys (`agentbus scratch rm KEY`) or "
                       "write them with a TTL");
-    }
-    for (std::uint32_t k = 0; k + 1 < n; ++k)
-      words[got[k]].store((index + 1ull) << 32 | got[k + 1], std::memory_order_relaxed);
-    release_fence();
     return got;
   }
 
   void write_value(std::uint32_t index, std::string_view key, std::string_view value,
                    milliseconds ttl) const {
-    const std::uint32_t n = blocks_for(value.size());
+    const std::uint32_t n = heap.blocks_for(value.size());
     std::vector<std::uint32_t> chain = allocate(index, n, key, value.size());
     for (std::uint32_t k = 0; k < n; ++k) {
       if (k == n / 2) shm::failpoint(shm::Failpoint::scratch_mid_write);
-      const std::size_t at = std::size_t(k) * block_bytes;
-      shm::copy_to_ring(blocks + std::size_t(chain[k]) * block_bytes, value.data() + at,
-                        std::min<std::size_t>(block_bytes, value.size() - at));
+      const std::size_t at = std::size_t(k) * heap.block_bytes;
+      shm::copy_to_ring(heap.block(chain[k]), value.data() + at,
+                        std::min<std::size_t>(heap.block_bytes, value.size() - at));
     }
     if (n == 0) shm::failpoint(shm::Failpoint::scratch_mid_write);
     ScratchDescriptor d{};
@@ -507,7 +431,7 @@ struct Scratchpad::Impl {
     d.written_ns = realtime_ns();
     publish(index, d);
     std::sort(chain.begin(), chain.end());
-    free_orphans(index, chain);  // the value this one replaced
+    heap.free_orphans(index, chain);  // the value this one replaced
   }
 };
 
@@ -565,11 +489,12 @@ Scratchpad::Scratchpad(const Room& room, const ScratchpadOptions& o) {
 
   s.header = h;
   s.entries = reinterpret_cast<ScratchEntry*>(region.bytes().data() + got.entries_offset);
-  s.words = reinterpret_cast<std::atomic<std::uint64_t>*>(region.bytes().data() + got.block_words_offset);
-  s.blocks = region.bytes().data() + got.blocks_offset;
+  s.heap.words = reinterpret_cast<std::atomic<std::uint64_t>*>(region.bytes().data() + got.block_words_offset);
+  s.heap.blocks = region.bytes().data() + got.blocks_offset;
+  s.heap.alloc_hint = &h->alloc_hint;
   s.key_capacity = cap;
-  s.block_bytes = bs;
-  s.block_count = blocks;
+  s.heap.block_bytes = bs;
+  s.heap.block_count = blocks;
   s.max_value_bytes = h->max_value_bytes;
   impl_ = std::move(impl);
 }
@@ -625,7 +550,7 @@ ScratchValue Scratchpad::read(std::string_view key) const {
       return out;
     }
     out.value.resize(d.value_len);
-    const bool whole = s.copy_value(static_cast<std::uint32_t>(f.index), d, out.value.data());
+    const bool whole = s.heap.copy_value(static_cast<std::uint32_t>(f.index), d, out.value.data());
     if (shm::load_after_reads(s.entries[f.index].current) == f.cur) {
       if (!whole) s.corrupt("broken block chain in entry " + std::to_string(f.index));
       out.status = ScratchStatus::found;
@@ -658,7 +583,7 @@ ScratchStatus Scratchpad::remove(std::string_view key) {
       status = (d.expires_ns != 0 && monotonic_ns() >= d.expires_ns) ? ScratchStatus::expired
                                                                       : ScratchStatus::found;
     s.publish(index, ScratchDescriptor{});
-    s.free_orphans(index, {});
+    s.heap.free_orphans(index, {});
     return status;
   }
 }
@@ -705,9 +630,9 @@ ScratchpadInfo Scratchpad::info() const {
       ++info.entries_in_use;
     if (d.state == coord::kEntryValue && (d.expires_ns == 0 || now < d.expires_ns)) ++info.keys_live;
   }
-  info.block_bytes = s.block_bytes;
-  info.heap_bytes = std::size_t(s.block_count) * s.block_bytes;
-  info.heap_used = std::size_t(s.block_count - s.free_blocks()) * s.block_bytes;
+  info.block_bytes = s.heap.block_bytes;
+  info.heap_bytes = std::size_t(s.heap.block_count) * s.heap.block_bytes;
+  info.heap_used = std::size_t(s.heap.block_count - s.heap.free_blocks()) * s.heap.block_bytes;
   info.max_value_bytes = static_cast<std::size_t>(s.max_value_bytes);
   info.dead_writers_reclaimed = s.header->dead_writers_reclaimed.load(std::memory_order_relaxed);
   info.expired_reclaimed = s.header->expired_reclaimed.load(std::memory_order_relaxed);
