@@ -22,7 +22,7 @@ rank() {
 # The layer that implements a public header. A new header must be placed here on purpose.
 public_layer() {
   case $1 in
-    error.hpp | names.hpp | event.hpp | utf8.hpp | json_text.hpp | clock.hpp | hash.hpp) echo util ;;
+    counter.hpp | error.hpp | names.hpp | event.hpp | utf8.hpp | json_text.hpp | clock.hpp | hash.hpp) echo util ;;
     process.hpp) echo shm ;;
     bus.hpp | room.hpp | subscription.hpp) echo bus ;;
     consumer_group.hpp | inbox.hpp | lease_paths.hpp | leases.hpp | presence.hpp | scratchpad.hpp | tasks.hpp) echo coord ;;

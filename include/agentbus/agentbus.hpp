@@ -2,6 +2,7 @@
 #pragma once
 #include <agentbus/bus.hpp>
 #include <agentbus/consumer_group.hpp>
+#include <agentbus/counter.hpp>
 #include <agentbus/error.hpp>
 #include <agentbus/event.hpp>
 #include <agentbus/inbox.hpp>

@@ -30,6 +30,7 @@
 #pragma once
 
 #include <agentbus/event.hpp>
+#include <agentbus/counter.hpp>
 #include <agentbus/room.hpp>
 
 #include <chrono>
@@ -74,9 +75,10 @@ struct InboxCounters {
   std::uint32_t held = 0;                  // messages stored and not yet acknowledged
   std::uint64_t stored = 0;                // messages ever stored
   std::uint64_t full_refusals = 0;         // sends refused with no_space
-  std::uint64_t dead_senders_reclaimed = 0;// slots taken back from senders that died storing
-  std::uint64_t asks_reclaimed = 0;        // pending asks of dead askers taken over
+  std::uint64_t dead_writers_reclaimed = 0;  // slots taken back from senders that died storing
+  std::uint64_t asks_reclaimed = 0;          // pending asks of dead askers taken over
 };
+[[nodiscard]] std::vector<Counter> counter_list(const InboxCounters& c);
 
 class Inbox {
  public:

@@ -30,6 +30,7 @@
 // Thread safety: a Leases object may be shared by threads; all calls are safe concurrently.
 #pragma once
 
+#include <agentbus/counter.hpp>
 #include <agentbus/room.hpp>
 
 #include <chrono>
@@ -78,6 +79,35 @@ struct LeaseHolder {
   LeaseInfo lease;
 };
 
+// A lost race is a result, not an exception (as TaskBoard::claim's ClaimStatus): acquire()
+// returns held when another live lease holds a conflicting resource.
+enum class LeaseStatus {
+  acquired,  // ours: `lease`
+  held,      // refused: `holder` has a conflicting resource (its lease may still be in the making)
+};
+
+struct LeaseAcquisition {
+  LeaseStatus status = LeaseStatus::acquired;
+  LeaseInfo lease;      // when acquired
+  std::string resource;  // when held: our resource that conflicts
+  LeaseHolder holder;    // when held: their conflicting resource and their lease
+  std::string reason;    // when held: one sentence naming the resource, the holder and its expiry
+  [[nodiscard]] bool ok() const noexcept { return status == LeaseStatus::acquired; }
+};
+
+enum class RenewStatus {
+  renewed,  // `lease` runs `ttl` from now
+  lapsed,   // its ttl ran out or its session died before the renewal took effect
+  gone,     // released, or lapsed and its entry reused
+};
+
+struct LeaseRenewal {
+  RenewStatus status = RenewStatus::renewed;
+  LeaseInfo lease;     // when renewed
+  std::string reason;  // otherwise: one sentence saying what happened to the lease
+  [[nodiscard]] bool ok() const noexcept { return status == RenewStatus::renewed; }
+};
+
 struct LeasesCounters {
   std::uint64_t acquired = 0;
   std::uint64_t conflicts = 0;                // acquisitions refused
@@ -85,6 +115,7 @@ struct LeasesCounters {
   std::uint64_t dead_sessions_reclaimed = 0;  // entries of dead sessions' leases reused
   std::uint64_t transitions_rolled_back = 0;  // half-done calls of dead processes undone
 };
+[[nodiscard]] std::vector<Counter> counter_list(const LeasesCounters& c);
 
 // `text` as a canonical resource; throws Error{bad_name} naming the rule it breaks.
 void validate_lease_resource(std::string_view resource);
@@ -100,16 +131,16 @@ class Leases {
   Leases(Leases&&) noexcept;
   Leases& operator=(Leases&&) noexcept;
 
-  // Takes all of `resources` for `owner`, or none. Throws Error{conflict} naming the first
-  // conflicting resource, its holder and when that lease expires; Error{bad_name} for a
-  // malformed resource; Error{invalid_argument} for an empty set, owner or a bad ttl;
-  // Error{too_large} for too many or too long resources; Error{no_space} when the table is full.
-  [[nodiscard]] LeaseInfo acquire(std::string_view owner, const std::vector<std::string>& resources,
+  // Takes all of `resources` for `owner`, or none: LeaseStatus::held (not an exception) when
+  // another live lease holds a conflicting resource. Throws Error{bad_name} for a malformed
+  // resource; Error{invalid_argument} for an empty set, owner or a bad ttl; Error{too_large}
+  // for too many or too long resources; Error{no_space} when the table is full.
+  [[nodiscard]] LeaseAcquisition acquire(std::string_view owner, const std::vector<std::string>& resources,
                                   std::string_view purpose = {}, const LeaseOptions& options = {});
-  // Extends lease `id` to `ttl` from now. Error{conflict} naming the real owner when `owner`
-  // does not hold it; Error{expired} when it lapsed (or its session died);
-  // Error{not_found} when there is no such lease (released, or its entry reused).
-  LeaseInfo renew(std::uint64_t id, std::string_view owner, std::chrono::milliseconds ttl = kDefaultLeaseTtl);
+  // Extends lease `id` to `ttl` from now; RenewStatus::lapsed when it lapsed (or its session
+  // died), RenewStatus::gone when there is no such lease (released, or its entry reused).
+  // Throws Error{conflict} naming the real owner when `owner` does not hold it.
+  [[nodiscard]] LeaseRenewal renew(std::uint64_t id, std::string_view owner, std::chrono::milliseconds ttl = kDefaultLeaseTtl);
   // Ends lease `id`. Error{conflict} naming the real owner when `owner` does not hold it.
   // Returns false (not an error, as in agentroom) when the lease is already gone or lapsed.
   bool release(std::uint64_t id, std::string_view owner);

@@ -32,6 +32,7 @@
 // concurrently with any call from any thread of any process on the bus.
 #pragma once
 
+#include <agentbus/counter.hpp>
 #include <agentbus/room.hpp>
 
 #include <chrono>
@@ -81,8 +82,9 @@ struct PresenceCounters {
   std::uint64_t leaves = 0;                   // entries removed by leave()
   std::uint64_t expired_reclaimed = 0;        // entries past their TTL, reused by a joiner
   std::uint64_t dead_sessions_reclaimed = 0;  // entries whose session died, reused
-  std::uint64_t stale_writers_reclaimed = 0;  // entries a writer died writing, reused
+  std::uint64_t dead_writers_reclaimed = 0;   // entries a writer died writing, reused
 };
+[[nodiscard]] std::vector<Counter> counter_list(const PresenceCounters& c);
 
 class Presence {
  public:

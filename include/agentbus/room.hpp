@@ -12,6 +12,7 @@
 //  * Every length or offset read from the segment is bounds-checked.
 #pragma once
 
+#include <agentbus/counter.hpp>
 #include <agentbus/event.hpp>
 #include <agentbus/subscription.hpp>
 
@@ -55,6 +56,7 @@ struct RoomCounters {
   std::uint64_t readers_reclaimed = 0; // reader slots taken back from dead processes
   std::uint64_t wakeups = 0;           // futex wake calls issued by publishers
 };
+[[nodiscard]] std::vector<Counter> counter_list(const RoomCounters& c);
 
 struct RoomInfo {
   std::string name;

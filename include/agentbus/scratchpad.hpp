@@ -33,6 +33,7 @@
 // is a cheap handle; copies share the mapping, which stays valid while any copy lives.
 #pragma once
 
+#include <agentbus/counter.hpp>
 #include <agentbus/room.hpp>
 
 #include <chrono>
@@ -86,9 +87,11 @@ struct ScratchpadInfo {
   std::size_t heap_used = 0;          // bytes in allocated blocks (values round up to blocks)
   std::size_t block_bytes = 0;
   std::size_t max_value_bytes = 0;
-  std::uint64_t writers_recovered = 0;  // entries taken over from dead writers
-  std::uint64_t expired_reclaimed = 0;  // expired values whose memory was reused
+  std::uint64_t dead_writers_reclaimed = 0;  // entries taken over from dead writers
+  std::uint64_t expired_reclaimed = 0;       // expired values whose memory was reused
 };
+// The occupancy and recovery figures: keys_live, heap_used, heap_bytes and the counters.
+[[nodiscard]] std::vector<Counter> counter_list(const ScratchpadInfo& c);
 
 class Scratchpad {
  public:

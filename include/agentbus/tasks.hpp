@@ -25,6 +25,7 @@
 #pragma once
 
 #include <agentbus/event.hpp>
+#include <agentbus/counter.hpp>
 #include <agentbus/room.hpp>
 
 #include <chrono>
@@ -97,12 +98,13 @@ struct Claim {
 
 struct TaskBoardCounters {
   std::uint64_t claims = 0;
-  std::uint64_t expired_leases_reclaimed = 0;  // claims taken over after their lease ran out
-  std::uint64_t dead_owners_reclaimed = 0;     // claims taken over from dead sessions
-  std::uint64_t stale_tokens_refused = 0;      // renew/complete/release with an old token
-  std::uint64_t transitions_rolled_back = 0;   // half-done calls of dead processes undone
-  std::uint64_t done_recycled = 0;             // done tasks whose space was reused
+  std::uint64_t expired_reclaimed = 0;        // claims taken over after their lease ran out
+  std::uint64_t dead_sessions_reclaimed = 0;  // claims taken over from dead sessions
+  std::uint64_t stale_tokens_refused = 0;     // renew/complete/release with an old token
+  std::uint64_t transitions_rolled_back = 0;  // half-done calls of dead processes undone
+  std::uint64_t done_recycled = 0;            // done tasks whose space was reused
 };
+[[nodiscard]] std::vector<Counter> counter_list(const TaskBoardCounters& c);
 
 class TaskBoard {
  public:

@@ -1,4 +1,5 @@
 #include "bus/room_impl.hpp"
+#include "shm/destroy_hint.hpp"
 #include "shm/process.hpp"
 #include "shm/slot_table.hpp"
 
@@ -42,7 +43,7 @@ std::shared_ptr<Room::Impl> attach(const std::shared_ptr<shm::Segment>& seg, shm
                     slot.max_record_bytes >= 256 && slot.max_record_bytes <= ring / 4 &&
                     slot.kind == static_cast<std::uint32_t>(shm::SlotKind::ring) &&
                     slot.name_len <= shm::kMaxRoomName;
-  const std::string destroy_hint = "; remove the bus with `agentbus --bus " + seg->bus() + " destroy`";
+  const std::string destroy_hint = "; " + shm::destroy_hint(seg->bus());
   if (!sane)
     throw Error(Errc::corrupt, "room table entry '" + std::string(shm::slot_name(slot)) + "' of bus '" +
                                    seg->bus() + "' is corrupt (offset " + std::to_string(off) +

@@ -3,6 +3,7 @@
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 
+#include <agentbus/counter.hpp>
 #include <agentbus/error.hpp>
 
 #include <chrono>
@@ -151,6 +152,13 @@ RoomInfo Room::info() const {
     info.readers.push_back(std::move(r));
   }
   return info;
+}
+
+std::vector<Counter> counter_list(const RoomCounters& c) {
+  return {{"wrap_paddings", c.wrap_paddings},   {"dead_claims_padded", c.dead_claims_padded},
+          {"gaps_padded", c.gaps_padded},       {"aborted_claims", c.aborted_claims},
+          {"overruns", c.overruns},             {"bus_full", c.bus_full},
+          {"readers_reclaimed", c.readers_reclaimed}, {"wakeups", c.wakeups}};
 }
 
 }  // namespace agentbus

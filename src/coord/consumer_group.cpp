@@ -5,6 +5,7 @@
 #include "bus/reader_slots.hpp"
 #include "bus/room_access.hpp"
 #include "coord/consumer_group_layout.hpp"
+#include "coord/region.hpp"
 #include "shm/layout.hpp"
 #include "shm/backoff.hpp"
 #include "shm/clock.hpp"
@@ -118,8 +119,7 @@ struct ConsumerGroup::Impl {
   std::uint64_t free_tag(std::uint64_t k) const { return make_tag(k, PendingPhase::free, 0); }
 
   [[noreturn]] void corrupt(const std::string& what) const {
-    throw Error(Errc::corrupt, "consumer group '" + group + "' of room '" + room.name() + "' is damaged: " + what +
-                                   "; remove the bus with `agentbus --bus " + segment->bus() + " destroy`");
+    throw coord::corrupt_region(segment->bus(), room.name(), "consumer group '" + group + "'", what);
   }
 
   std::string_view member_name_of(std::uint32_t m) const {
@@ -544,7 +544,8 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
   Impl& g = *impl;
   g.group = std::string(group);
   g.member_name = std::string(member);
-  const std::string region = room.name() + "#group." + g.group;
+  const std::string region_suffix = "#group." + g.group;
+  const std::string region = room.name() + region_suffix;
   g.gate_name = "group." + g.group;
   const std::string& gate_name = g.gate_name;
   if (region.size() > shm::kMaxSlotName)
@@ -552,8 +553,6 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
                                     std::to_string(shm::kMaxSlotName - 7) + " bytes together");
   const auto initialise = [&](std::span<std::byte> mem) {
     auto* h = reinterpret_cast<coord::GroupHeader*>(mem.data());
-    h->magic = coord::kGroupMagic;
-    h->version = coord::kGroupVersion;
     h->capacity = capacity;
     h->max_members = o.max_members;
     h->max_deliveries = o.max_deliveries;
@@ -566,8 +565,11 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
     const shm::ReaderSlot* gate = find_durable(*g.ring, gate_name);
     h->start_pos = gate ? gate->cursor.load(std::memory_order_acquire) : g.ring->tail();
   };
-  std::span<std::byte> r = shm::open_region(*g.segment, region, bytes, false, {});
-  if (r.empty() && o.create) {
+  const std::string noun = "consumer group '" + g.group + "'";
+  const coord::RegionKind kind{noun, region_suffix, coord::kGroupMagic, coord::kGroupVersion,
+                               sizeof(coord::GroupHeader)};
+  std::optional<coord::Region> r = coord::Region::find(*g.segment, room.name(), kind, bytes, false, {});
+  if (!r && o.create) {
     // The gate first — a durable reader nobody holds, whose cursor is the group's floor — so
     // that nothing the group will deliver can be overwritten before the group exists. It is
     // made outside the region's initialiser, which must not throw.
@@ -578,22 +580,20 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
       const AttachedReader a = attach_durable(*g.ring, gate_name, so);
       release_reader(*a.slot, true, a.cursor);
     }
-    r = shm::open_region(*g.segment, region, bytes, true, initialise);
+    r = coord::Region::open(*g.segment, room.name(), kind, bytes, true, initialise);
   }
-  if (r.empty()) throw Error(Errc::not_found, "room '" + room.name() + "' has no consumer group '" + g.group + "'");
-  g.h = reinterpret_cast<coord::GroupHeader*>(r.data());
-  if (r.size() < sizeof(coord::GroupHeader) || g.h->magic != coord::kGroupMagic || g.h->version != coord::kGroupVersion)
-    g.corrupt("bad header");
+  if (!r) throw Error(Errc::not_found, "room '" + room.name() + "' has no consumer group '" + g.group + "'");
+  g.h = r->header<coord::GroupHeader>();
   g.capacity = g.h->capacity;
   g.max_members = g.h->max_members;
   const std::uint64_t have_slots = members_off + std::uint64_t(g.max_members) * sizeof(coord::Member);
   if (!std::has_single_bit(g.capacity) || g.capacity < 16 || g.max_members == 0 ||
       g.max_members > coord::kMaxGroupMembers || g.h->max_deliveries == 0 || g.h->interests_len == 0 ||
-      g.h->interests_len > coord::kInterestBytes || g.h->total_bytes > r.size() ||
+      g.h->interests_len > coord::kInterestBytes || g.h->total_bytes > r->size() ||
       have_slots + std::uint64_t(g.capacity) * sizeof(PendingSlot) > g.h->total_bytes)
     g.corrupt("impossible sizes in the header");
-  g.members = reinterpret_cast<coord::Member*>(r.data() + members_off);
-  g.slots = reinterpret_cast<PendingSlot*>(r.data() + have_slots);
+  g.members = reinterpret_cast<coord::Member*>(r->bytes().data() + members_off);
+  g.slots = reinterpret_cast<PendingSlot*>(r->bytes().data() + have_slots);
   g.interests = split_interests({g.h->interests, g.h->interests_len});
   g.all_types = std::find(g.interests.begin(), g.interests.end(), "*") != g.interests.end();
   g.gate = find_durable(*g.ring, gate_name);

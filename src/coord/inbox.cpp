@@ -4,6 +4,7 @@
 
 #include "bus/room_access.hpp"
 #include "coord/inbox_layout.hpp"
+#include "coord/region.hpp"
 #include "shm/layout.hpp"
 #include "shm/claim_table.hpp"
 #include "shm/clock.hpp"
@@ -32,6 +33,9 @@ using coord::slot_phase;
 using coord::slot_state;
 
 namespace {
+
+constexpr coord::RegionKind kRegion{"inbox", "#inbox", coord::kInboxMagic, coord::kInboxVersion,
+                                    sizeof(coord::InboxHeader)};
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kSettleWait = std::chrono::milliseconds(1000);  // another process writing a name
@@ -80,8 +84,7 @@ struct Inbox::Impl {
     return reinterpret_cast<std::byte*>(&s) + sizeof(coord::MessageSlot);
   }
   [[noreturn]] void corrupt(const std::string& what) const {
-    throw Error(Errc::corrupt, "inbox of room '" + room.name() + "' is damaged: " + what +
-                                   "; remove the bus with `agentbus --bus " + segment->bus() + " destroy`");
+    throw coord::corrupt_region(segment->bus(), room.name(), kRegion.noun, what);
   }
 
   static std::string_view name_of(const coord::Recipient& r) {
@@ -147,7 +150,7 @@ struct Inbox::Impl {
       coord::MessageSlot& m = slot(i);
       std::uint64_t s = m.state.load(std::memory_order_acquire);
       if (slot_phase(s) == SlotPhase::reserved && !coord::MessageWord::holder_alive_cached(s)) {
-        if (free_slot(m, s)) header->dead_senders_reclaimed.fetch_add(1, std::memory_order_relaxed);
+        if (free_slot(m, s)) header->dead_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
         s = m.state.load(std::memory_order_acquire);
       } else if (slot_phase(s) == SlotPhase::ready && acknowledged(m)) {
         free_slot(m, s);
@@ -309,11 +312,9 @@ Inbox::Inbox(Room room, const InboxOptions& o) {
   std::uint64_t ro = 0, so = 0, stride = 0;
   const std::uint64_t bytes = layout_bytes(o.capacity, o.recipient_capacity, o.max_payload_bytes, ro, so, stride);
   const auto& seg = RoomAccess::segment(room);
-  const std::span<std::byte> region =
-      shm::open_region(*seg, room.name() + "#inbox", bytes, o.create, [&](std::span<std::byte> r) {
+  const coord::Region region =
+      coord::Region::open(*seg, room.name(), kRegion, bytes, o.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<coord::InboxHeader*>(r.data());
-        h->magic = coord::kInboxMagic;
-        h->version = coord::kInboxVersion;
         h->capacity = o.capacity;
         h->per_recipient = o.per_recipient;
         h->recipient_capacity = o.recipient_capacity;
@@ -323,25 +324,20 @@ Inbox::Inbox(Room room, const InboxOptions& o) {
         h->slots_offset = so;
         h->total_bytes = bytes;
       });
-  if (region.empty()) throw Error(Errc::not_found, "room '" + room.name() + "' has no inbox (nobody has sent a message)");
 
-  auto* h = reinterpret_cast<coord::InboxHeader*>(region.data());
-  const std::string fix = "; remove the bus with `agentbus --bus " + seg->bus() + " destroy`";
-  if (region.size() < sizeof(coord::InboxHeader) || h->magic != coord::kInboxMagic)
-    throw Error(Errc::corrupt, "inbox of room '" + room.name() + "' has a bad header" + fix);
-  if (h->version != coord::kInboxVersion)
-    throw Error(Errc::incompatible, "inbox of room '" + room.name() + "' has layout version " + std::to_string(h->version) +
-                                        ", this build reads " + std::to_string(coord::kInboxVersion) + fix);
+  auto* h = region.header<coord::InboxHeader>();
   std::uint64_t r2 = 0, s2 = 0, st2 = 0;
   const bool shape_ok = h->capacity >= 1 && h->capacity <= (1u << 16) && h->per_recipient >= 1 &&
                         h->per_recipient <= h->capacity && h->recipient_capacity >= 1 &&
                         h->recipient_capacity <= (1u << 16) && h->max_payload_bytes >= 1 &&
                         h->max_payload_bytes <= (1u << 20);
-  if (!shape_ok ||
-      layout_bytes(h->capacity, h->recipient_capacity, h->max_payload_bytes, r2, s2, st2) != h->total_bytes ||
-      h->total_bytes > region.size() || r2 != h->recipients_offset || s2 != h->slots_offset || st2 != h->slot_stride)
-    throw Error(Errc::corrupt, "inbox of room '" + room.name() + "' has an inconsistent layout" + fix);
-  std::byte* base = region.data();
+  region.require(shape_ok &&
+                     layout_bytes(h->capacity, h->recipient_capacity, h->max_payload_bytes, r2, s2, st2) ==
+                         h->total_bytes &&
+                     h->total_bytes <= region.size() && r2 == h->recipients_offset && s2 == h->slots_offset &&
+                     st2 == h->slot_stride,
+                 "inconsistent layout");
+  std::byte* base = region.bytes().data();
   impl_ = std::make_unique<Impl>(Impl{room, seg, h, reinterpret_cast<coord::Recipient*>(base + h->recipients_offset),
                                       base + h->slots_offset, h->slot_stride, h->capacity, h->per_recipient,
                                       h->recipient_capacity, h->max_payload_bytes});
@@ -423,6 +419,14 @@ std::uint64_t Inbox::cursor(std::string_view agent) const {
   return r < 0 ? 0 : impl_->cursor_of(static_cast<std::uint32_t>(r));
 }
 
+std::vector<Counter> counter_list(const InboxCounters& c) {
+  return {{"held", c.held},
+          {"stored", c.stored},
+          {"full_refusals", c.full_refusals},
+          {"dead_writers_reclaimed", c.dead_writers_reclaimed},
+          {"asks_reclaimed", c.asks_reclaimed}};
+}
+
 InboxCounters Inbox::counters() const {
   const Impl& m = *impl_;
   InboxCounters c;
@@ -433,7 +437,7 @@ InboxCounters Inbox::counters() const {
   }
   c.stored = m.header->stored.load(std::memory_order_relaxed);
   c.full_refusals = m.header->full_refusals.load(std::memory_order_relaxed);
-  c.dead_senders_reclaimed = m.header->dead_senders_reclaimed.load(std::memory_order_relaxed);
+  c.dead_writers_reclaimed = m.header->dead_writers_reclaimed.load(std::memory_order_relaxed);
   c.asks_reclaimed = m.header->asks_reclaimed.load(std::memory_order_relaxed);
   return c;
 }

@@ -51,7 +51,7 @@ struct InboxHeader {
   std::uint64_t total_bytes;
   alignas(shm::kCacheLine) std::atomic<std::uint64_t> stored;
   std::atomic<std::uint64_t> full_refusals;
-  std::atomic<std::uint64_t> dead_senders_reclaimed;
+  std::atomic<std::uint64_t> dead_writers_reclaimed;
   std::atomic<std::uint64_t> asks_reclaimed;
 };
 

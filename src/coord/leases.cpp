@@ -41,6 +41,7 @@
 
 #include "bus/room_access.hpp"
 #include "coord/leases_layout.hpp"
+#include "coord/region.hpp"
 #include "shm/layout.hpp"
 #include "shm/clock.hpp"
 #include "shm/fences.hpp"
@@ -53,6 +54,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <ctime>
 #include <thread>
 #include <unistd.h>
@@ -69,6 +71,9 @@ using coord::leases::phase_of;
 using coord::leases::pid_of;
 
 namespace {
+
+constexpr coord::RegionKind kRegion{"lease table", "#leases", coord::leases::kMagic, coord::leases::kVersion,
+                                    sizeof(LeasesHeader)};
 
 using shm::monotonic_ns;
 using shm::realtime_ns;
@@ -293,10 +298,14 @@ struct Leases::Impl {
     return std::nullopt;
   }
 
-  [[noreturn]] void conflict(std::string_view ours, const Snapshot& theirs, std::string_view their_resource,
-                             bool acquiring) const {
+  LeaseAcquisition refusal(std::string_view ours, const Snapshot& theirs, std::string_view their_resource,
+                           bool acquiring) const {
     header->conflicts.fetch_add(1, std::memory_order_relaxed);
-    const LeaseInfo l = info(theirs);
+    LeaseAcquisition out;
+    out.status = LeaseStatus::held;
+    out.resource = std::string(ours);
+    out.holder = {std::string(their_resource), info(theirs)};
+    const LeaseInfo& l = out.holder.lease;
     std::string msg = std::string(ours) + " is ";
     if (acquiring) {
       msg += "being leased right now by " + l.owner + " (lease " + std::to_string(l.id) + ")";
@@ -306,7 +315,8 @@ struct Leases::Impl {
              duration_text(l.expires_in) + " at " + utc_text(l.expires_at_ns) + ")";
     }
     if (!l.purpose.empty()) msg += ": " + l.purpose;
-    throw Error(Errc::conflict, msg);
+    out.reason = std::move(msg);
+    return out;
   }
 
   void audit(std::string_view type, const LeaseInfo& l) {
@@ -326,30 +336,20 @@ Leases::Leases(Room room, const LeasesOptions& o) {
   std::uint64_t entries_off = 0, stride = 0;
   const std::uint64_t bytes = layout_bytes(o.capacity, entries_off, stride);
   const auto& seg = RoomAccess::segment(room);
-  const std::span<std::byte> region =
-      shm::open_region(*seg, room.name() + "#leases", bytes, o.create, [&](std::span<std::byte> r) {
+  const coord::Region region =
+      coord::Region::open(*seg, room.name(), kRegion, bytes, o.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<LeasesHeader*>(r.data());
-        h->magic = coord::leases::kMagic;
-        h->version = coord::leases::kVersion;
         h->capacity = o.capacity;
         h->entry_stride = stride;
         h->entries_offset = entries_off;
         h->total_bytes = bytes;
       });
-  if (region.empty()) throw Error(Errc::not_found, "room '" + room.name() + "' has no lease table");
-  auto* h = reinterpret_cast<LeasesHeader*>(region.data());
-  const std::string fix = "; remove the bus with `agentbus --bus " + seg->bus() + " destroy`";
-  if (region.size() < sizeof(LeasesHeader) || h->magic != coord::leases::kMagic)
-    throw Error(Errc::corrupt, "lease table of room '" + room.name() + "' has a bad header" + fix);
-  if (h->version != coord::leases::kVersion)
-    throw Error(Errc::incompatible, "lease table of room '" + room.name() + "' has layout version " +
-                                        std::to_string(h->version) + ", this build reads " +
-                                        std::to_string(coord::leases::kVersion) + fix);
+  auto* h = region.header<LeasesHeader>();
   std::uint64_t e2 = 0, s2 = 0;
-  if (h->capacity == 0 || h->capacity > 65536 || layout_bytes(h->capacity, e2, s2) != h->total_bytes ||
-      h->total_bytes > region.size() || e2 != h->entries_offset || s2 != h->entry_stride)
-    throw Error(Errc::corrupt, "lease table of room '" + room.name() + "' has an inconsistent layout" + fix);
-  impl_ = std::make_unique<Impl>(Impl{room, seg, h, region.data() + h->entries_offset, h->entry_stride,
+  region.require(h->capacity != 0 && h->capacity <= 65536 && layout_bytes(h->capacity, e2, s2) == h->total_bytes &&
+                     h->total_bytes <= region.size() && e2 == h->entries_offset && s2 == h->entry_stride,
+                 "inconsistent layout");
+  impl_ = std::make_unique<Impl>(Impl{room, seg, h, region.bytes().data() + h->entries_offset, h->entry_stride,
                                       h->capacity, static_cast<std::uint32_t>(::getpid())});
 }
 
@@ -359,7 +359,7 @@ Leases& Leases::operator=(Leases&&) noexcept = default;
 
 std::uint32_t Leases::capacity() const noexcept { return impl_->capacity; }
 
-LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>& resources, std::string_view purpose,
+LeaseAcquisition Leases::acquire(std::string_view owner, const std::vector<std::string>& resources, std::string_view purpose,
                           const LeaseOptions& o) {
   Impl& m = *impl_;
   if (owner.empty()) throw Error(Errc::invalid_argument, "a lease needs an owner");
@@ -450,8 +450,9 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
       std::uint64_t cur = acquiring;
       e.state.compare_exchange_strong(cur, make_state(Phase::free, gen, {}), kSc);
     };
+    std::optional<LeaseAcquisition> lost;
     try {
-      for (std::uint32_t j = 0; j < m.capacity; ++j) {
+      for (std::uint32_t j = 0; j < m.capacity && !lost; ++j) {
         if (j == i) continue;
         for (;;) {
           auto snap = m.read(j);
@@ -473,7 +474,7 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
           }
           if (!ours_hit) break;
           if (p == Phase::held) {
-            if (m.live(*snap)) m.conflict(*ours_hit, *snap, *theirs_hit, false);
+            if (m.live(*snap)) lost = m.refusal(*ours_hit, *snap, *theirs_hit, false);
             break;
           }
           if (p == Phase::renewing) {
@@ -481,13 +482,20 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
             continue;
           }
           // acquiring
-          if (snap->token < token) m.conflict(*ours_hit, *snap, *theirs_hit, true);
+          if (snap->token < token) {
+            lost = m.refusal(*ours_hit, *snap, *theirs_hit, true);
+            break;
+          }
           m.wait_change(j, snap->state, "being acquired");
         }
       }
     } catch (...) {
       back_off();
       throw;
+    }
+    if (lost) {
+      back_off();
+      return *std::move(lost);
     }
 
     // 4. Win.
@@ -511,18 +519,22 @@ LeaseInfo Leases::acquire(std::string_view owner, const std::vector<std::string>
       e.state.compare_exchange_strong(held, make_state(Phase::free, gen, {}), kSc);
       throw;
     }
-    return l;
+    LeaseAcquisition won;
+    won.lease = std::move(l);
+    return won;
   }
   throw Error(Errc::timeout, "could not take a lease entry: the table kept changing");
 }
 
-LeaseInfo Leases::renew(std::uint64_t id, std::string_view owner, std::chrono::milliseconds ttl) {
+LeaseRenewal Leases::renew(std::uint64_t id, std::string_view owner, std::chrono::milliseconds ttl) {
   Impl& m = *impl_;
   if (ttl <= std::chrono::milliseconds::zero() || ttl > kMaxLeaseTtl)
     throw Error(Errc::invalid_argument, "a lease's ttl must be from 1ms to 24h");
   for (int attempt = 0; attempt < 1000; ++attempt) {
     auto found = m.lookup(id, false);
-    if (!found) throw Error(Errc::not_found, "no lease " + std::to_string(id) + " in room '" + m.room.name() + "' (released, or lapsed and reused)");
+    if (!found)
+      return {RenewStatus::gone, {},
+              "no lease " + std::to_string(id) + " in room '" + m.room.name() + "' (released, or lapsed and reused)"};
     auto& [i, snap] = *found;
     LeaseInfo l = m.info(snap);
     if (l.owner != owner)
@@ -545,15 +557,15 @@ LeaseInfo Leases::renew(std::uint64_t id, std::string_view owner, std::chrono::m
     const std::uint64_t renewed = coord::leases::LeaseStateWord::keep_holder(snap.state, Phase::held, gen_of(renewing));
     const bool back = e.state.compare_exchange_strong(expected, renewed, kSc);  // gens only rise
     if (lapsed || dead)
-      throw Error(Errc::expired, "lease " + std::to_string(id) + " of " + l.owner + " has " +
-                                     (lapsed ? "lapsed" : "ended: its session process died") +
-                                     "; acquire the resources again");
+      return {RenewStatus::lapsed, {},
+              "lease " + std::to_string(id) + " of " + l.owner + " has " +
+                  (lapsed ? "lapsed" : "ended: its session process died") + "; acquire the resources again"};
     if (!back) continue;  // rolled back (taken for dead): try again
     l.ttl = ttl;
     l.expires_in = ttl;
     l.expires_at_ns = e.expires_at_ns.load(std::memory_order_acquire);
     m.audit("LEASE_RENEWED", l);
-    return l;
+    return {RenewStatus::renewed, std::move(l), {}};
   }
   throw Error(Errc::timeout, "lease " + std::to_string(id) + " kept changing");
 }
@@ -612,6 +624,14 @@ std::optional<LeaseHolder> Leases::holder_of(std::string_view resource) const {
   auto all = holders_of(resource);
   if (all.empty()) return std::nullopt;
   return std::move(all.front());
+}
+
+std::vector<Counter> counter_list(const LeasesCounters& c) {
+  return {{"acquired", c.acquired},
+          {"conflicts", c.conflicts},
+          {"expired_reclaimed", c.expired_reclaimed},
+          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
+          {"transitions_rolled_back", c.transitions_rolled_back}};
 }
 
 LeasesCounters Leases::counters() const {

@@ -15,6 +15,7 @@
 
 #include "bus/room_access.hpp"
 #include "coord/presence_layout.hpp"
+#include "coord/region.hpp"
 #include "shm/claim_table.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
@@ -28,6 +29,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -70,6 +72,8 @@ using coord::presence::kPresenceVersion;
 using Claims = shm::ClaimTable<Entry>;
 using shm::ClaimPhase;
 using shm::ClaimWord;
+
+constexpr coord::RegionKind kRegion{"presence table", "#presence", kPresenceMagic, kPresenceVersion, sizeof(Header)};
 
 // Seqlock writer side: after taking an entry and before overwriting its fields, so that a
 // reader that copied any new byte then sees the state word changed. ThreadSanitizer refuses
@@ -218,11 +222,7 @@ struct Presence::Impl {
     }
   }
 
-  Error corrupt(const std::string& what) const {
-    return Error(Errc::corrupt, "presence table of room '" + room.name() + "' on bus '" + bus +
-                                    "' is corrupt (" + what + "); remove the bus with `agentbus --bus " +
-                                    bus + " destroy`");
-  }
+  Error corrupt(const std::string& what) const { return coord::corrupt_region(bus, room.name(), kRegion.noun, what); }
 
   // Entry i with handle `qualified`, live or not yet reclaimed.
   std::optional<uint32_t> find(std::string_view qualified, Snapshot& snap) const {
@@ -298,7 +298,7 @@ struct Presence::Impl {
     if (slot == Slot::stale_writer) {
       const uint64_t expected = e.state.load(std::memory_order_acquire);
       if (!Claims::abandoned(expected) || !Claims::claim(e, expected)) return false;
-      header->stale_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
+      header->dead_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
     if (departure(snap, steady_ns()) == Departure::none) return false;
@@ -326,30 +326,21 @@ Presence::Presence(Room room, const PresenceOptions& options)
   if (options.create && (options.capacity == 0 || options.capacity > kMaxCapacity))
     throw Error(Errc::invalid_argument, "presence capacity must be 1.." + std::to_string(kMaxCapacity));
   const uint64_t bytes = sizeof(Header) + uint64_t(options.capacity) * sizeof(Entry);
-  const std::span<std::byte> region =
-      shm::open_region(seg, m.room.name() + "#presence", bytes, options.create, [&](std::span<std::byte> r) {
+  const coord::Region region = coord::Region::open(
+      seg, m.room.name(), kRegion, bytes, options.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<Header*>(r.data());
-        h->magic = kPresenceMagic;
-        h->version = kPresenceVersion;
         h->header_bytes = sizeof(Header);
         h->entry_bytes = sizeof(Entry);
         h->capacity = options.capacity;
       });
-  if (region.empty())
-    throw Error(Errc::not_found, "room '" + m.room.name() + "' on bus '" + m.bus + "' has no presence table");
-  if (region.size() < sizeof(Header)) throw m.corrupt("region smaller than its header");
-  auto* h = reinterpret_cast<Header*>(region.data());
-  if (h->magic != kPresenceMagic) throw m.corrupt("bad magic");
-  if (h->version != kPresenceVersion)
-    throw m.corrupt("layout version " + std::to_string(h->version) + ", expected " +
-                    std::to_string(kPresenceVersion));
-  if (h->header_bytes != sizeof(Header) || h->entry_bytes != sizeof(Entry)) throw m.corrupt("bad sizes");
-  if (h->capacity == 0 || h->capacity > kMaxCapacity ||
-      sizeof(Header) + uint64_t(h->capacity) * sizeof(Entry) > region.size())
-    throw m.corrupt("capacity " + std::to_string(h->capacity) + " does not fit the region");
+  auto* h = region.header<Header>();
+  region.require(h->header_bytes == sizeof(Header) && h->entry_bytes == sizeof(Entry), "bad sizes");
+  region.require(h->capacity != 0 && h->capacity <= kMaxCapacity &&
+                     sizeof(Header) + uint64_t(h->capacity) * sizeof(Entry) <= region.size(),
+                 "capacity " + std::to_string(h->capacity) + " does not fit the region");
   m.header = h;
   m.capacity = h->capacity;
-  m.entries = reinterpret_cast<Entry*>(region.data() + sizeof(Header));
+  m.entries = reinterpret_cast<Entry*>(region.bytes().data() + sizeof(Header));
 }
 
 Presence::~Presence() = default;
@@ -507,6 +498,14 @@ std::optional<AgentInfo> Presence::find(std::string_view qualified) const {
 
 std::uint32_t Presence::capacity() const noexcept { return impl_->capacity; }
 
+std::vector<Counter> counter_list(const PresenceCounters& c) {
+  return {{"joins", c.joins},
+          {"leaves", c.leaves},
+          {"expired_reclaimed", c.expired_reclaimed},
+          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
+          {"dead_writers_reclaimed", c.dead_writers_reclaimed}};
+}
+
 PresenceCounters Presence::counters() const {
   const Header& h = *impl_->header;
   PresenceCounters c;
@@ -514,7 +513,7 @@ PresenceCounters Presence::counters() const {
   c.leaves = h.leaves.load(std::memory_order_relaxed);
   c.expired_reclaimed = h.expired_reclaimed.load(std::memory_order_relaxed);
   c.dead_sessions_reclaimed = h.dead_sessions_reclaimed.load(std::memory_order_relaxed);
-  c.stale_writers_reclaimed = h.stale_writers_reclaimed.load(std::memory_order_relaxed);
+  c.dead_writers_reclaimed = h.dead_writers_reclaimed.load(std::memory_order_relaxed);
   return c;
 }
 

@@ -13,9 +13,12 @@
 //   ready (live) | generation           readable; the generation is the seqlock's sequence
 #pragma once
 
+#include "coord/region.hpp"
+
 #include <agentbus/presence.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace agentbus::coord::presence {
@@ -40,9 +43,10 @@ struct alignas(64) Header {
   std::atomic<uint64_t> leaves;
   std::atomic<uint64_t> expired_reclaimed;
   std::atomic<uint64_t> dead_sessions_reclaimed;
-  std::atomic<uint64_t> stale_writers_reclaimed;
+  std::atomic<uint64_t> dead_writers_reclaimed;
 };
 static_assert(sizeof(Header) == 128);
+static_assert(offsetof(Header, version) == offsetof(coord::RegionPrefix, version));
 
 struct alignas(64) Entry {
   std::atomic<uint64_t> state;

@@ -74,7 +74,7 @@ struct ScratchHeader {
   std::uint64_t block_words_offset;
   std::uint64_t blocks_offset;
   alignas(shm::kCacheLine) std::atomic<std::uint32_t> alloc_hint;  // where block scans start
-  std::atomic<std::uint64_t> writers_recovered;
+  std::atomic<std::uint64_t> dead_writers_reclaimed;
   std::atomic<std::uint64_t> expired_reclaimed;
   // Binding a new key takes the claim of its hash bucket, so two writers of one new key
   // cannot bind it to two entries. 0 or pack_owner() of the holder.

@@ -1,6 +1,7 @@
 #include <agentbus/tasks.hpp>
 
 #include "bus/room_access.hpp"
+#include "coord/region.hpp"
 #include "coord/task_board_layout.hpp"
 #include "shm/layout.hpp"
 #include "shm/clock.hpp"
@@ -27,6 +28,9 @@ using coord::pid_of;
 using coord::token_of;
 
 namespace {
+
+constexpr coord::RegionKind kRegion{"task board", "#tasks", coord::kTaskBoardMagic, coord::kTaskBoardVersion,
+                                    sizeof(coord::TaskBoardHeader)};
 
 using shm::monotonic_ns;
 using shm::realtime_ns;
@@ -215,11 +219,9 @@ TaskBoard::TaskBoard(Room room, const TaskBoardOptions& o) {
       layout_bytes(tasks, o.catalog_capacity, o.max_payload_bytes, cat_off, keys_off, entries_off, stride);
 
   const auto& seg = RoomAccess::segment(room);
-  const std::span<std::byte> region =
-      shm::open_region(*seg, room.name() + "#tasks", bytes, o.create, [&](std::span<std::byte> r) {
+  const coord::Region region =
+      coord::Region::open(*seg, room.name(), kRegion, bytes, o.create, [&](std::span<std::byte> r) {
         auto* h = reinterpret_cast<coord::TaskBoardHeader*>(r.data());
-        h->magic = coord::kTaskBoardMagic;
-        h->version = coord::kTaskBoardVersion;
         h->task_capacity = tasks;
         h->catalog_capacity = o.catalog_capacity;
         h->max_payload_bytes = o.max_payload_bytes;
@@ -229,30 +231,22 @@ TaskBoard::TaskBoard(Room room, const TaskBoardOptions& o) {
         h->entries_offset = entries_off;
         h->total_bytes = bytes;
       });
-  if (region.empty())
-    throw Error(Errc::not_found, "room '" + room.name() + "' has no task board");
 
   // Trust nothing in the header: recompute the layout from its capacities and compare.
-  auto* h = reinterpret_cast<coord::TaskBoardHeader*>(region.data());
-  const std::string fix = "; remove the bus with `agentbus --bus " + seg->bus() + " destroy`";
-  if (region.size() < sizeof(coord::TaskBoardHeader) || h->magic != coord::kTaskBoardMagic)
-    throw Error(Errc::corrupt, "task board of room '" + room.name() + "' has a bad header" + fix);
-  if (h->version != coord::kTaskBoardVersion)
-    throw Error(Errc::incompatible, "task board of room '" + room.name() + "' has layout version " +
-                                        std::to_string(h->version) + ", this build reads " +
-                                        std::to_string(coord::kTaskBoardVersion) + fix);
+  auto* h = region.header<coord::TaskBoardHeader>();
   std::uint64_t c2 = 0, k2 = 0, e2 = 0, s2 = 0;
   const bool shape_ok = h->task_capacity >= coord::kBucketEntries && h->task_capacity <= (1u << 20) &&
                         std::has_single_bit(h->task_capacity) && h->catalog_capacity >= 1 &&
                         h->catalog_capacity <= 4096 && h->max_payload_bytes >= 1 &&
                         h->max_payload_bytes <= (1u << 20);
-  if (!shape_ok || layout_bytes(h->task_capacity, h->catalog_capacity, h->max_payload_bytes, c2, k2, e2, s2) !=
-                       h->total_bytes ||
-      h->total_bytes > region.size() || c2 != h->catalog_offset || k2 != h->keys_offset ||
-      e2 != h->entries_offset || s2 != h->entry_stride)
-    throw Error(Errc::corrupt, "task board of room '" + room.name() + "' has an inconsistent layout" + fix);
+  region.require(shape_ok &&
+                     layout_bytes(h->task_capacity, h->catalog_capacity, h->max_payload_bytes, c2, k2, e2, s2) ==
+                         h->total_bytes &&
+                     h->total_bytes <= region.size() && c2 == h->catalog_offset && k2 == h->keys_offset &&
+                     e2 == h->entries_offset && s2 == h->entry_stride,
+                 "inconsistent layout");
 
-  std::byte* base = region.data();
+  std::byte* base = region.bytes().data();
   impl_ = std::make_unique<Impl>(Impl{
       room, seg, h, reinterpret_cast<coord::CatalogEntry*>(base + h->catalog_offset),
       reinterpret_cast<std::atomic<std::uint64_t>*>(base + h->keys_offset), base + h->entries_offset,
@@ -518,8 +512,8 @@ Claim TaskBoard::claim(EventId id, std::string_view agent, const ClaimOptions& o
                                          std::memory_order_acq_rel))
       continue;  // rolled back by someone who took us for dead: try again
     m.header->claims.fetch_add(1, std::memory_order_relaxed);
-    if (expired) m.header->expired_leases_reclaimed.fetch_add(1, std::memory_order_relaxed);
-    if (dead) m.header->dead_owners_reclaimed.fetch_add(1, std::memory_order_relaxed);
+    if (expired) m.header->expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
+    if (dead) m.header->dead_sessions_reclaimed.fetch_add(1, std::memory_order_relaxed);
     Claim won;
     won.id = id;
     won.token = token_of(claiming);
@@ -693,12 +687,21 @@ std::size_t TaskBoard::claims_held_by(std::string_view agent) const {
   return held;
 }
 
+std::vector<Counter> counter_list(const TaskBoardCounters& c) {
+  return {{"claims", c.claims},
+          {"expired_reclaimed", c.expired_reclaimed},
+          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
+          {"stale_tokens_refused", c.stale_tokens_refused},
+          {"transitions_rolled_back", c.transitions_rolled_back},
+          {"done_recycled", c.done_recycled}};
+}
+
 TaskBoardCounters TaskBoard::counters() const {
   const coord::TaskBoardHeader& h = *impl_->header;
   auto get_counter = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
   return {get_counter(h.claims),
-          get_counter(h.expired_leases_reclaimed),
-          get_counter(h.dead_owners_reclaimed),
+          get_counter(h.expired_reclaimed),
+          get_counter(h.dead_sessions_reclaimed),
           get_counter(h.stale_tokens_refused),
           get_counter(h.transitions_rolled_back),
           get_counter(h.done_recycled)};

@@ -60,8 +60,8 @@ struct TaskBoardHeader {
   std::uint64_t total_bytes;
   alignas(shm::kCacheLine) std::atomic<std::uint64_t> catalog_generation;
   alignas(shm::kCacheLine) std::atomic<std::uint64_t> claims;
-  std::atomic<std::uint64_t> expired_leases_reclaimed;
-  std::atomic<std::uint64_t> dead_owners_reclaimed;
+  std::atomic<std::uint64_t> expired_reclaimed;
+  std::atomic<std::uint64_t> dead_sessions_reclaimed;
   std::atomic<std::uint64_t> stale_tokens_refused;
   std::atomic<std::uint64_t> transitions_rolled_back;
   std::atomic<std::uint64_t> done_recycled;

@@ -1,5 +1,6 @@
 #include "shm/segment.hpp"
 
+#include "shm/destroy_hint.hpp"
 #include "shm/process.hpp"
 #include "util/hex.hpp"
 
@@ -25,11 +26,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t round_up(std::uint64_t n, std::uint64_t to) { return (n + to - 1) / to * to; }
-
-std::string fix_hint(const std::string& bus) {
-  return "remove it with `agentbus --bus " + bus + " destroy` (processes still using it keep "
-         "their mapping) and open the bus again";
-}
 
 using util::hex;
 
@@ -131,7 +127,7 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
       if (Clock::now() >= deadline)
         throw Error(Errc::incompatible, "/dev/shm/" + seg->object_name_ + " is " +
                                             std::to_string(size) + " bytes, too small to be an agentbus segment; " +
-                                            fix_hint(p.bus));
+                                            destroy_hint(p.bus));
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     seg->region_ = bi::mapped_region(seg->object_, bi::read_write);
@@ -142,13 +138,13 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
       if (h.magic != 0 && h.magic != kMagic)
         throw Error(Errc::incompatible, "/dev/shm/" + seg->object_name_ + " is not an agentbus segment (magic " +
                                             hex(h.magic) + " at offset 0, expected " + hex(kMagic) + "); " +
-                                            fix_hint(p.bus));
+                                            destroy_hint(p.bus));
       const std::uint32_t init = h.initialised.load(std::memory_order_acquire);
       if (init == 1) break;
       if (init != 0)
         throw Error(Errc::corrupt, "bus '" + p.bus + "' is corrupt: header word 'initialised' at offset " +
                                        std::to_string(offsetof(SegmentHeader, initialised)) + " is " + hex(init) +
-                                       ", expected 1 (0 while its creator sets it up); " + fix_hint(p.bus));
+                                       ", expected 1 (0 while its creator sets it up); " + destroy_hint(p.bus));
       // A creator that has stored its identity and is gone will never finish.
       const bool creator_dead = h.creator_pid != 0 && !process_alive({h.creator_pid, h.creator_start_time});
       if (creator_dead || Clock::now() >= deadline) {
@@ -165,10 +161,10 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
         if (creator_dead)
           throw Error(Errc::corrupt, "bus '" + p.bus + "' was never initialised: its creator (pid " +
                                          std::to_string(h.creator_pid) + ") died while setting it up; " +
-                                         fix_hint(p.bus));
+                                         destroy_hint(p.bus));
         throw Error(Errc::timeout, "bus '" + p.bus + "' was not initialised within " +
                                        std::to_string(p.init_timeout.count()) + " ms (creator pid " +
-                                       std::to_string(h.creator_pid) + "); " + fix_hint(p.bus));
+                                       std::to_string(h.creator_pid) + "); " + destroy_hint(p.bus));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -186,24 +182,24 @@ void Segment::validate() const {
   if (h.layout_version != kLayoutVersion)
     throw Error(Errc::incompatible, "bus '" + bus_ + "' has layout version " +
                                         std::to_string(h.layout_version) + ", this build uses " +
-                                        std::to_string(kLayoutVersion) + "; " + fix_hint(bus_));
+                                        std::to_string(kLayoutVersion) + "; " + destroy_hint(bus_));
   if (h.header_bytes != sizeof(SegmentHeader) || h.segment_bytes != size_)
     throw Error(Errc::incompatible, "bus '" + bus_ + "' header says " +
                                         std::to_string(h.segment_bytes) + " bytes but the object is " +
-                                        std::to_string(size_) + " (truncated?); " + fix_hint(bus_));
+                                        std::to_string(size_) + " (truncated?); " + destroy_hint(bus_));
   const Layout layout = layout_for(h.max_rooms);
   if (h.max_rooms == 0 || h.max_rooms > 65536 || h.room_table_offset != layout.table_offset ||
       h.heap_offset != layout.heap_offset || h.heap_offset > size_)
     throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header (max_rooms " +
                                    std::to_string(h.max_rooms) + ", room table at " +
                                    std::to_string(h.room_table_offset) + ", heap at " +
-                                   std::to_string(h.heap_offset) + "); " + fix_hint(bus_));
+                                   std::to_string(h.heap_offset) + "); " + destroy_hint(bus_));
   const std::uint64_t cursor = h.heap_cursor.load(std::memory_order_acquire);
   if (cursor < h.heap_offset || cursor > size_ || cursor % kPage != 0)
     throw Error(Errc::corrupt, "bus '" + bus_ + "' is corrupt: heap_cursor is " + std::to_string(cursor) +
                                    ", expected a multiple of " + std::to_string(kPage) + " from " +
                                    std::to_string(h.heap_offset) + " to " + std::to_string(size_) + "; " +
-                                   fix_hint(bus_));
+                                   destroy_hint(bus_));
 }
 
 bool Segment::unlinked() const noexcept {

@@ -1,6 +1,7 @@
 #include "shm/slot_table.hpp"
 
 #include "shm/claim_table.hpp"
+#include "shm/destroy_hint.hpp"
 #include "shm/hash.hpp"
 
 #include <agentbus/error.hpp>
@@ -76,8 +77,7 @@ std::span<std::byte> open_region(Segment& seg, std::string_view name, std::uint6
                     seg.size() - off >= slot->region_bytes;
   if (!sane)
     throw Error(Errc::corrupt, "region '" + std::string(name) + "' of bus '" + seg.bus() +
-                                   "' is corrupt; remove the bus with `agentbus --bus " + seg.bus() +
-                                   " destroy`");
+                                   "' is corrupt; " + destroy_hint(seg.bus()));
   return {seg.base() + off, slot->region_bytes};
 }
 

@@ -308,7 +308,7 @@ TEST(Inbox, SenderKilledMidStoreNeitherWedgesASlotNorBlocksTheReader) {
   ASSERT_EQ(payloads(msgs), (std::vector<std::string>{"m3", "m4"}));
   EXPECT_EQ(msgs[0].seq, 3u);
   EXPECT_EQ(msgs[1].seq, 4u);
-  EXPECT_EQ(inbox.counters().dead_senders_reclaimed, 1u);
+  EXPECT_EQ(inbox.counters().dead_writers_reclaimed, 1u);
 }
 
 // A sender process killed while it claims a new recipient's entry (the claim table's steps):

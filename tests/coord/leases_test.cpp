@@ -27,6 +27,27 @@ using agentbus::test::expect_error;
 
 namespace {
 
+LeaseInfo granted(const LeaseAcquisition& got) {
+  EXPECT_TRUE(got.ok()) << got.reason;
+  return got.lease;
+}
+
+// A lost race is a result naming the holder, not an exception.
+void expect_held(const LeaseAcquisition& got, const std::string& text) {
+  EXPECT_EQ(got.status, LeaseStatus::held);
+  EXPECT_NE(got.reason.find(text), std::string::npos) << got.reason;
+}
+
+LeaseInfo renewed_lease(const LeaseRenewal& r) {
+  EXPECT_TRUE(r.ok()) << r.reason;
+  return r.lease;
+}
+
+void expect_lapsed(const LeaseRenewal& r, const std::string& text) {
+  EXPECT_EQ(r.status, RenewStatus::lapsed);
+  EXPECT_NE(r.reason.find(text), std::string::npos) << r.reason;
+}
+
 // path: resources are resolved against the repository root of the CLI's working directory
 // (agentbus/lease_paths.hpp): run the CLI children at the root of a repository of their own, so
 // `path:src` means what the library's leases in these tests mean.
@@ -78,14 +99,14 @@ std::vector<std::string> event_types(Room& room) {
 TEST(Leases, AllOrNoneAcquisition) {
   TestBus bus("leases-all");
   Leases leases(bus->room("r"));
-  const LeaseInfo a = leases.acquire("alice", {"file:b.txt"}, "editing");
+  const LeaseInfo a = granted(leases.acquire("alice", {"file:b.txt"}, "editing"));
   // bob wants a free resource and a held one: gets neither.
-  expect_error([&] { (void)leases.acquire("bob", {"file:a.txt", "file:b.txt"}); }, Errc::conflict, "alice");
+  expect_held(leases.acquire("bob", {"file:a.txt", "file:b.txt"}), "alice");
   EXPECT_FALSE(leases.holder_of("file:a.txt")) << "a refused acquisition left a resource taken";
   EXPECT_EQ(leases.list().size(), 1u);
   // Once alice releases, bob gets both, canonically sorted and de-duplicated.
   EXPECT_TRUE(leases.release(a.id, "alice"));
-  const LeaseInfo b = leases.acquire("bob", {"file:b.txt", "file:a.txt", "file:b.txt"});
+  const LeaseInfo b = granted(leases.acquire("bob", {"file:b.txt", "file:a.txt", "file:b.txt"}));
   EXPECT_EQ(b.resources, (std::vector<std::string>{"file:a.txt", "file:b.txt"}));
   EXPECT_GT(b.id, a.id);  // fencing tokens rise
   ASSERT_TRUE(leases.holder_of("file:a.txt"));
@@ -95,25 +116,25 @@ TEST(Leases, AllOrNoneAcquisition) {
 TEST(Leases, PathAncestryConflictsBothWays) {
   TestBus bus("leases-path");
   Leases leases(bus->room("r"));
-  const LeaseInfo dir = leases.acquire("alice", {"path:src"}, "refactor");
-  try {
-    (void)leases.acquire("bob", {"path:src/lexer.cpp"});
-    ADD_FAILURE() << "descendant of a leased directory was granted";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::conflict);
-    const std::string msg = e.what();
-    // agentroom style: the resource, the holder, when it expires.
-    EXPECT_NE(msg.find("path:src/lexer.cpp"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("alice"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("expires in"), std::string::npos) << msg;
-  }
-  EXPECT_NO_THROW((void)leases.acquire("bob", {"path:srcx/main.cpp"}));  // a prefix, not an ancestor
-  EXPECT_NO_THROW((void)leases.acquire("bob", {"path:sr"}));
+  const LeaseInfo dir = granted(leases.acquire("alice", {"path:src"}, "refactor"));
+  const LeaseAcquisition refused = leases.acquire("bob", {"path:src/lexer.cpp"});
+  ASSERT_EQ(refused.status, LeaseStatus::held) << "descendant of a leased directory was granted";
+  EXPECT_EQ(refused.resource, "path:src/lexer.cpp");
+  EXPECT_EQ(refused.holder.resource, "path:src");
+  EXPECT_EQ(refused.holder.lease.id, dir.id);
+  // agentroom style: the resource, the holder, when it expires.
+  const std::string& msg = refused.reason;
+  EXPECT_NE(msg.find("path:src/lexer.cpp"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("alice"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expires in"), std::string::npos) << msg;
+
+  EXPECT_TRUE(leases.acquire("bob", {"path:srcx/main.cpp"}).ok());  // a prefix, not an ancestor
+  EXPECT_TRUE(leases.acquire("bob", {"path:sr"}).ok());
   leases.release(dir.id, "alice");
-  const LeaseInfo file = leases.acquire("bob", {"path:src/lexer/a.cpp"});
-  expect_error([&] { (void)leases.acquire("alice", {"path:src"}); }, Errc::conflict, "path:src/lexer/a.cpp");
-  expect_error([&] { (void)leases.acquire("alice", {"path:src/lexer"}); }, Errc::conflict, "bob");
-  EXPECT_NO_THROW((void)leases.acquire("alice", {"path:src/lexer/b.cpp"}));
+  const LeaseInfo file = granted(leases.acquire("bob", {"path:src/lexer/a.cpp"}));
+  expect_held(leases.acquire("alice", {"path:src"}), "path:src/lexer/a.cpp");
+  expect_held(leases.acquire("alice", {"path:src/lexer"}), "bob");
+  EXPECT_TRUE(leases.acquire("alice", {"path:src/lexer/b.cpp"}).ok());
   EXPECT_TRUE(lease_resources_conflict("path:a/b", "path:a"));
   EXPECT_FALSE(lease_resources_conflict("path:a/b", "path:a/bc"));
   (void)file;
@@ -122,11 +143,11 @@ TEST(Leases, PathAncestryConflictsBothWays) {
 TEST(Leases, OtherKindsConflictOnlyWhenEqual) {
   TestBus bus("leases-kinds");
   Leases leases(bus->room("r"));
-  (void)leases.acquire("alice", {"branch:main", "db:users", "file:src"});
-  expect_error([&] { (void)leases.acquire("bob", {"branch:main"}); }, Errc::conflict, "branch:main");
-  expect_error([&] { (void)leases.acquire("bob", {"db:users"}); }, Errc::conflict, "db:users");
-  EXPECT_NO_THROW((void)leases.acquire("bob", {"branch:main/x", "db:users2", "file:src/a.cpp", "path:src"}));
-  EXPECT_NO_THROW((void)leases.acquire("carol", {"branch:dev"}));
+  ASSERT_TRUE(leases.acquire("alice", {"branch:main", "db:users", "file:src"}).ok());
+  expect_held(leases.acquire("bob", {"branch:main"}), "branch:main");
+  expect_held(leases.acquire("bob", {"db:users"}), "db:users");
+  EXPECT_TRUE(leases.acquire("bob", {"branch:main/x", "db:users2", "file:src/a.cpp", "path:src"}).ok());
+  EXPECT_TRUE(leases.acquire("carol", {"branch:dev"}).ok());
 }
 
 TEST(Leases, BadResourcesAreRefused) {
@@ -149,17 +170,17 @@ TEST(Leases, RenewAndReleaseCheckTheOwner) {
   TestBus bus("leases-owner");
   Room room = bus->room("r");
   Leases leases(room);
-  const LeaseInfo l = leases.acquire("alice", {"path:docs"}, "docs", {.ttl = 1s});
+  const LeaseInfo l = granted(leases.acquire("alice", {"path:docs"}, "docs", {.ttl = 1s}));
   expect_error([&] { (void)leases.renew(l.id, "bob", 1min); }, Errc::conflict, "held by alice");
   expect_error([&] { (void)leases.release(l.id, "bob"); }, Errc::conflict, "held by alice");
-  const LeaseInfo renewed = leases.renew(l.id, "alice", 1h);
+  const LeaseInfo renewed = renewed_lease(leases.renew(l.id, "alice", 1h));
   EXPECT_EQ(renewed.ttl, 1h);
   ASSERT_TRUE(leases.find(l.id));
   EXPECT_GT(leases.find(l.id)->expires_in, 50min);
   EXPECT_TRUE(leases.release(l.id, "alice"));
   EXPECT_FALSE(leases.release(l.id, "alice"));  // already gone: not an error
   EXPECT_FALSE(leases.find(l.id));
-  expect_error([&] { (void)leases.renew(l.id, "alice", 1min); }, Errc::not_found, "no lease");
+  EXPECT_EQ(leases.renew(l.id, "alice", 1min).status, RenewStatus::gone);
   EXPECT_EQ(event_types(room), (std::vector<std::string>{"LEASE_ACQUIRED", "LEASE_RENEWED", "LEASE_RELEASED"}));
 }
 
@@ -167,7 +188,7 @@ TEST(Leases, AuditEventsCarryOwnerAndPayload) {
   TestBus bus("leases-audit");
   Room room = bus->room("r");
   Leases leases(room);
-  const LeaseInfo l = leases.acquire("alice", {"path:b", "path:a"}, "why \"quoted\"", {.ttl = 90s});
+  const LeaseInfo l = granted(leases.acquire("alice", {"path:b", "path:a"}, "why \"quoted\"", {.ttl = 90s}));
   Subscription sub = room.subscribe({.from = StartFrom::earliest});
   const ReadResult r = sub.next(std::chrono::milliseconds(100));
   ASSERT_TRUE(r.has_event());
@@ -184,11 +205,11 @@ TEST(Leases, AuditEventsCarryOwnerAndPayload) {
 TEST(Leases, LapsedLeaseIsFreeAndCannotBeRenewed) {
   TestBus bus("leases-ttl");
   Leases leases(bus->room("r"));
-  const LeaseInfo l = leases.acquire("alice", {"path:src"}, "", {.ttl = 50ms});
-  expect_error([&] { (void)leases.acquire("bob", {"path:src/a"}); }, Errc::conflict, "alice");
+  const LeaseInfo l = granted(leases.acquire("alice", {"path:src"}, "", {.ttl = 50ms}));
+  expect_held(leases.acquire("bob", {"path:src/a"}), "alice");
   ASSERT_TRUE(eventually([&] { return leases.list().empty(); }));
-  expect_error([&] { (void)leases.renew(l.id, "alice", 1min); }, Errc::expired, "lapsed");
-  const LeaseInfo b = leases.acquire("bob", {"path:src/a"});
+  expect_lapsed(leases.renew(l.id, "alice", 1min), "lapsed");
+  const LeaseInfo b = granted(leases.acquire("bob", {"path:src/a"}));
   EXPECT_EQ(leases.holder_of("path:src")->lease.id, b.id);
   EXPECT_FALSE(leases.release(l.id, "alice"));
 }
@@ -197,23 +218,23 @@ TEST(Leases, KilledSessionFreesItsLease) {
   TestBus bus("leases-kill");
   Leases leases(bus->room("r"));
   ChildProcess session({"/bin/sleep", "1000"});
-  const LeaseInfo l = leases.acquire("alice", {"path:src"}, "", {.ttl = 1h, .session_pid = session.pid()});
+  const LeaseInfo l = granted(leases.acquire("alice", {"path:src"}, "", {.ttl = 1h, .session_pid = session.pid()}));
   EXPECT_EQ(l.session_pid, session.pid());
-  expect_error([&] { (void)leases.acquire("bob", {"path:src"}); }, Errc::conflict, "alice");
+  expect_held(leases.acquire("bob", {"path:src"}), "alice");
   ::kill(session.pid(), SIGKILL);
   ASSERT_EQ(session.wait(5s), 128 + SIGKILL);
   ASSERT_TRUE(eventually([&] { return leases.list().empty(); }));
-  EXPECT_NO_THROW((void)leases.acquire("bob", {"path:src"}));
-  expect_error([&] { (void)leases.renew(l.id, "alice", 1min); }, Errc::not_found, "no lease");
+  EXPECT_TRUE(leases.acquire("bob", {"path:src"}).ok());
+  EXPECT_EQ(leases.renew(l.id, "alice", 1min).status, RenewStatus::gone);
 }
 
 TEST(Leases, FullTableIsNoSpaceAndLapsedEntriesAreReused) {
   TestBus bus("leases-full");
   Leases leases(bus->room("r"), {.capacity = 4});
-  for (int i = 0; i < 4; ++i) (void)leases.acquire("alice", {"file:" + std::to_string(i)}, "", {.ttl = 100ms});
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(leases.acquire("alice", {"file:" + std::to_string(i)}, "", {.ttl = 100ms}).ok());
   expect_error([&] { (void)leases.acquire("alice", {"file:x"}); }, Errc::no_space, "full");
   ASSERT_TRUE(eventually([&] { return leases.list().empty(); }));
-  for (int i = 0; i < 4; ++i) (void)leases.acquire("bob", {"file:y" + std::to_string(i)});
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(leases.acquire("bob", {"file:y" + std::to_string(i)}).ok());
   EXPECT_EQ(leases.counters().expired_reclaimed, 4u);
   EXPECT_EQ(leases.list().size(), 4u);
   Leases again(bus->room("r"), {.capacity = 99, .create = false});
@@ -254,7 +275,7 @@ TEST(Leases, AcquisitionLeftHalfDoneByADeadProcessIsRolledBack) {
     e->state.store(coord::leases::make_state(coord::leases::Phase::acquiring, 1,
                                              {static_cast<std::uint32_t>(victim.pid())}));
   }
-  const LeaseInfo l = leases.acquire("bob", {"path:src/a.cpp"});
+  const LeaseInfo l = granted(leases.acquire("bob", {"path:src/a.cpp"}));
   EXPECT_EQ(l.owner, "bob");
   EXPECT_GE(leases.counters().transitions_rolled_back, 1u);
 }
@@ -271,14 +292,15 @@ TEST(Leases, ThreadsRacingForOverlappingSetsNeverShare) {
                                                   : std::vector<std::string>{"path:docs", "path:src/f" + std::to_string(t)};
       for (int r = 0; r < kRounds; ++r) {
         try {
-          const LeaseInfo l = leases.acquire("t" + std::to_string(t), set);
+          const LeaseAcquisition got = leases.acquire("t" + std::to_string(t), set);
+          if (!got.ok()) continue;  // lost the race: a result, not an error
           if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);  // every pair of sets conflicts (src, docs)
           wins.fetch_add(1);
           std::this_thread::yield();
           inside.fetch_sub(1);
-          leases.release(l.id, "t" + std::to_string(t));
+          leases.release(got.lease.id, "t" + std::to_string(t));
         } catch (const Error& e) {
-          if (e.code() != Errc::conflict) ADD_FAILURE() << e.what();
+          ADD_FAILURE() << e.what();
         }
       }
     });
@@ -368,7 +390,7 @@ TEST(LeasesCli, GuardExitCodes) {
   EXPECT_EQ(run_cli(bus.name(), {"guard", "path:src/a.cpp"}).exit_code, 0);  // room, no lease table
   Leases leases(room);
   ChildProcess session({"/bin/sleep", "1000"});
-  (void)leases.acquire("alice", {"path:src"}, "refactor", {.ttl = 1h, .session_pid = session.pid()});
+  ASSERT_TRUE(leases.acquire("alice", {"path:src"}, "refactor", {.ttl = 1h, .session_pid = session.pid()}).ok());
   EXPECT_EQ(run_cli(bus.name(), {"guard", "path:src/a.cpp", "--agent", "bob"}).exit_code, 3);
   EXPECT_EQ(run_cli(bus.name(), {"guard", "path:docs", "path:src/a.cpp", "--agent", "bob"}).exit_code, 3);
   EXPECT_EQ(run_cli(bus.name(), {"guard", "path:src/a.cpp", "--agent", "alice"}).exit_code, 0);

@@ -396,7 +396,7 @@ TEST(Presence, EntryOfDeadWriterIsReclaimed) {
 
   const std::string me = p.join("phoenix", "", "");
   EXPECT_TRUE(listed(p, me));
-  EXPECT_EQ(p.counters().stale_writers_reclaimed, 1u);
+  EXPECT_EQ(p.counters().dead_writers_reclaimed, 1u);
 }
 
 // ...but an entry a live process is writing is left alone (the writer is merely slow).
@@ -416,7 +416,7 @@ TEST(Presence, EntryOfLiveWriterIsNotTaken) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::no_space);
   }
-  EXPECT_EQ(p.counters().stale_writers_reclaimed, 0u);
+  EXPECT_EQ(p.counters().dead_writers_reclaimed, 0u);
 }
 
 TEST(Presence, RejectsBadArguments) {

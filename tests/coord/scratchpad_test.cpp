@@ -648,10 +648,10 @@ TEST(ScratchCli, WriterStoppedThenKilledMidWriteWedgesNothing) {
   EXPECT_EQ(other.read("unrelated").status, ScratchStatus::found);
 
   writer.kill9();
-  const std::uint64_t recovered = pad.info().writers_recovered;
+  const std::uint64_t recovered = pad.info().dead_writers_reclaimed;
   pad.write("k", "fresh");
   EXPECT_EQ(pad.read("k").value, "fresh");
-  EXPECT_EQ(pad.info().writers_recovered, recovered + 1);
+  EXPECT_EQ(pad.info().dead_writers_reclaimed, recovered + 1);
   EXPECT_EQ(pad.info().heap_used, 2u * 4096);  // "fresh" and "unrelated": nothing leaked
 }
 
@@ -671,7 +671,7 @@ TEST(ScratchCli, WriterDyingWhileAddingAKeyLeaksNothing) {
 
   pad.write("needs-space", std::string(600 << 10, 's'));  // only fits once they are freed
   EXPECT_EQ(pad.read("needs-space").value.size(), 600u << 10);
-  EXPECT_GE(pad.info().writers_recovered, 1u);
+  EXPECT_GE(pad.info().dead_writers_reclaimed, 1u);
   EXPECT_EQ(pad.info().heap_used, 600u << 10);
   pad.write("new-key", "written after all");
   EXPECT_EQ(pad.read("new-key").value, "written after all");

@@ -123,7 +123,7 @@ TEST(TaskBoard, LapsedLeaseIsReclaimedAndItsTokenRefused) {
   const Claim second = board.claim(id, "carol", {.ttl = 1min});
   ASSERT_TRUE(second.ok());
   EXPECT_GT(second.token, first.token);
-  EXPECT_EQ(board.counters().expired_leases_reclaimed, 1u);
+  EXPECT_EQ(board.counters().expired_reclaimed, 1u);
 
   expect_error([&] { (void)board.complete(id, first.token, "late"); }, Errc::conflict, "claimed by carol");
   expect_error([&] { board.renew(id, first.token, 1min); }, Errc::conflict, "stale");
@@ -157,7 +157,7 @@ TEST(TaskBoard, ClaimOfAKilledSessionIsSupersededAtOnce) {
   const Claim taken = board.claim(id, "carol");
   ASSERT_TRUE(taken.ok());
   EXPECT_GT(taken.token, held.token);
-  EXPECT_EQ(board.counters().dead_owners_reclaimed, 1u);
+  EXPECT_EQ(board.counters().dead_sessions_reclaimed, 1u);
   expect_error([&] { (void)board.complete(id, held.token, "x"); }, Errc::conflict, "stale");
   expect_error([&] { (void)board.claim(id, "eve", {.session_pid = session.pid()}); }, Errc::invalid_argument,
                "does not exist");
@@ -381,5 +381,5 @@ TEST(TaskBoard, InfoShowsTheBoardsCounters) {
   const std::string line = info.read_line(10s);
   ASSERT_EQ(info.wait(10s), 0);
   EXPECT_NE(line.find(R"("coordination":{"r":{"tasks":{"claims":2,)"), std::string::npos) << line;
-  EXPECT_NE(line.find(R"("dead_owners_reclaimed":1)"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("dead_sessions_reclaimed":1)"), std::string::npos) << line;
 }

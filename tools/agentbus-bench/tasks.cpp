@@ -121,10 +121,10 @@ RaceResult race(const TaskBenchSettings& s, const std::string& bus_name) {
   out.double_claims = shared->double_claims.load();
   out.claims_per_s = double(out.claimed) / (double(std::int64_t(last) - go) * 1e-9);
   const agentbus::TaskBoardCounters c = board.counters();
-  if (c.dead_owners_reclaimed + c.expired_leases_reclaimed + c.transitions_rolled_back != 0)
+  if (c.dead_sessions_reclaimed + c.expired_reclaimed + c.transitions_rolled_back != 0)
     std::fprintf(stderr, "race: %llu dead-owner reclaims, %llu expired, %llu rolled back\n",
-                 static_cast<unsigned long long>(c.dead_owners_reclaimed),
-                 static_cast<unsigned long long>(c.expired_leases_reclaimed),
+                 static_cast<unsigned long long>(c.dead_sessions_reclaimed),
+                 static_cast<unsigned long long>(c.expired_reclaimed),
                  static_cast<unsigned long long>(c.transitions_rolled_back));
   agentbus::Bus::destroy(bus_name);
   return out;

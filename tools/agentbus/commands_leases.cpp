@@ -119,7 +119,9 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
                         LeaseOptions o;
                         o.ttl = validated_ms(a->ttl);
                         o.session_pid = session_pid(g);
-                        const LeaseInfo l = leases.acquire(a->agent, resolved(a->resources), a->purpose, o);
+                        const LeaseAcquisition got = leases.acquire(a->agent, resolved(a->resources), a->purpose, o);
+                        if (!got.ok()) throw Error(Errc::conflict, got.reason);  // exit 3
+                        const LeaseInfo& l = got.lease;
                         write_out(a->json ? lease_json(l) : std::to_string(l.id) + "\n", true);
                         return 0;
                       }});
@@ -134,8 +136,10 @@ void add_leases_commands(CLI::App& app, const Globals& g, Commands& commands) {
   commands.push_back({renew, [&g, a] {
                         std::optional<Leases> leases = existing_leases(g);
                         if (!leases) throw Error(Errc::not_found, "no lease " + std::to_string(a->id) + " (no lease table)");
-                        const LeaseInfo l = leases->renew(a->id, a->agent, validated_ms(a->ttl));
-                        if (a->json) write_out(lease_json(l), true);
+                        const LeaseRenewal r = leases->renew(a->id, a->agent, validated_ms(a->ttl));
+                        if (r.status == RenewStatus::lapsed) throw Error(Errc::expired, r.reason);  // exit 4
+                        if (r.status == RenewStatus::gone) throw Error(Errc::not_found, r.reason);  // exit 4
+                        if (a->json) write_out(lease_json(r.lease), true);
                         return 0;
                       }});
 

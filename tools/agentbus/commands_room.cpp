@@ -270,7 +270,7 @@ int run_tail(const Globals& g, const TailArgs& args) {
 // Every recovery the coordination primitives perform is counted; `info` shows the counters of
 // each primitive a room has (opening none of them creates anything).
 
-using Counters = std::vector<std::pair<const char*, std::uint64_t>>;
+using Counters = std::vector<Counter>;
 struct CoordGroup {
   const char* name;
   Counters counters;
@@ -290,47 +290,11 @@ void add_group(std::vector<CoordGroup>& out, const Room& room, const char* name,
 
 std::vector<CoordGroup> coordination_counters(const Room& room) {
   std::vector<CoordGroup> out;
-  add_group<TaskBoard, TaskBoardOptions>(out, room, "tasks", [](const TaskBoard& t) {
-    const TaskBoardCounters c = t.counters();
-    return Counters{{"claims", c.claims},
-                    {"expired_leases_reclaimed", c.expired_leases_reclaimed},
-                    {"dead_owners_reclaimed", c.dead_owners_reclaimed},
-                    {"stale_tokens_refused", c.stale_tokens_refused},
-                    {"transitions_rolled_back", c.transitions_rolled_back},
-                    {"done_recycled", c.done_recycled}};
-  });
-  add_group<Presence, PresenceOptions>(out, room, "presence", [](const Presence& p) {
-    const PresenceCounters c = p.counters();
-    return Counters{{"joins", c.joins},
-                    {"leaves", c.leaves},
-                    {"expired_reclaimed", c.expired_reclaimed},
-                    {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
-                    {"stale_writers_reclaimed", c.stale_writers_reclaimed}};
-  });
-  add_group<Leases, LeasesOptions>(out, room, "leases", [](const Leases& l) {
-    const LeasesCounters c = l.counters();
-    return Counters{{"acquired", c.acquired},
-                    {"conflicts", c.conflicts},
-                    {"expired_reclaimed", c.expired_reclaimed},
-                    {"dead_sessions_reclaimed", c.dead_sessions_reclaimed},
-                    {"transitions_rolled_back", c.transitions_rolled_back}};
-  });
-  add_group<Inbox, InboxOptions>(out, room, "inbox", [](const Inbox& i) {
-    const InboxCounters c = i.counters();
-    return Counters{{"held", c.held},
-                    {"stored", c.stored},
-                    {"full_refusals", c.full_refusals},
-                    {"dead_senders_reclaimed", c.dead_senders_reclaimed},
-                    {"asks_reclaimed", c.asks_reclaimed}};
-  });
-  add_group<Scratchpad, ScratchpadOptions>(out, room, "scratchpad", [](const Scratchpad& s) {
-    const ScratchpadInfo c = s.info();
-    return Counters{{"keys_live", c.keys_live},
-                    {"heap_used", c.heap_used},
-                    {"heap_bytes", c.heap_bytes},
-                    {"writers_recovered", c.writers_recovered},
-                    {"expired_reclaimed", c.expired_reclaimed}};
-  });
+  add_group<TaskBoard, TaskBoardOptions>(out, room, "tasks", [](const TaskBoard& t) { return counter_list(t.counters()); });
+  add_group<Presence, PresenceOptions>(out, room, "presence", [](const Presence& p) { return counter_list(p.counters()); });
+  add_group<Leases, LeasesOptions>(out, room, "leases", [](const Leases& l) { return counter_list(l.counters()); });
+  add_group<Inbox, InboxOptions>(out, room, "inbox", [](const Inbox& i) { return counter_list(i.counters()); });
+  add_group<Scratchpad, ScratchpadOptions>(out, room, "scratchpad", [](const Scratchpad& s) { return counter_list(s.info()); });
   return out;
 }
 

@@ -4,6 +4,8 @@
 #include <agentbus/json_text.hpp>
 #include <agentbus/utf8.hpp>
 
+#include <agentbus/counter.hpp>
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -242,18 +244,6 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
   return buf;
 }
 
-template <typename F>
-void for_each_counter(const RoomCounters& c, F&& f) {
-  f("wrap_paddings", c.wrap_paddings);
-  f("dead_claims_padded", c.dead_claims_padded);
-  f("gaps_padded", c.gaps_padded);
-  f("aborted_claims", c.aborted_claims);
-  f("overruns", c.overruns);
-  f("bus_full", c.bus_full);
-  f("readers_reclaimed", c.readers_reclaimed);
-  f("wakeups", c.wakeups);
-}
-
 }  // namespace
 
 std::string info_text(const BusInfo& info) {
@@ -284,9 +274,7 @@ std::string info_text(const BusInfo& info) {
                          percent(room.tail - std::min(room.oldest, room.tail), room.ring_bytes) +
                          " of ring)"},
     };
-    for_each_counter(room.counters, [&](const char* name, std::uint64_t v) {
-      rows.push_back({name, std::to_string(v)});
-    });
+    for (const Counter& c : counter_list(room.counters)) rows.push_back({std::string(c.name), std::to_string(c.value)});
     out += table(rows, "  ");
     if (room.readers.empty()) {
       out += "  readers: none\n";
@@ -328,10 +316,10 @@ std::string info_json(const BusInfo& info) {
     out += ",\"oldest\":" + std::to_string(room.oldest);
     out += ",\"counters\":{";
     bool first = true;
-    for_each_counter(room.counters, [&](const char* name, std::uint64_t v) {
-      out += (first ? "\"" : ",\"") + std::string(name) + "\":" + std::to_string(v);
+    for (const Counter& c : counter_list(room.counters)) {
+      out += (first ? "\"" : ",\"") + std::string(c.name) + "\":" + std::to_string(c.value);
       first = false;
-    });
+    }
     out += "},\"readers\":[";
     for (std::size_t r = 0; r < room.readers.size(); ++r) {
       const auto& rd = room.readers[r];
