@@ -40,9 +40,12 @@ struct BusInfo {
   std::uint32_t max_rooms = 0;
   std::uint32_t layout_version = 0;
   int creator_pid = 0;
-  std::uint64_t stale_room_inits_recovered = 0;
+  std::uint64_t dead_writers_reclaimed = 0;  // room-table entries taken over from dead creators
   std::vector<RoomInfo> rooms;
 };
+
+// The bus-wide counters (not the rooms'), as name/value pairs; see counter.hpp.
+[[nodiscard]] std::vector<Counter> counter_list(const BusInfo& info);
 
 class Bus {
  public:

@@ -53,7 +53,7 @@ struct RoomCounters {
   std::uint64_t aborted_claims = 0;    // claims of live producers aborted (then retried)
   std::uint64_t overruns = 0;          // times a tailer was lapped
   std::uint64_t bus_full = 0;          // publishes that gave up with BusFull
-  std::uint64_t readers_reclaimed = 0; // reader slots taken back from dead processes
+  std::uint64_t dead_sessions_reclaimed = 0; // reader slots taken back from dead processes
   std::uint64_t wakeups = 0;           // futex wake calls issued by publishers
 };
 [[nodiscard]] std::vector<Counter> counter_list(const RoomCounters& c);

@@ -133,7 +133,7 @@ BusInfo Bus::info() const {
   info.max_rooms = h.max_rooms;
   info.layout_version = h.layout_version;
   info.creator_pid = static_cast<int>(h.creator_pid);
-  info.stale_room_inits_recovered = h.stale_room_inits_recovered.load(std::memory_order_relaxed);
+  info.dead_writers_reclaimed = h.dead_writers_reclaimed.load(std::memory_order_relaxed);
   shm::RoomSlot* table = seg->room_table();
   for (std::uint32_t i = 0; i < h.max_rooms; ++i) {
     if (!is_room(table[i])) continue;
@@ -150,6 +150,10 @@ BusInfo Bus::info() const {
   std::sort(info.rooms.begin(), info.rooms.end(),
             [](const RoomInfo& a, const RoomInfo& b) { return a.name < b.name; });
   return info;
+}
+
+std::vector<Counter> counter_list(const BusInfo& info) {
+  return {{"dead_writers_reclaimed", info.dead_writers_reclaimed}};
 }
 
 }  // namespace agentbus

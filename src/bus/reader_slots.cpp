@@ -39,7 +39,7 @@ ReaderSlot& claim_slot(shm::Ring& ring) {
       std::uint64_t state = s.state.load(std::memory_order_acquire);
       const bool take = state == shm::kReaderFree || (pass == 1 && holder_dead(s, state));
       if (!take || !Claims::claim(s, state)) continue;
-      if (pass == 1) control.counters.readers_reclaimed.fetch_add(1, std::memory_order_relaxed);
+      if (pass == 1) control.counters.dead_sessions_reclaimed.fetch_add(1, std::memory_order_relaxed);
       return s;
     }
   }

@@ -136,7 +136,7 @@ RoomInfo Room::info() const {
   info.counters = {get(c.counters.wrap_paddings), get(c.counters.dead_claims_padded),
                    get(c.counters.gaps_padded),   get(c.counters.aborted_claims),
                    get(c.counters.overruns),      get(c.counters.bus_full),
-                   get(c.counters.readers_reclaimed), get(c.counters.wakeups)};
+                   get(c.counters.dead_sessions_reclaimed), get(c.counters.wakeups)};
   for (const shm::ReaderSlot& s : c.readers) {
     const std::uint64_t kind = s.state.load(std::memory_order_acquire) & shm::kReaderKindMask;
     if (kind != shm::kReaderTailer && kind != shm::kReaderDurable) continue;
@@ -158,7 +158,7 @@ std::vector<Counter> counter_list(const RoomCounters& c) {
   return {{"wrap_paddings", c.wrap_paddings},   {"dead_claims_padded", c.dead_claims_padded},
           {"gaps_padded", c.gaps_padded},       {"aborted_claims", c.aborted_claims},
           {"overruns", c.overruns},             {"bus_full", c.bus_full},
-          {"readers_reclaimed", c.readers_reclaimed}, {"wakeups", c.wakeups}};
+          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed}, {"wakeups", c.wakeups}};
 }
 
 }  // namespace agentbus

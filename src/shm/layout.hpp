@@ -41,7 +41,7 @@ struct SegmentHeader {
   std::uint64_t heap_offset;
   alignas(kCacheLine) std::atomic<std::uint32_t> initialised;  // release-stored last
   alignas(kCacheLine) std::atomic<std::uint64_t> heap_cursor;   // next free heap offset
-  std::atomic<std::uint64_t> stale_room_inits_recovered;
+  std::atomic<std::uint64_t> dead_writers_reclaimed;
 };
 
 // RoomSlot::state is a claim-table owner word (shm/claim_table.hpp): 0 free; writing | pid |
@@ -89,7 +89,7 @@ struct RingCounters {
   std::atomic<std::uint64_t> aborted_claims;
   std::atomic<std::uint64_t> overruns;
   std::atomic<std::uint64_t> bus_full;
-  std::atomic<std::uint64_t> readers_reclaimed;
+  std::atomic<std::uint64_t> dead_sessions_reclaimed;
   std::atomic<std::uint64_t> wakeups;
 };
 

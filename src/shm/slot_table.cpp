@@ -40,7 +40,7 @@ RoomSlot* find_or_create_slot(Segment& seg, std::string_view name, bool create,
   switch (found.outcome) {
     case Outcome::found: return &seg.room_table()[found.index];
     case Outcome::created:
-      if (found.took_over) seg.header().stale_room_inits_recovered.fetch_add(1, std::memory_order_relaxed);
+      if (found.took_over) seg.header().dead_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
       return &seg.room_table()[found.index];
     case Outcome::absent: return nullptr;
     case Outcome::stuck:

@@ -1,6 +1,6 @@
 // The segment's table of named slots: a shm::ClaimTable (shm/claim_table.hpp) of RoomSlot,
 // probed from the name's FNV-1a hash. A slot a dead creator left is taken over by the next
-// process that creates a name there (stale_room_inits_recovered counts those). Slots are
+// process that creates a name there (dead_writers_reclaimed counts those). Slots are
 // never freed, so the first free slot on a name's probe path proves the name is absent.
 #pragma once
 

@@ -79,6 +79,6 @@ TEST(MultiProcess, DeadTailerSlotIsReclaimed) {
   EXPECT_FALSE(info.readers[0].alive);
   std::vector<Subscription> subs;
   for (std::size_t i = 0; i < 64; ++i) subs.push_back(room.subscribe());  // needs the dead slot
-  EXPECT_EQ(room.info().counters.readers_reclaimed, 1u);
+  EXPECT_EQ(room.info().counters.dead_sessions_reclaimed, 1u);
   EXPECT_THROW((void)room.subscribe(), Error);
 }

@@ -269,11 +269,11 @@ TEST_P(ClaimTableCrash, ACreatorKilledMidClaimIsRecoveredAndOtherRoomsAreIntact)
 
   // A lookup does not take it over: the room is absent and the word stays.
   EXPECT_THROW((void)bus->room("victim", {.create = false}), Error);
-  EXPECT_EQ(seg.header().stale_room_inits_recovered.load(), 0u);
+  EXPECT_EQ(seg.header().dead_writers_reclaimed.load(), 0u);
 
   // A creator does, and the room works.
   Room victim = bus->room("victim");
-  EXPECT_EQ(seg.header().stale_room_inits_recovered.load(), 1u);
+  EXPECT_EQ(seg.header().dead_writers_reclaimed.load(), 1u);
   ASSERT_NE(slot_named(seg, "victim"), nullptr);
   EXPECT_EQ(slot_named(seg, "victim")->state.load(), kRoomReady);
   const EventId id = victim.publish("t", "b", "after").id;

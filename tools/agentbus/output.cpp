@@ -247,18 +247,17 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
 }  // namespace
 
 std::string info_text(const BusInfo& info) {
-  std::string out = table(
-      {
-          {"bus", line(info.name)},
-          {"shm object", line(info.object_name)},
-          {"segment", human_bytes(info.segment_bytes) + " virtual, " + human_bytes(info.used_bytes) +
-                          " used by rooms (" + percent(info.used_bytes, info.segment_bytes) + ")"},
-          {"rooms", std::to_string(info.rooms.size()) + " of " + std::to_string(info.max_rooms)},
-          {"layout", "v" + std::to_string(info.layout_version)},
-          {"creator pid", std::to_string(info.creator_pid)},
-          {"recovered", std::to_string(info.stale_room_inits_recovered) + " stale room inits"},
-      },
-      "");
+  std::vector<std::vector<std::string>> bus_rows = {
+    {"bus", line(info.name)},
+    {"shm object", line(info.object_name)},
+    {"segment", human_bytes(info.segment_bytes) + " virtual, " + human_bytes(info.used_bytes) +
+                    " used by rooms (" + percent(info.used_bytes, info.segment_bytes) + ")"},
+    {"rooms", std::to_string(info.rooms.size()) + " of " + std::to_string(info.max_rooms)},
+    {"layout", "v" + std::to_string(info.layout_version)},
+    {"creator pid", std::to_string(info.creator_pid)},
+  };
+  for (const Counter& c : counter_list(info)) bus_rows.push_back({std::string(c.name), std::to_string(c.value)});
+  std::string out = table(bus_rows, "");
   for (const auto& room : info.rooms) {
     out += "\nroom " + line(room.name) + '\n';
     if (!room.corrupt.empty()) {
@@ -300,7 +299,7 @@ std::string info_json(const BusInfo& info) {
   out += ",\"max_rooms\":" + std::to_string(info.max_rooms);
   out += ",\"layout_version\":" + std::to_string(info.layout_version);
   out += ",\"creator_pid\":" + std::to_string(info.creator_pid);
-  out += ",\"stale_room_inits_recovered\":" + std::to_string(info.stale_room_inits_recovered);
+  for (const Counter& c : counter_list(info)) out += ",\"" + std::string(c.name) + "\":" + std::to_string(c.value);
   out += ",\"rooms\":[";
   for (std::size_t i = 0; i < info.rooms.size(); ++i) {
     const auto& room = info.rooms[i];
