@@ -17,7 +17,7 @@
 //  * acquire() takes all of the set or none of it, atomically with respect to every thread and
 //    process on the bus: of two acquirers of conflicting sets, at most one succeeds, and when
 //    they race, one of them does (no livelock); nobody ever waits on a lock (a conflict fails
-//    fast; see src/coord/leases.cpp for the protocol and its argument).
+//    fast; see src/coord/lease_acquire.cpp for the protocol and its argument).
 //  * A lease lasts until it is released, its ttl lapses, or its session process dies (pid and
 //    start time): then its resources are free at once.
 //  * Every lease has a fencing token that rises with every acquisition in the room; the lease id

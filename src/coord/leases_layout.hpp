@@ -10,7 +10,7 @@
 //
 // `reserving` is private to the acquirer (it writes the fields; nobody else looks at them);
 // `acquiring` announces the lease to other acquirers before it is checked for conflicts (see
-// the protocol in leases.cpp). The transitional phases (reserving, acquiring, renewing) carry
+// the protocol in lease_acquire.cpp). The transitional phases (reserving, acquiring, renewing) carry
 // the pid and start time of the process making the change; whoever meets one that is dead
 // rolls it back. In `held` the holder is the lease's session process. gen rises on every reserve and every renew, so a state
 // never repeats (no ABA). A held entry whose ttl lapsed or whose session died is free: any

@@ -1,27 +1,14 @@
-// presence.cpp — the presence table (guarantees in include/agentbus/presence.hpp; layout and
-// state word in src/coord/presence_layout.hpp).
-//
-// Every write takes the state word by CAS (free/live/stale -> writing, shm::ClaimTable::claim),
-// rewrites the fields, then publishes live with a new generation. A reader copies a live
-// entry's fields and checks afterwards that the state word has not changed (a seqlock whose
-// sequence is the state word), so it never takes anything and a dead writer cannot block it.
-// A writer that died holding an entry is recognised by its pid and start time, and the next
-// joiner takes the entry over.
-//
-// last_seen is the one field written without taking the entry (refresh() is a single store),
-// so it lives outside the seqlock: a reader may see a slightly older or newer value; both are
-// true statements about when the agent was seen.
+// presence.cpp — who is in a room (guarantees in include/agentbus/presence.hpp): handles and
+// sessions, opening the table, and the public calls. The entry protocol they share (reading,
+// filling, taking over and merging entries) is in coord/presence_table.{hpp,cpp}.
 #include <agentbus/presence.hpp>
 
 #include "bus/room_access.hpp"
-#include "coord/presence_layout.hpp"
+#include "coord/presence_table.hpp"
 #include "coord/region.hpp"
 #include "shm/claim_table.hpp"
-#include "shm/fences.hpp"
 #include "shm/process.hpp"
-#include "shm/ring_copy.hpp"
-#include "shm/slot_table.hpp"
-#include <agentbus/json_text.hpp>
+#include <agentbus/clock.hpp>
 #include <agentbus/utf8.hpp>
 
 #include <agentbus/error.hpp>
@@ -29,67 +16,28 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <cstddef>
+#include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <thread>
 
 namespace agentbus {
+
+using coord::presence::Claims;
+using coord::presence::Departure;
+using coord::presence::Entry;
+using coord::presence::Header;
+using coord::presence::Slot;
+using coord::presence::Snapshot;
+using coord::presence::departure;
+using coord::presence::kMaxCapacity;
+using coord::presence::kRegion;
+
 namespace {
 
 using namespace std::chrono_literals;
 using std::uint32_t;
 using std::uint64_t;
 using std::int64_t;
-
-// A process-local copy of one live entry.
-struct Snapshot {
-  uint64_t state = 0;
-  std::string handle, role, working_on;
-  shm::ProcessId session;
-  int64_t last_seen_ns = 0, ttl_ns = 0, joined_ns = 0;
-};
-
-enum class Slot { free, busy, stale_writer, live };
-enum class Departure { none, expired, session_ended };
-
-int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-int64_t system_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-using coord::presence::Entry;
-using coord::presence::Header;
-using coord::presence::kMaxCapacity;
-using coord::presence::kPresenceMagic;
-using coord::presence::kPresenceVersion;
-using Claims = shm::ClaimTable<Entry>;
-using shm::ClaimPhase;
-using shm::ClaimWord;
-
-constexpr coord::RegionKind kRegion{"presence table", "#presence", kPresenceMagic, kPresenceVersion, sizeof(Header)};
-
-// Seqlock writer side: after taking an entry and before overwriting its fields, so that a
-// reader that copied any new byte then sees the state word changed. ThreadSanitizer refuses
-// atomic_thread_fence; there every field copy is atomic (ring_copy.hpp) and x86 keeps stores
-// in order, so nothing is lost by dropping the formal fence.
-inline void fence_before_overwrite() noexcept {
-#if !defined(__SANITIZE_THREAD__)
-  std::atomic_thread_fence(std::memory_order_release);
-#endif
-}
-
-Departure departure(const Snapshot& s, int64_t now) {
-  if (!shm::process_alive(s.session)) return Departure::session_ended;
-  if (now - s.last_seen_ns > s.ttl_ns) return Departure::expired;
-  return Departure::none;
-}
 
 // role and working_on: single-line text that every renderer can show as is.
 void validate_text(std::string_view what, std::string_view text, std::size_t max) {
@@ -155,168 +103,7 @@ std::string qualify_with(std::string_view handle, shm::ProcessId session) {
   return std::string(handle) + suffix;
 }
 
-
-std::string copy_text(const char* field, std::size_t len) {
-  std::string out(len, '\0');
-  shm::copy_from_ring(out.data(), reinterpret_cast<const std::byte*>(field), len);
-  return out;
-}
-
-void store_text(char* field, std::string_view text) {
-  shm::copy_to_ring(reinterpret_cast<std::byte*>(field), text.data(), text.size());
-}
-
 }  // namespace
-
-struct Presence::Impl {
-  explicit Impl(Room r) : room(std::move(r)) {}
-
-  Room room;
-  Header* header = nullptr;
-  Entry* entries = nullptr;
-  uint32_t capacity = 0;
-  std::string bus;
-
-  // What a writer puts into an entry it holds.
-  struct Fields {
-    std::string_view handle, role, working_on;
-    shm::ProcessId session;
-    int64_t ttl_ns = 0;
-    int64_t joined_ns = 0;
-  };
-
-  // Copies entry i. Waits (bounded) while a live process is writing it: writes take
-  // microseconds, and a stopped writer must not stall readers for long.
-  Slot read(uint32_t i, Snapshot& out) const {
-    Entry& e = entries[i];
-    const auto deadline = std::chrono::steady_clock::now() + 2ms;
-    for (int attempt = 0;; ++attempt) {
-      const uint64_t s1 = e.state.load(std::memory_order_seq_cst);
-      if (s1 == 0) return Slot::free;
-      const ClaimPhase phase = ClaimWord::phase(s1);
-      if (phase == ClaimPhase::ready) {
-        const uint64_t lengths = e.lengths.load(std::memory_order_relaxed);
-        // Trust no length: a torn or hostile value is clamped, and the check below discards it.
-        const std::size_t hl = std::min<std::size_t>(lengths & 0xff, sizeof e.handle);
-        const std::size_t rl = std::min<std::size_t>((lengths >> 8) & 0xff, sizeof e.role);
-        const std::size_t wl = std::min<std::size_t>((lengths >> 16) & 0xffff, sizeof e.working_on);
-        out.handle = copy_text(e.handle, hl);
-        out.role = copy_text(e.role, rl);
-        out.working_on = copy_text(e.working_on, wl);
-        out.session.pid = static_cast<uint32_t>(e.session_pid.load(std::memory_order_relaxed));
-        out.session.start_time = e.session_start.load(std::memory_order_relaxed);
-        out.ttl_ns = e.ttl_ns.load(std::memory_order_relaxed);
-        out.joined_ns = e.joined_ns.load(std::memory_order_relaxed);
-        out.last_seen_ns = e.last_seen_ns.load(std::memory_order_relaxed);
-        if (shm::load_after_reads(e.state) == s1) {
-          out.state = s1;
-          return Slot::live;
-        }
-      } else if (phase == ClaimPhase::writing) {
-        if (Claims::abandoned(s1)) return Slot::stale_writer;
-      } else {
-        throw corrupt("entry " + std::to_string(i) + " has an unknown state");
-      }
-      if (std::chrono::steady_clock::now() > deadline) return Slot::busy;
-      if (attempt > 16) std::this_thread::yield();
-    }
-  }
-
-  Error corrupt(const std::string& what) const { return coord::corrupt_region(bus, room.name(), kRegion.noun, what); }
-
-  // Entry i with handle `qualified`, live or not yet reclaimed.
-  std::optional<uint32_t> find(std::string_view qualified, Snapshot& snap) const {
-    for (uint32_t i = 0; i < capacity; ++i)
-      if (read(i, snap) == Slot::live && snap.handle == qualified) return i;
-    return std::nullopt;
-  }
-
-  // Fills entry i, which we hold in writing, and publishes it live. Returns its live state.
-  uint64_t fill(uint32_t i, const Fields& f) {
-    Entry& e = entries[i];
-    const uint64_t generation = (e.generation.load(std::memory_order_relaxed) + 1) & coord::presence::kGenerationMask;
-    fence_before_overwrite();
-    e.generation.store(generation, std::memory_order_relaxed);
-    store_text(e.handle, f.handle);
-    store_text(e.role, f.role);
-    store_text(e.working_on, f.working_on);
-    e.lengths.store(f.handle.size() | (f.role.size() << 8) | (f.working_on.size() << 16),
-                    std::memory_order_relaxed);
-    e.session_pid.store(f.session.pid, std::memory_order_relaxed);
-    e.session_start.store(f.session.start_time, std::memory_order_relaxed);
-    e.ttl_ns.store(f.ttl_ns, std::memory_order_relaxed);
-    e.joined_ns.store(f.joined_ns, std::memory_order_relaxed);
-    e.last_seen_ns.store(steady_ns(), std::memory_order_relaxed);
-    const uint64_t live = ClaimWord::make(ClaimPhase::ready, generation);
-    // seq_cst: pairs with the seq_cst loads of dedupe() in other joiners (store -> load).
-    Claims::publish(e, live, std::memory_order_seq_cst);
-    return live;
-  }
-
-  // Two joins of one handle from one session can race and create two entries. Each joiner
-  // looks for another live entry of its handle after publishing its own; with seq_cst on both
-  // sides at least one of the two sees the other, and the higher-numbered entry is dropped.
-  // Returns false when our own entry was the one dropped.
-  bool dedupe(uint32_t mine, uint64_t my_state, std::string_view qualified, shm::ProcessId session) {
-    Snapshot snap;
-    for (uint32_t j = 0; j < capacity; ++j) {
-      if (j == mine || read(j, snap) != Slot::live) continue;
-      if (snap.handle != qualified || snap.session != session) continue;
-      if (j > mine) {
-        uint64_t expected = snap.state;
-        entries[j].state.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
-      } else {
-        uint64_t expected = my_state;
-        entries[mine].state.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
-        return false;
-      }
-    }
-    return true;
-  }
-
-  void publish_joined(std::string_view qualified, const Fields& f) {
-    const std::string payload = "{\"role\":" + util::json_string(f.role) + ",\"working_on\":" +
-                                util::json_string(f.working_on) + ",\"pid\":" + std::to_string(f.session.pid) +
-                                ",\"ttl_ms\":" + std::to_string(f.ttl_ns / 1'000'000) + "}";
-    // Presence is the state; the event only announces it. A room gated full by a slow durable
-    // reader (bus_full) must not undo or fail the join, so the status is not checked.
-    (void)room.publish("AGENT_JOINED", qualified, payload);
-  }
-
-  void publish_left(std::string_view qualified, std::string_view reason) {
-    (void)room.publish("AGENT_LEFT", qualified, "{\"reason\":\"" + std::string(reason) + "\"}");
-  }
-
-  // Takes entry i for a new agent if it is free, held by a dead writer, or holds an agent that
-  // is gone. On success the entry is ours (writing) and `left` names whom it displaced.
-  bool take(uint32_t i, std::optional<std::pair<std::string, Departure>>& left) {
-    Entry& e = entries[i];
-    Snapshot snap;
-    const Slot slot = read(i, snap);
-    if (slot == Slot::busy) return false;
-    if (slot == Slot::free) return Claims::claim(e, 0);
-    if (slot == Slot::stale_writer) {
-      const uint64_t expected = e.state.load(std::memory_order_acquire);
-      if (!Claims::abandoned(expected) || !Claims::claim(e, expected)) return false;
-      header->dead_writers_reclaimed.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    if (departure(snap, steady_ns()) == Departure::none) return false;
-    if (!Claims::claim(e, snap.state, std::memory_order_seq_cst)) return false;
-    // The agent may have refreshed between our copy and the CAS; refresh() stores last_seen
-    // and then re-checks the state, so re-reading it now (seq_cst both sides) sees that store.
-    snap.last_seen_ns = e.last_seen_ns.load(std::memory_order_seq_cst);
-    const Departure why = departure(snap, steady_ns());
-    if (why == Departure::none) {
-      e.state.store(snap.state, std::memory_order_release);  // untouched: put it back as it was
-      return false;
-    }
-    (why == Departure::expired ? header->expired_reclaimed : header->dead_sessions_reclaimed)
-        .fetch_add(1, std::memory_order_relaxed);
-    left.emplace(std::move(snap.handle), why);
-    return true;
-  }
-};
 
 Presence::Presence(Room room, const PresenceOptions& options)
     : impl_(std::make_unique<Impl>(std::move(room))) {
@@ -360,21 +147,21 @@ std::string Presence::join(std::string_view handle, std::string_view role, std::
   const shm::ProcessId session = resolve_session(options.session_pid);
   const std::string qualified = qualify_with(handle, session);
   Impl::Fields fields{qualified, role, working_on, session,
-                      std::chrono::duration_cast<std::chrono::nanoseconds>(options.ttl).count(), system_ns()};
+                      std::chrono::duration_cast<std::chrono::nanoseconds>(options.ttl).count(), realtime_ns()};
 
   for (int round = 0; round < 64; ++round) {
     // Our own entry first: joining again refreshes it in place.
     Snapshot snap;
     if (const auto i = m.find(qualified, snap)) {
       if (snap.session != session) {
-        if (departure(snap, steady_ns()) == Departure::none)
+        if (departure(snap, monotonic_ns()) == Departure::none)
           throw Error(Errc::conflict, "agent handle '" + qualified + "' is held by another session (pid " +
                                           std::to_string(snap.session.pid) + ")");
         // A gone session's entry under our name: fall through and take a slot as usual.
       } else {
         if (!Claims::claim(m.entries[*i], snap.state)) continue;
-        const bool was_gone = departure(snap, steady_ns()) != Departure::none;
-        fields.joined_ns = was_gone ? system_ns() : snap.joined_ns;
+        const bool was_gone = departure(snap, monotonic_ns()) != Departure::none;
+        fields.joined_ns = was_gone ? realtime_ns() : snap.joined_ns;
         const uint64_t live = m.fill(*i, fields);
         if (m.dedupe(*i, live, qualified, session) && was_gone) {
           m.header->joins.fetch_add(1, std::memory_order_relaxed);
@@ -411,9 +198,9 @@ bool Presence::refresh(std::string_view qualified) {
   for (int round = 0; round < 16; ++round) {
     Snapshot snap;
     const auto i = m.find(qualified, snap);
-    if (!i || departure(snap, steady_ns()) != Departure::none) return false;
+    if (!i || departure(snap, monotonic_ns()) != Departure::none) return false;
     Entry& e = m.entries[*i];
-    e.last_seen_ns.store(steady_ns(), std::memory_order_seq_cst);
+    e.last_seen_ns.store(monotonic_ns(), std::memory_order_seq_cst);
     // If the entry changed hands meanwhile, our store went to an entry that is being
     // rewritten (its writer sets last_seen itself); look again.
     if (e.state.load(std::memory_order_seq_cst) == snap.state) return true;
@@ -427,7 +214,7 @@ bool Presence::set_working_on(std::string_view qualified, std::string_view worki
   for (int round = 0; round < 16; ++round) {
     Snapshot snap;
     const auto i = m.find(qualified, snap);
-    if (!i || departure(snap, steady_ns()) != Departure::none) return false;
+    if (!i || departure(snap, monotonic_ns()) != Departure::none) return false;
     if (!Claims::claim(m.entries[*i], snap.state)) continue;
     m.fill(*i, {snap.handle, snap.role, working_on, snap.session, snap.ttl_ns, snap.joined_ns});
     return true;
@@ -452,7 +239,7 @@ bool Presence::leave(std::string_view qualified) {
 
 namespace {
 
-AgentInfo to_info(const Snapshot& s, int64_t steady_now, int64_t system_now) {
+AgentInfo to_info(const Snapshot& s, int64_t monotonic_now, int64_t realtime_now) {
   using std::chrono::nanoseconds;
   using std::chrono::system_clock;
   AgentInfo a;
@@ -464,10 +251,10 @@ AgentInfo to_info(const Snapshot& s, int64_t steady_now, int64_t system_now) {
     return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(ns)));
   };
   a.joined = to_system(s.joined_ns);
-  a.last_seen = to_system(system_now - std::max<int64_t>(0, steady_now - s.last_seen_ns));
+  a.last_seen = to_system(realtime_now - std::max<int64_t>(0, monotonic_now - s.last_seen_ns));
   a.ttl = std::chrono::duration_cast<std::chrono::milliseconds>(nanoseconds(s.ttl_ns));
   a.ttl_left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      nanoseconds(std::max<int64_t>(0, s.ttl_ns - (steady_now - s.last_seen_ns))));
+      nanoseconds(std::max<int64_t>(0, s.ttl_ns - (monotonic_now - s.last_seen_ns))));
   a.claims = 0;  // presence does not read the task board's region; `agentbus who` fills it
   return a;
 }
@@ -480,9 +267,9 @@ std::vector<AgentInfo> Presence::who() const {
   Snapshot snap;
   for (uint32_t i = 0; i < m.capacity; ++i) {
     if (m.read(i, snap) != Slot::live) continue;
-    const int64_t now = steady_ns();
+    const int64_t now = monotonic_ns();
     if (departure(snap, now) != Departure::none) continue;
-    out.push_back(to_info(snap, now, system_ns()));
+    out.push_back(to_info(snap, now, realtime_ns()));
   }
   return out;
 }
@@ -491,9 +278,9 @@ std::optional<AgentInfo> Presence::find(std::string_view qualified) const {
   const Impl& m = *impl_;
   Snapshot snap;
   if (!m.find(qualified, snap)) return std::nullopt;
-  const int64_t now = steady_ns();
+  const int64_t now = monotonic_ns();
   if (departure(snap, now) != Departure::none) return std::nullopt;
-  return to_info(snap, now, system_ns());
+  return to_info(snap, now, realtime_ns());
 }
 
 std::uint32_t Presence::capacity() const noexcept { return impl_->capacity; }

@@ -1,22 +1,22 @@
+// The task board's calls on tasks: opening the board, posting, claiming, renewing,
+// completing, releasing, and the queries. Guarantees are in include/agentbus/tasks.hpp, the
+// layout and state machine in coord/task_board_layout.hpp; the steps these calls share (finding
+// an entry, rolling back a dead process's transition, reading consistently) are in
+// coord/task_table.{hpp,cpp}, the catalog of task types in task_catalog.cpp.
 #include <agentbus/tasks.hpp>
 
 #include "bus/room_access.hpp"
 #include "coord/region.hpp"
-#include "coord/task_board_layout.hpp"
+#include "coord/task_table.hpp"
 #include "shm/layout.hpp"
 #include "shm/clock.hpp"
-#include "shm/fences.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
-#include "shm/slot_table.hpp"
 
 #include <agentbus/error.hpp>
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
-#include <ctime>
-#include <thread>
 #include <unistd.h>
 
 namespace agentbus {
@@ -24,8 +24,8 @@ namespace agentbus {
 using coord::Phase;
 using coord::make_state;
 using coord::phase_of;
-using coord::pid_of;
 using coord::token_of;
+using namespace coord::tasks;
 
 namespace {
 
@@ -34,48 +34,8 @@ constexpr coord::RegionKind kRegion{"task board", "#tasks", coord::kTaskBoardMag
 
 using shm::monotonic_ns;
 using shm::realtime_ns;
-using Clock = std::chrono::steady_clock;
-constexpr auto kTransitionWait = std::chrono::milliseconds(1000);  // bound on waiting for others
-constexpr auto kInsertWait = std::chrono::milliseconds(200);       // a posted task being inserted
-
 
 using shm::align64;
-
-template <class T>
-void store_fields(T& dst, const T& src) {
-  shm::copy_to_ring(reinterpret_cast<std::byte*>(&dst), &src, sizeof(T));
-}
-template <class T>
-T load_fields(const T& src) {
-  T out;
-  shm::copy_from_ring(&out, reinterpret_cast<const std::byte*>(&src), sizeof(T));
-  return out;
-}
-
-void check_len(std::string_view what, std::string_view value, std::size_t max, bool allow_empty = true) {
-  if (!allow_empty && value.empty()) throw Error(Errc::invalid_argument, std::string(what) + " is empty");
-  if (value.size() > max)
-    throw Error(Errc::too_large, std::string(what) + " is " + std::to_string(value.size()) +
-                                     " bytes; the limit is " + std::to_string(max));
-}
-
-template <std::size_t N>
-std::uint32_t put(char (&dst)[N], std::string_view s) {
-  std::copy_n(s.data(), s.size(), dst);
-  return static_cast<std::uint32_t>(s.size());
-}
-template <std::size_t N>
-std::string get(const char (&src)[N], std::uint64_t len) {
-  return std::string(src, std::min<std::uint64_t>(len, N));
-}
-
-std::uint64_t mix(std::uint64_t x) {  // splitmix64 finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 std::uint64_t layout_bytes(std::uint32_t tasks, std::uint32_t catalog, std::uint32_t payload,
                            std::uint64_t& catalog_offset, std::uint64_t& keys_offset,
@@ -88,123 +48,6 @@ std::uint64_t layout_bytes(std::uint32_t tasks, std::uint32_t catalog, std::uint
 }
 
 }  // namespace
-
-struct TaskBoard::Impl {
-  Room room;
-  std::shared_ptr<shm::Segment> segment;  // keeps the mapping alive
-  coord::TaskBoardHeader* header;
-  coord::CatalogEntry* catalog;
-  std::atomic<std::uint64_t>* keys;
-  std::byte* entries;
-  std::uint64_t stride;
-  std::uint32_t capacity, catalog_capacity, max_payload;
-  std::uint32_t self_pid;
-
-  coord::TaskEntry& entry(std::uint32_t i) const {
-    return *reinterpret_cast<coord::TaskEntry*>(entries + std::uint64_t(i) * stride);
-  }
-  std::byte* payload_of(coord::TaskEntry& e) const {
-    return reinterpret_cast<std::byte*>(&e) + sizeof(coord::TaskEntry);
-  }
-  std::byte* result_of(coord::TaskEntry& e) const { return payload_of(e) + max_payload; }
-
-  std::uint32_t bucket(std::uint64_t id, int which) const {
-    const std::uint64_t h = mix(id / 8 + (which == 0 ? 0 : 0x9e3779b97f4a7c15ull));
-    return static_cast<std::uint32_t>(h % (capacity / coord::kBucketEntries)) * coord::kBucketEntries;
-  }
-
-  // The entry holding task `id`, or -1. Keys are only meaningful while the entry is not free.
-  std::int64_t lookup(EventId id) const {
-    for (int which = 0; which < 2; ++which) {
-      const std::uint32_t b = bucket(id, which);
-      for (std::uint32_t k = 0; k < coord::kBucketEntries; ++k)
-        if (keys[b + k].load(std::memory_order_acquire) == id + 1 &&
-            phase_of(entry(b + k).state.load(std::memory_order_acquire)) != Phase::free)
-          return b + k;
-    }
-    return -1;
-  }
-
-  bool alive(std::uint32_t pid, std::uint64_t start) const {
-    return shm::process_alive_cached({pid, start});
-  }
-
-  // A transition left half done by a dead process: undo it. Returns true if the state moved.
-  bool roll_back(coord::TaskEntry& e, std::uint64_t s) const {
-    const Phase p = phase_of(s);
-    if (!coord::transitional(p) || coord::TaskStateWord::holder_alive(s)) return false;
-    std::uint64_t back = 0;
-    switch (p) {
-      case Phase::reserving: back = make_state(Phase::free, token_of(s), {}); break;
-      case Phase::claiming: back = make_state(Phase::open, token_of(s), {}); break;
-      case Phase::completing:
-      case Phase::renewing: {
-        const coord::ClaimFields c = load_fields(e.claim);
-        back = make_state(Phase::claimed, token_of(s), {c.owner_pid, c.owner_start});
-        break;
-      }
-      default: return false;
-    }
-    if (e.state.compare_exchange_strong(s, back, std::memory_order_acq_rel))
-      header->transitions_rolled_back.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
-
-  // Waits (bounded) while another live process is mid-transition on `e`.
-  std::uint64_t settled_state(coord::TaskEntry& e, EventId id) const {
-    const auto deadline = Clock::now() + kTransitionWait;
-    for (int spins = 0;; ++spins) {
-      std::uint64_t s = e.state.load(std::memory_order_acquire);
-      if (!coord::transitional(phase_of(s))) return s;
-      if (roll_back(e, s)) continue;
-      if (Clock::now() > deadline)
-        throw Error(Errc::timeout, "task " + std::to_string(id) + " stayed mid-update by pid " +
-                                       std::to_string(pid_of(s)) + " for over a second");
-      // A transition takes well under a microsecond: spin first, then give the core away.
-      if (spins < 256) __builtin_ia32_pause();
-      else if (spins < 512) std::this_thread::yield();
-      else std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-  }
-
-  // The entry of `id`, waiting briefly if its event was just posted and is being inserted.
-  coord::TaskEntry& find(EventId id, std::uint32_t* index = nullptr) const {
-    const auto deadline = Clock::now() + kInsertWait;
-    for (;;) {
-      const std::int64_t i = lookup(id);
-      if (i >= 0) {
-        if (index) *index = static_cast<std::uint32_t>(i);
-        return entry(static_cast<std::uint32_t>(i));
-      }
-      shm::Ring& ring = RoomAccess::ring(room);
-      const bool posted = id < ring.tail() && ring.is_event_start(id);
-      if (!posted || Clock::now() > deadline)
-        throw Error(Errc::not_found, "no task " + std::to_string(id) + " in room '" + room.name() +
-                                         "' (never posted as a task, or done and recycled)");
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-  }
-
-  std::string holder_text(coord::TaskEntry& e, std::uint64_t s) const {
-    const coord::ClaimFields c = load_fields(e.claim);
-    const std::int64_t left = e.lease_deadline_ns.load(std::memory_order_acquire) - monotonic_ns();
-    return get(c.claimant, c.claimant_len) + " (token " + std::to_string(token_of(s)) + ", pid " +
-           std::to_string(pid_of(s)) + ", lease ends in " + std::to_string(std::max<std::int64_t>(left, 0) / 1'000'000) +
-           " ms)";
-  }
-
-  [[noreturn]] void stale(EventId id, std::uint32_t token, coord::TaskEntry& e, std::uint64_t s) const {
-    header->stale_tokens_refused.fetch_add(1, std::memory_order_relaxed);
-    std::string now;
-    switch (phase_of(s)) {
-      case Phase::claimed: now = "it is claimed by " + holder_text(e, s); break;
-      case Phase::done: now = "it is done"; break;
-      default: now = "it is open (released, or its lease lapsed and was taken back)"; break;
-    }
-    throw Error(Errc::conflict, "token " + std::to_string(token) + " for task " + std::to_string(id) +
-                                    " is stale: " + now);
-  }
-};
 
 TaskBoard::TaskBoard(Room room, const TaskBoardOptions& o) {
   if (o.task_capacity == 0 || o.task_capacity > (1u << 20))
@@ -257,127 +100,6 @@ TaskBoard::TaskBoard(Room room, const TaskBoardOptions& o) {
 TaskBoard::~TaskBoard() = default;
 TaskBoard::TaskBoard(TaskBoard&&) noexcept = default;
 TaskBoard& TaskBoard::operator=(TaskBoard&&) noexcept = default;
-
-// ---- catalog ------------------------------------------------------------------------------
-
-namespace {
-
-using CatalogClaims = shm::ClaimTable<coord::CatalogEntry>;
-
-TaskType to_type(const coord::CatalogFields& f) {
-  return {get(f.type, f.type_len), get(f.description, f.description_len), get(f.produces, f.produces_len),
-          get(f.requires_, f.requires_len)};
-}
-
-bool same(const TaskType& a, const TaskType& b) {
-  return a.type == b.type && a.description == b.description && a.produces == b.produces &&
-         a.requires_ == b.requires_;
-}
-
-// Every ready entry (only those of type `only`, when given), read consistently, with its
-// generation. Filtering compares the type before copying the rest of an entry (~1 KiB).
-std::vector<std::pair<std::uint64_t, TaskType>> read_catalog(const TaskBoard::Impl& m,
-                                                             std::string_view only = {}) {
-  std::vector<std::pair<std::uint64_t, TaskType>> out;
-  for (std::uint32_t i = 0; i < m.catalog_capacity; ++i) {
-    coord::CatalogEntry& e = m.catalog[i];
-    for (int attempt = 0; attempt < 1000; ++attempt) {
-      const std::uint64_t s1 = e.state.load(std::memory_order_acquire);
-      if (CatalogClaims::being_written(s1)) {
-        std::this_thread::yield();  // being written (perhaps a type being updated in place)
-        continue;
-      }
-      if (shm::ClaimWord::phase(s1) != shm::ClaimPhase::ready) break;
-      if (!only.empty()) {
-        const std::uint32_t len = load_fields(e.fields.type_len);
-        char type[sizeof e.fields.type];
-        shm::copy_from_ring(type, reinterpret_cast<const std::byte*>(e.fields.type), sizeof type);
-        const bool match = len == only.size() && std::string_view(type, len) == only;
-        if (shm::load_after_reads(e.state) != s1) continue;
-        if (!match) break;
-      }
-      const std::uint64_t generation = e.generation.load(std::memory_order_relaxed);
-      const coord::CatalogFields f = load_fields(e.fields);
-      if (shm::load_after_reads(e.state) != s1) continue;
-      if (f.type_len == 0 || f.type_len > sizeof f.type || f.description_len > sizeof f.description ||
-          f.produces_len > sizeof f.produces || f.requires_len > sizeof f.requires_)
-        throw Error(Errc::corrupt, "task catalog entry " + std::to_string(i) + " has bad lengths");
-      out.emplace_back(generation, to_type(f));
-      break;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-void TaskBoard::register_task(const TaskType& t) {
-  coord::CatalogFields f{};
-  check_len("task type", t.type, sizeof f.type, false);
-  check_len("task description", t.description, sizeof f.description);
-  check_len("task 'produces'", t.produces, sizeof f.produces);
-  check_len("task 'requires'", t.requires_, sizeof f.requires_);
-  if (const auto existing = find_type(t.type); existing && same(*existing, t)) return;
-  f.type_len = put(f.type, t.type);
-  f.description_len = put(f.description, t.description);
-  f.produces_len = put(f.produces, t.produces);
-  f.requires_len = put(f.requires_, t.requires_);
-
-  Impl& m = *impl_;
-  // A free entry (or one a dead writer left); failing that, this type's current entry,
-  // rewritten in place (readers wait out the write instead of missing the type).
-  auto usable = [&](std::uint64_t s, const coord::CatalogEntry& e, bool in_place) {
-    if (!in_place) return s == 0 || CatalogClaims::abandoned(s);
-    if (shm::ClaimWord::phase(s) != shm::ClaimPhase::ready) return false;
-    const coord::CatalogFields of = load_fields(e.fields);
-    return get(of.type, of.type_len) == t.type;
-  };
-  for (std::uint32_t n = 0; n < 2 * m.catalog_capacity; ++n) {
-    const std::uint32_t i = n % m.catalog_capacity;
-    coord::CatalogEntry& e = m.catalog[i];
-    const std::uint64_t s = e.state.load(std::memory_order_acquire);
-    if (!usable(s, e, n >= m.catalog_capacity)) continue;
-    if (!CatalogClaims::claim(e, s)) continue;
-    store_fields(e.fields, f);
-    const std::uint64_t gen = m.header->catalog_generation.fetch_add(1, std::memory_order_acq_rel) + 1;
-    e.generation.store(gen, std::memory_order_relaxed);
-    CatalogClaims::publish(e, shm::ClaimWord::make(shm::ClaimPhase::ready, gen));
-    // Retire older versions of this type, so lookups find one and their space is reused.
-    for (std::uint32_t j = 0; j < m.catalog_capacity; ++j) {
-      if (j == i) continue;
-      coord::CatalogEntry& old = m.catalog[j];
-      std::uint64_t os = old.state.load(std::memory_order_acquire);
-      if (shm::ClaimWord::phase(os) != shm::ClaimPhase::ready || old.generation.load(std::memory_order_relaxed) >= gen)
-        continue;
-      const coord::CatalogFields of = load_fields(old.fields);
-      if (get(of.type, of.type_len) == t.type) old.state.compare_exchange_strong(os, 0, std::memory_order_acq_rel);
-    }
-    return;
-  }
-  throw Error(Errc::no_space, "task catalog of room '" + m.room.name() + "' is full (" +
-                                  std::to_string(m.catalog_capacity) + " types)");
-}
-
-std::vector<TaskType> TaskBoard::catalog() const {
-  auto all = read_catalog(*impl_);
-  // Newest version of each type; a retirement may race with this read.
-  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-    return a.second.type != b.second.type ? a.second.type < b.second.type : a.first > b.first;
-  });
-  std::vector<TaskType> out;
-  for (auto& [gen, t] : all)
-    if (out.empty() || out.back().type != t.type) out.push_back(std::move(t));
-  return out;
-}
-
-std::optional<TaskType> TaskBoard::find_type(std::string_view type) const {
-  std::optional<std::pair<std::uint64_t, TaskType>> best;
-  if (type.empty()) return std::nullopt;
-  for (auto& entry : read_catalog(*impl_, type))
-    if (!best || entry.first > best->first) best = std::move(entry);
-  if (!best) return std::nullopt;
-  return std::move(best->second);
-}
 
 // ---- tasks --------------------------------------------------------------------------------
 
@@ -578,65 +300,9 @@ void TaskBoard::release(EventId id, std::uint32_t token) {
   }
 }
 
-namespace {
+// ---- queries ------------------------------------------------------------------------------
 
-// A consistent copy of entry `i` if it holds task `id` (seqlock: state, copy, same state).
-std::optional<TaskState> read_task(const TaskBoard::Impl& m, std::uint32_t i, EventId id) {
-  coord::TaskEntry& e = m.entry(i);
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const std::uint64_t s = e.state.load(std::memory_order_acquire);
-    const Phase p = phase_of(s);
-    if (p == Phase::free || p == Phase::reserving) return std::nullopt;
-    if (coord::transitional(p)) {
-      m.roll_back(e, s);
-      std::this_thread::yield();
-      continue;
-    }
-    const coord::TaskFields f = load_fields(e.task);
-    const coord::ClaimFields c = load_fields(e.claim);
-    const coord::DoneFields d = load_fields(e.done);
-    const std::int64_t deadline = e.lease_deadline_ns.load(std::memory_order_acquire);
-    if (f.payload_len > m.max_payload || d.result_len > m.max_payload || f.type_len > sizeof f.type ||
-        f.creator_len > sizeof f.creator || c.claimant_len > sizeof c.claimant)
-      throw Error(Errc::corrupt, "task entry " + std::to_string(i) + " has bad lengths");
-    TaskState t;
-    t.payload.resize(f.payload_len);
-    shm::copy_from_ring(t.payload.data(), m.payload_of(e), f.payload_len);
-    if (p == Phase::done) {
-      t.result.resize(d.result_len);
-      shm::copy_from_ring(t.result.data(), m.result_of(e), d.result_len);
-    }
-    if (shm::load_after_reads(e.state) != s || m.keys[i].load(std::memory_order_acquire) != id + 1) {
-      if (m.keys[i].load(std::memory_order_acquire) != id + 1) return std::nullopt;
-      continue;
-    }
-    t.id = id;
-    t.type = get(f.type, f.type_len);
-    t.creator = get(f.creator, f.creator_len);
-    t.created_ts_ns = f.created_ts_ns;
-    t.token = token_of(s);
-    if (p == Phase::claimed || p == Phase::done) {
-      t.claimant = get(c.claimant, c.claimant_len);
-      t.owner_pid = static_cast<int>(c.owner_pid);
-    }
-    if (p == Phase::claimed) {
-      t.owner_alive = m.alive(c.owner_pid, c.owner_start);
-      // Rounded up, so that 0 means exactly "lapsed", as claim() judges it.
-      const std::int64_t left_ns = std::max<std::int64_t>(deadline - monotonic_ns(), 0);
-      t.lease_left = std::chrono::milliseconds((left_ns + 999'999) / 1'000'000);
-      // A claim that no longer holds is open, as claim() and open_tasks() treat it: state() must
-      // not tell one caller "claimed" while open_tasks() offers the task to the next.
-      t.phase = t.owner_alive && t.lease_left.count() > 0 ? TaskPhase::claimed : TaskPhase::open;
-    } else if (p == Phase::done) {
-      t.phase = TaskPhase::done;
-      t.done_ts_ns = d.done_ts_ns;
-    } else {
-      t.phase = TaskPhase::open;
-    }
-    return t;
-  }
-  throw Error(Errc::timeout, "task " + std::to_string(id) + " kept changing while being read");
-}
+namespace {
 
 bool holds(const TaskState& t) {
   return t.phase == TaskPhase::claimed && t.owner_alive && t.lease_left.count() > 0;

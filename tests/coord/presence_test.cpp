@@ -40,7 +40,7 @@ using agentbus::test::TestBus;
 
 constexpr const char* kRoom = "repo/main";
 
-// Layout facts the white-box tests rely on (documented in src/coord/presence.cpp and
+// Layout facts the white-box tests rely on (documented in src/coord/presence_layout.hpp and
 // docs/coordination.md); TableLayoutIsAsDocumented checks them so the others fail loudly
 // rather than poke the wrong bytes.
 constexpr std::size_t kHeaderBytes = 128;
