@@ -13,15 +13,12 @@
 #include "shm/failpoint.hpp"
 #include "shm/fences.hpp"
 #include "shm/process.hpp"
-#include "shm/slot_table.hpp"
 #include <agentbus/json_text.hpp>
 
 #include <agentbus/error.hpp>
-#include <agentbus/names.hpp>
 
 #include <algorithm>
 #include <bit>
-#include <limits>
 #include <thread>
 
 namespace agentbus {
