@@ -3,6 +3,8 @@
 // (ChildReport), and what a run produced (Measurement).
 #pragma once
 
+#include <agentbus/clock.hpp>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -106,11 +108,7 @@ inline void write_header(std::span<std::byte> payload, const MessageHeader& h) {
 
 // CLOCK_MONOTONIC is one clock for every process on the machine, so a timestamp taken by a
 // producer can be subtracted from one taken by a subscriber. It is a vDSO call (~20 ns).
-inline std::int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
+inline std::int64_t now_ns() { return agentbus::monotonic_ns(); }
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -6,7 +6,6 @@
 #include <agentbus/presence.hpp>
 
 #include <algorithm>
-#include <array>
 #include <memory>
 
 namespace agentbus::cli {
@@ -45,22 +44,6 @@ std::string short_duration(milliseconds d) {
   if (s < 60) return std::to_string(s) + "s";
   if (s < 3600) return std::to_string(s / 60) + "m" + two(s % 60) + "s";
   return std::to_string(s / 3600) + "h" + two(s / 60 % 60) + "m";
-}
-
-// Display width, counting code points (the text is sanitized, hence valid UTF-8).
-std::size_t width(std::string_view s) {
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-// Keeps at most `max` code points, marking a cut with an ellipsis.
-std::string clip(const std::string& s, std::size_t max) {
-  if (width(s) <= max) return s;
-  std::size_t points = 0, i = 0;
-  for (; i < s.size(); ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && ++points == max) break;
-  }
-  return s.substr(0, i) + "\u2026";
 }
 
 CLI::Validator ttl_validator() { return duration_validator(1ms, kMaxPresenceTtl); }
@@ -121,30 +104,17 @@ std::string who_json(const AgentInfo& a, const std::string& room, std::chrono::s
 std::string who_text(const std::vector<AgentInfo>& agents, const std::string& room,
                      std::chrono::system_clock::time_point now) {
   if (agents.empty()) return "no agents present in room " + sanitize_for_terminal(room) + "\n";
-  using Row = std::array<std::string, 7>;
-  std::vector<Row> rows{{"HANDLE", "ROLE", "WORKING ON", "CLAIMS", "SESSION", "LAST SEEN", "TTL LEFT"}};
+  std::vector<std::vector<std::string>> rows{
+      {"HANDLE", "ROLE", "WORKING ON", "CLAIMS", "SESSION", "LAST SEEN", "TTL LEFT"}};
   for (const AgentInfo& a : agents) {
     // Other agents wrote these: strip anything that could drive the terminal.
     rows.push_back({sanitize_for_terminal(a.handle), sanitize_for_terminal(a.role),
-                    clip(sanitize_for_terminal(a.working_on), 48), std::to_string(a.claims),
-                    clip(session_text(static_cast<int>(a.pid)), 24),
+                    clip_to_width(sanitize_for_terminal(a.working_on), 48), std::to_string(a.claims),
+                    clip_to_width(session_text(static_cast<int>(a.pid)), 24),
                     short_duration(std::chrono::duration_cast<milliseconds>(now - a.last_seen)) + " ago",
                     short_duration(a.ttl_left)});
   }
-  Row::size_type columns = rows.front().size();
-  std::vector<std::size_t> widths(columns, 0);
-  for (const Row& row : rows)
-    for (std::size_t c = 0; c < columns; ++c) widths[c] = std::max(widths[c], width(row[c]));
-  std::string out;
-  for (const Row& row : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < columns; ++c) {
-      line += row[c];
-      if (c + 1 < columns) line += std::string(widths[c] - width(row[c]) + 2, ' ');
-    }
-    out += line + "\n";
-  }
-  return out;
+  return aligned_table(rows);
 }
 
 // Claim load from the task board: claims made as the qualified handle, or as the short handle

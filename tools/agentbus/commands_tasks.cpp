@@ -4,8 +4,6 @@
 #include "output.hpp"
 #include "session.hpp"
 
-#include <iostream>
-#include <iterator>
 #include <memory>
 
 namespace agentbus::cli {
@@ -275,7 +273,7 @@ void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands) {
                         touch_presence(room, a->agent);
                         TaskBoard board = board_of(room, false);
                         std::string result = a->result;
-                        if (result == "-") result.assign(std::istreambuf_iterator<char>(std::cin), {});
+                        if (result == "-") result = read_all_stdin();
                         const bool given = done->count("--token") > 0;
                         const EventId ev = board.complete(a->id, token_for(board, a->id, a->agent, a->token, given), result);
                         write_out(std::to_string(ev) + "\n", true);

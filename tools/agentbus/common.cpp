@@ -7,10 +7,11 @@
 
 #include <algorithm>
 #include <bit>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
+#include <iterator>
 #include <system_error>
 #include <unistd.h>
 
@@ -36,6 +37,10 @@ void write_out(std::string_view text, bool flush) {
     if (errno == EPIPE) throw StdoutClosed{};
     throw std::system_error(errno, std::generic_category(), "cannot write to stdout");
   }
+}
+
+std::string read_all_stdin() {
+  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
 }
 
 void report_error(std::string_view message) {
@@ -74,17 +79,7 @@ std::string default_repo() {
   const auto cwd = std::filesystem::current_path(ec);
   // The repository's name, so every subdirectory of it shares one room (and the same root
   // that `path:` leases resolve against).
-  const std::string base = ec ? std::string() : repository_root(cwd).filename().string();
-  std::string repo;
-  for (const char ch : base) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '.' || c == '_' || c == '-') {
-      repo += ch;
-    } else if ((c & 0xC0) != 0x80) {  // one '-' per character, not per UTF-8 byte
-      repo += '-';
-    }
-  }
-  return (repo.empty() || repo == "." || repo == "..") ? "default" : repo;
+  return repo_name_from_dir(ec ? std::string() : repository_root(cwd).filename().string());
 }
 
 std::string room_name(const Globals& g) {

@@ -31,6 +31,8 @@ void install_stop_handlers();
 
 // SIGPIPE is ignored (see main), so a closed pipe shows up here as EPIPE.
 void write_out(std::string_view text, bool flush);
+// All of stdin, for a "-" argument (a payload, a result, a welcome).
+[[nodiscard]] std::string read_all_stdin();
 // Messages can quote a rejected name, which may hold escape sequences: keep them inert.
 void report_error(std::string_view message);
 // One "warning: ..." line on stderr: something was skipped, the command still succeeds.
@@ -126,6 +128,8 @@ struct Command {
 };
 using Commands = std::vector<Command>;
 
+void add_post_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_tail_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_room_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_tasks_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_presence_commands(CLI::App& app, const Globals& g, Commands& commands);
@@ -135,6 +139,7 @@ void add_inbox_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_group_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_status_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_hook_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_welcome_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_top_commands(CLI::App& app, const Globals& g, Commands& commands);
 
 // Runs `f`; a component the room does not have (no presence table, no task board, ...) is

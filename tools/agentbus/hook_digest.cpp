@@ -130,14 +130,9 @@ std::string repo_from_path(std::string_view path) {
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   const std::size_t slash = path.rfind('/');
   const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
-  std::string repo;
-  for (const char ch : base) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (name_char(ch)) repo += ch;
-    else if ((c & 0xC0) != 0x80) repo += '-';  // one '-' per character, not per UTF-8 byte
-  }
+  std::string repo = repo_name_from_dir(base);
   if (repo.size() > 64) repo.resize(64);
-  return (repo.empty() || repo == "." || repo == "..") ? "default" : repo;
+  return repo;
 }
 
 std::string encode_record(const SessionRecord& r) {

@@ -1,7 +1,7 @@
 // hook_digest.hpp — the pure parts of `agentbus hook` (Claude Code hooks) and `agentbus
 // welcome`: parsing the hook's stdin, the per-session cursor record, and the text the hooks
 // put into the agent's context. No I/O here, so all of it is unit-tested without a bus
-// (tests/cli/hook_test.cpp); commands_hook.cpp does the reading and writing.
+// (tests/cli/hook_test.cpp); hook_run.cpp and commands_welcome.cpp do the reading and writing.
 //
 // Everything a hook prints was written by other agents and is untrusted: each piece passes
 // through sanitize_for_terminal(), is cut to one line, and is quoted with a leading "| " under
@@ -78,7 +78,7 @@ struct SessionRecord {
 // One quoted line for an event: "| <id> <HH:MM:SS> <type> <agent>[ -> <to>]: <payload>".
 [[nodiscard]] std::string hook_event_line(const Event& event);
 
-// Everything a hook may show, gathered by commands_hook.cpp.
+// Everything a hook may show, gathered by hook_run.cpp.
 struct HookDigest {
   std::string room;
   std::string self;                   // the session's agent id; empty when unknown

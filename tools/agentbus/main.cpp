@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false));
 
   Commands commands;
+  add_post_commands(app, g, commands);
+  add_tail_commands(app, g, commands);
   add_room_commands(app, g, commands);
   add_tasks_commands(app, g, commands);
   add_presence_commands(app, g, commands);
@@ -124,6 +126,7 @@ int main(int argc, char** argv) {
   add_group_commands(app, g, commands);
   add_status_commands(app, g, commands);
   add_hook_commands(app, g, commands);
+  add_welcome_commands(app, g, commands);
   add_top_commands(app, g, commands);
 
   const bool as_hook = invoked_as_hook(argc, argv);

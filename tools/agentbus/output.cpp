@@ -9,6 +9,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <vector>
@@ -83,17 +84,6 @@ bool is_bidi_control(char32_t cp) {
 
 // ---- small formatting helpers -------------------------------------------------------------
 
-std::size_t display_width(std::string_view s) {  // code points: good enough for alignment
-  return static_cast<std::size_t>(std::count_if(
-      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-std::string pad(std::string s, std::size_t width) {
-  const std::size_t w = display_width(s);
-  if (w < width) s.append(width - w, ' ');
-  return s;
-}
-
 std::string line(std::string_view text) { return sanitize_for_terminal(text, Newlines::to_space); }
 
 struct Split {
@@ -109,6 +99,46 @@ Split split_ns(std::int64_t ts_ns) {
 }
 
 }  // namespace
+
+// ---- columns -----------------------------------------------------------------------------
+
+std::size_t display_width(std::string_view s) {  // code points: good enough for alignment
+  return static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+std::string align_left(std::string s, std::size_t width) {
+  const std::size_t w = display_width(s);
+  if (w < width) s.append(width - w, ' ');
+  return s;
+}
+
+std::string clip_to_width(std::string_view s, std::size_t max) {
+  if (display_width(s) <= max) return std::string(s);
+  if (max == 0) return {};
+  std::size_t points = 0, i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && points++ == max - 1) break;
+  }
+  return std::string(s.substr(0, i)) + "\u2026";
+}
+
+std::string aligned_table(const std::vector<std::vector<std::string>>& rows, std::string_view indent) {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (std::size_t c = 0; c < row.size(); ++c)
+      widths[c] = std::max(widths[c], display_width(row[c]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string text(indent);
+    for (std::size_t c = 0; c < row.size(); ++c)
+      text += c + 1 < row.size() ? align_left(row[c], widths[c] + 2) : row[c];
+    out += text + '\n';
+  }
+  return out;
+}
 
 std::string sanitize_for_terminal(std::string_view text, Newlines newlines) {
   std::string out;
@@ -174,8 +204,8 @@ std::string clock_local(std::int64_t ts_ns) {
 }
 
 std::string event_text(const EventView& event) {
-  std::string out = pad(std::to_string(event.id), 10) + ' ' + clock_local(event.ts_ns) + ' ' +
-                    pad(line(event.type), 16) + ' ' + line(event.agent) + '\n';
+  std::string out = align_left(std::to_string(event.id), 10) + ' ' + clock_local(event.ts_ns) + ' ' +
+                    align_left(line(event.type), 16) + ' ' + line(event.agent) + '\n';
   if (!event.to.empty()) out += "  To: " + line(event.to) + '\n';
   if (event.reply_to) out += "  ReplyTo: " + std::to_string(*event.reply_to) + '\n';
   std::string payload = sanitize_for_terminal(event.payload, Newlines::keep);
@@ -204,6 +234,19 @@ std::string event_json(const EventView& event, std::string_view room) {
   return out;
 }
 
+std::string repo_name_from_dir(std::string_view dir_name) {
+  std::string repo;
+  for (const char ch : dir_name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '.' || c == '_' || c == '-') {
+      repo += ch;
+    } else if ((c & 0xC0) != 0x80) {  // one '-' per character, not per UTF-8 byte
+      repo += '-';
+    }
+  }
+  return (repo.empty() || repo == "." || repo == "..") ? "default" : repo;
+}
+
 std::string human_bytes(std::uint64_t bytes) {
   static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (bytes < 1024) return std::to_string(bytes) + " B";
@@ -218,24 +261,6 @@ std::string human_bytes(std::uint64_t bytes) {
 // ---- info ---------------------------------------------------------------------------------
 
 namespace {
-
-// Rows of cells printed with every column as wide as its widest cell.
-std::string table(const std::vector<std::vector<std::string>>& rows, std::string_view indent) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (std::size_t c = 0; c < row.size(); ++c)
-      widths[c] = std::max(widths[c], display_width(row[c]));
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string text(indent);
-    for (std::size_t c = 0; c < row.size(); ++c)
-      text += c + 1 < row.size() ? pad(row[c], widths[c] + 2) : row[c];
-    out += text + '\n';
-  }
-  return out;
-}
 
 std::string percent(std::uint64_t part, std::uint64_t whole) {
   if (whole == 0) return "-";
@@ -257,7 +282,7 @@ std::string info_text(const BusInfo& info) {
     {"creator pid", std::to_string(info.creator_pid)},
   };
   for (const Counter& c : counter_list(info)) bus_rows.push_back({std::string(c.name), std::to_string(c.value)});
-  std::string out = table(bus_rows, "");
+  std::string out = aligned_table(bus_rows, "");
   for (const auto& room : info.rooms) {
     out += "\nroom " + line(room.name) + '\n';
     if (!room.corrupt.empty()) {
@@ -274,7 +299,7 @@ std::string info_text(const BusInfo& info) {
                          " of ring)"},
     };
     for (const Counter& c : counter_list(room.counters)) rows.push_back({std::string(c.name), std::to_string(c.value)});
-    out += table(rows, "  ");
+    out += aligned_table(rows, "  ");
     if (room.readers.empty()) {
       out += "  readers: none\n";
       continue;
@@ -286,7 +311,7 @@ std::string info_text(const BusInfo& info) {
                          r.pid ? std::to_string(r.pid) : "-", r.alive ? "alive" : "gone",
                          std::to_string(r.cursor), human_bytes(r.lag_bytes)});
     }
-    out += table(readers, "  ");
+    out += aligned_table(readers, "  ");
   }
   return out;
 }

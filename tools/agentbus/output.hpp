@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentbus::cli {
 
@@ -52,6 +53,22 @@ enum class Newlines { keep, to_space };
 // `agentbus info`: aligned human text, or one JSON object (newline included).
 [[nodiscard]] std::string info_text(const BusInfo& info);
 [[nodiscard]] std::string info_json(const BusInfo& info);
+
+// ---- columns: widths in code points, which is good enough for sanitized text ----------------
+[[nodiscard]] std::size_t display_width(std::string_view text);
+// `text` followed by spaces up to `width` columns.
+[[nodiscard]] std::string align_left(std::string text, std::size_t width);
+// At most `max` code points; a cut ends with "…" (one of the `max`).
+[[nodiscard]] std::string clip_to_width(std::string_view text, std::size_t max);
+// Rows of cells, each line starting with `indent`, each column but the last padded to its
+// widest cell plus two spaces.
+[[nodiscard]] std::string aligned_table(const std::vector<std::vector<std::string>>& rows,
+                                        std::string_view indent = "");
+
+// A directory's name made to fit one segment of the room name grammar, for the repo part of
+// agentroom's default room: bytes outside [A-Za-z0-9._-] become '-', one per character (not
+// per UTF-8 byte); "default" when nothing usable is left.
+[[nodiscard]] std::string repo_name_from_dir(std::string_view dir_name);
 
 // 1536 -> "1.5 KiB".
 [[nodiscard]] std::string human_bytes(std::uint64_t bytes);

@@ -15,34 +15,12 @@
 namespace agentbus::cli {
 namespace {
 
-std::size_t width_of(std::string_view s) {
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-// At most `max` code points; a cut ends with "…".
-std::string clip(std::string_view s, std::size_t max) {
-  if (width_of(s) <= max) return std::string(s);
-  if (max == 0) return {};
-  std::size_t points = 0, i = 0;
-  for (; i < s.size(); ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && points++ == max - 1) break;
-  }
-  return std::string(s.substr(0, i)) + "\u2026";
-}
-
-std::string pad(std::string s, std::size_t w) {
-  const std::size_t n = width_of(s);
-  if (n < w) s.append(w - n, ' ');
-  return s;
-}
-
-std::string rpad(const std::string& s, std::size_t w) {
-  const std::size_t n = width_of(s);
+std::string align_right(const std::string& s, std::size_t w) {
+  const std::size_t n = display_width(s);
   return n < w ? std::string(w - n, ' ') + s : s;
 }
 
-std::string clean(std::string_view s, std::size_t max) { return clip(sanitize_for_terminal(s), max); }
+std::string clean(std::string_view s, std::size_t max) { return clip_to_width(sanitize_for_terminal(s), max); }
 
 std::string field(simdjson::dom::element root, const char* key) {
   std::string_view v;
@@ -159,11 +137,11 @@ std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, 
     lines.push_back("no rooms yet: nothing has been posted on this bus");
   } else {
     std::size_t name_w = 4;
-    for (const TopRoom& r : snap.rooms) name_w = std::max(name_w, width_of(clean(r.name, 40)));
+    for (const TopRoom& r : snap.rooms) name_w = std::max(name_w, display_width(clean(r.name, 40)));
     lines.push_back("");
-    lines.push_back(pad("ROOM", name_w) + "  " + rpad("EV/S", 7) + "  " + rpad("TAIL", 12) + "  " +
-                    rpad("RING", 6) + "  " + rpad("READERS", 7) + "  " + rpad("MAX LAG", 10) + "  " +
-                    rpad("AGENTS", 6) + "  " + rpad("OPEN", 5) + "  " + rpad("CLAIMED", 7));
+    lines.push_back(align_left("ROOM", name_w) + "  " + align_right("EV/S", 7) + "  " + align_right("TAIL", 12) + "  " +
+                    align_right("RING", 6) + "  " + align_right("READERS", 7) + "  " + align_right("MAX LAG", 10) + "  " +
+                    align_right("AGENTS", 6) + "  " + align_right("OPEN", 5) + "  " + align_right("CLAIMED", 7));
     for (const TopRoom& r : snap.rooms) {
       std::uint64_t max_lag = 0;
       for (const TopReader& rd : r.readers) max_lag = std::max(max_lag, rd.lag_bytes);
@@ -171,19 +149,19 @@ std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, 
       const double used = r.ring_bytes == 0 ? 0.0 : 100.0 * static_cast<double>(r.tail - r.oldest) /
                                                           static_cast<double>(r.ring_bytes);
       std::snprintf(ring, sizeof ring, "%.0f%%", std::min(used, 100.0));
-      lines.push_back(pad(clean(r.name, 40), name_w) + "  " + rpad(rate_text(r.rate), 7) + "  " +
-                      rpad(std::to_string(r.tail), 12) + "  " + rpad(ring, 6) + "  " +
-                      rpad(std::to_string(r.readers.size()), 7) + "  " +
-                      rpad(r.readers.empty() ? "-" : human_bytes(max_lag), 10) + "  " +
-                      rpad(std::to_string(r.agents.size()), 6) + "  " + rpad(std::to_string(r.open_tasks), 5) + "  " +
-                      rpad(std::to_string(r.claimed.size()), 7));
+      lines.push_back(align_left(clean(r.name, 40), name_w) + "  " + align_right(rate_text(r.rate), 7) + "  " +
+                      align_right(std::to_string(r.tail), 12) + "  " + align_right(ring, 6) + "  " +
+                      align_right(std::to_string(r.readers.size()), 7) + "  " +
+                      align_right(r.readers.empty() ? "-" : human_bytes(max_lag), 10) + "  " +
+                      align_right(std::to_string(r.agents.size()), 6) + "  " + align_right(std::to_string(r.open_tasks), 5) + "  " +
+                      align_right(std::to_string(r.claimed.size()), 7));
     }
     for (const TopRoom& r : snap.rooms) {
       if (r.agents.empty() && r.claimed.empty() && r.status.empty() && r.readers.empty()) continue;
       lines.push_back("");
       lines.push_back(clean(r.name, 128));
       const auto section = [&](const char* label, std::size_t i, const std::string& text) {
-        lines.push_back(std::string("  ") + (i == 0 ? pad(label, 8) : std::string(8, ' ')) + " " + text);
+        lines.push_back(std::string("  ") + (i == 0 ? align_left(label, 8) : std::string(8, ' ')) + " " + text);
       };
       for (std::size_t i = 0; i < r.agents.size(); ++i) {
         const TopAgent& a = r.agents[i];
@@ -214,7 +192,7 @@ std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, 
     lines.push_back("\u2026 " + std::to_string(cut) + " more line(s): enlarge the terminal");
   }
   if (width > 0)
-    for (std::string& l : lines) l = clip(l, width);
+    for (std::string& l : lines) l = clip_to_width(l, width);
   return lines;
 }
 
