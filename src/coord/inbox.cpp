@@ -19,7 +19,7 @@ namespace agentbus {
 
 using coord::SlotPhase;
 using coord::slot_phase;
-using coord::inbox::check_len;
+using coord::check_len;
 using coord::inbox::kRegion;
 
 namespace {

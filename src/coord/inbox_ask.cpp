@@ -13,7 +13,7 @@
 
 namespace agentbus {
 
-using coord::inbox::check_len;
+using coord::check_len;
 
 namespace {
 

@@ -6,6 +6,7 @@
 
 #include <agentbus/inbox.hpp>
 
+#include "coord/field_check.hpp"
 #include "coord/inbox_layout.hpp"
 #include "coord/region.hpp"
 #include "shm/segment.hpp"
@@ -30,7 +31,6 @@ namespace coord::inbox {
 inline constexpr RegionKind kRegion{"inbox", "#inbox", kInboxMagic, kInboxVersion, sizeof(InboxHeader)};
 
 // Errc::invalid_argument for an empty value unless allow_empty; Errc::too_large past `max`.
-void check_len(std::string_view what, std::string_view value, std::size_t max, bool allow_empty);
 
 }  // namespace coord::inbox
 

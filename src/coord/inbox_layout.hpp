@@ -24,7 +24,7 @@
 namespace agentbus::coord {
 
 inline constexpr std::uint64_t kInboxMagic = 0x31584f424e494741ull;  // "AGINBOX1"
-inline constexpr std::uint32_t kInboxVersion = 2;  // 2: owner words (pid + start time)
+inline constexpr std::uint32_t kInboxVersion = 3;  // 2: owner words (pid + start time); 3: plain FNV-1a
 
 enum class SlotPhase : std::uint64_t { free = 0, reserved = 1, ready = 2 };
 using MessageWord = shm::OwnerWord<SlotPhase>;

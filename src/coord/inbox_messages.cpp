@@ -27,28 +27,15 @@ namespace {
 
 constexpr auto kSettleWait = std::chrono::milliseconds(1000);  // another process writing a name
 
-std::uint64_t hash_name(std::string_view s) {  // FNV-1a, then splitmix64's finaliser
-  std::uint64_t h = shm::fnv1a(s);
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  return h;
-}
 
 }  // namespace
 
 namespace coord::inbox {
 
-void check_len(std::string_view what, std::string_view value, std::size_t max, bool allow_empty) {
-  if (!allow_empty && value.empty()) throw Error(Errc::invalid_argument, std::string(what) + " is empty");
-  if (value.size() > max)
-    throw Error(Errc::too_large, std::string(what) + " is " + std::to_string(value.size()) +
-                                     " bytes; the limit is " + std::to_string(max));
-}
 
 }  // namespace coord::inbox
 
-using coord::inbox::check_len;
+using coord::check_len;
 
 std::int64_t Inbox::Impl::lookup(std::string_view name, bool create) const {
   if (name.empty() || name.size() > sizeof(coord::Recipient::name))
@@ -56,7 +43,7 @@ std::int64_t Inbox::Impl::lookup(std::string_view name, bool create) const {
                                     std::to_string(sizeof(coord::Recipient::name)) + " bytes");
   shm::ClaimTable<coord::Recipient> table({recipients, recipient_capacity}, {.settle_wait = kSettleWait});
   const shm::ClaimLookup found = table.find_or_claim(
-      hash_name(name), create, [&](const coord::Recipient& r) { return name_of(r) == name; },
+      shm::fnv1a(name), create, [&](const coord::Recipient& r) { return name_of(r) == name; },
       [&](coord::Recipient& r) {
         r.next_seq.store(1, std::memory_order_relaxed);
         r.cursor.store(0, std::memory_order_relaxed);

@@ -9,6 +9,7 @@
 #include "shm/claim_table.hpp"
 #include "shm/process.hpp"
 #include <agentbus/clock.hpp>
+#include <agentbus/hash.hpp>
 #include <agentbus/utf8.hpp>
 
 #include <agentbus/error.hpp>
@@ -85,10 +86,7 @@ shm::ProcessId resolve_session(int pid) {
 // Eight hex digits that name a session: a mix of its pid and start time, so a handle picked
 // by two sessions is qualified differently, and the same session always gets the same token.
 std::string session_token(shm::ProcessId id) {
-  uint64_t x = (uint64_t(id.pid) << 32) ^ id.start_time ^ 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;  // splitmix64 finaliser
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  x ^= x >> 31;
+  const uint64_t x = mix64((uint64_t(id.pid) << 32) ^ id.start_time ^ 0x9e3779b97f4a7c15ull);
   char buf[9];
   std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(x & 0xffffffffu));
   return buf;

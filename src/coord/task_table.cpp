@@ -29,12 +29,6 @@ constexpr auto kInsertWait = std::chrono::milliseconds(200);       // a posted t
 
 }  // namespace
 
-void coord::tasks::check_len(std::string_view what, std::string_view value, std::size_t max, bool allow_empty) {
-  if (!allow_empty && value.empty()) throw Error(Errc::invalid_argument, std::string(what) + " is empty");
-  if (value.size() > max)
-    throw Error(Errc::too_large, std::string(what) + " is " + std::to_string(value.size()) +
-                                     " bytes; the limit is " + std::to_string(max));
-}
 
 std::int64_t TaskBoard::Impl::lookup(EventId id) const {
   for (int which = 0; which < 2; ++which) {

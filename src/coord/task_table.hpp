@@ -8,6 +8,8 @@
 #include <agentbus/tasks.hpp>
 
 #include "coord/task_board_layout.hpp"
+#include "coord/field_check.hpp"
+#include "shm/hash.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 #include "shm/segment.hpp"
@@ -37,8 +39,7 @@ T load_fields(const T& src) {
   return out;
 }
 
-// Error{invalid_argument} for an empty value that may not be; Error{too_large} over `max`.
-void check_len(std::string_view what, std::string_view value, std::size_t max, bool allow_empty = true);
+using coord::check_len;
 
 template <std::size_t N>
 std::uint32_t put(char (&dst)[N], std::string_view s) {
@@ -50,13 +51,6 @@ std::string get(const char (&src)[N], std::uint64_t len) {
   return std::string(src, std::min<std::uint64_t>(len, N));
 }
 
-inline std::uint64_t mix(std::uint64_t x) {  // splitmix64 finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 
 }  // namespace coord::tasks
@@ -81,7 +75,7 @@ struct TaskBoard::Impl {
   std::byte* result_of(coord::TaskEntry& e) const { return payload_of(e) + max_payload; }
 
   std::uint32_t bucket(std::uint64_t id, int which) const {
-    const std::uint64_t h = coord::tasks::mix(id / 8 + (which == 0 ? 0 : 0x9e3779b97f4a7c15ull));
+    const std::uint64_t h = mix64(id / 8 + (which == 0 ? 0 : 0x9e3779b97f4a7c15ull));
     return static_cast<std::uint32_t>(h % (capacity / coord::kBucketEntries)) * coord::kBucketEntries;
   }
 

@@ -7,5 +7,6 @@
 namespace agentbus::shm {
 
 using agentbus::fnv1a;
+using agentbus::mix64;
 
 }  // namespace agentbus::shm
