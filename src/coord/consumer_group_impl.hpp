@@ -131,9 +131,22 @@ struct ConsumerGroup::Impl {
   // The floor and the head, read in that order so that floor <= head. At any instant
   // head - floor <= capacity, but the floor may move between the two loads, so only a gap
   // that persists across many reads means the words are not ours to trust.
-  std::pair<std::uint64_t, std::uint64_t> window() const;
+  // Inline: dispatch and ack both call these on every event.
+  std::pair<std::uint64_t, std::uint64_t> window() const {
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const std::uint64_t floor = h->floor.load(std::memory_order_acquire);
+      const std::uint64_t head = h->head.load(std::memory_order_acquire);
+      if (floor <= head && head - floor <= capacity) [[likely]]
+        return {floor, head};
+    }
+    window_corrupt();
+  }
+  [[noreturn]] void window_corrupt() const;
 
-  bool gate_intact() const;
+  bool gate_intact() const {
+    return (gate->state.load(std::memory_order_acquire) & shm::kReaderKindMask) == shm::kReaderDurable &&
+           std::string_view(gate->name, std::min<std::size_t>(gate->name_len, shm::kMaxReaderName)) == gate_name;
+  }
 
   // Producers may overwrite everything before the floor's event: move the gate up to it.
   void raise_gate() const;

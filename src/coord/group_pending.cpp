@@ -22,19 +22,10 @@ using coord::tag_is;
 using coord::tag_member;
 using coord::tag_phase;
 
-std::pair<std::uint64_t, std::uint64_t> ConsumerGroup::Impl::window() const {
-  std::uint64_t floor = 0, head = 0;
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    floor = h->floor.load(std::memory_order_acquire);
-    head = h->head.load(std::memory_order_acquire);
-    if (floor <= head && head - floor <= capacity) return {floor, head};
-  }
+void ConsumerGroup::Impl::window_corrupt() const {
+  const std::uint64_t floor = h->floor.load(std::memory_order_acquire);
+  const std::uint64_t head = h->head.load(std::memory_order_acquire);
   corrupt("floor " + std::to_string(floor) + " and head " + std::to_string(head) + " are too far apart");
-}
-
-bool ConsumerGroup::Impl::gate_intact() const {
-  return (gate->state.load(std::memory_order_acquire) & shm::kReaderKindMask) == shm::kReaderDurable &&
-         std::string_view(gate->name, std::min<std::size_t>(gate->name_len, shm::kMaxReaderName)) == gate_name;
 }
 
 void ConsumerGroup::Impl::raise_gate() const {
