@@ -36,6 +36,10 @@ struct SubscribeOptions {
   EventId from_id = 0;            // with StartFrom::id: the first event to deliver
   WaitStrategy wait = WaitStrategy::block;
   std::string durable_name{};     // empty: a tailer; else a durable reader of that name
+  // Durable readers only. false: the cursor moves past an event when next() is called again.
+  // true: it moves only on commit(), so a reader can hold a batch it has not finished with
+  // (the bridge ships a batch to Redis first) and, killed, get it again from its cursor.
+  bool explicit_commit = false;
 };
 
 enum class ReadStatus {
@@ -68,6 +72,11 @@ class Subscription {
 
   // Position of the next event this subscription will deliver.
   [[nodiscard]] EventId position() const noexcept;
+
+  // Durable readers: moves the cursor to `up_to` (an event's id, or position()): everything
+  // before it is consumed and may be overwritten. Throws Error{invalid_argument} for a
+  // tailer, or for a position behind the cursor or past the end of what was handed out.
+  void commit(EventId up_to);
 
   // Releases the reader slot (a durable reader's cursor stays, at position()).
   void close() noexcept;

@@ -46,6 +46,7 @@ struct Subscription::Impl {
   Clock::time_point stall_since{};
   std::uint64_t seen_events = 0, seen_bytes = 0;
   bool closed = false;
+  bool explicit_commit = false;  // durable: the cursor moves only on commit()
 
   shm::Ring& ring() const { return room->ring; }
 
@@ -123,7 +124,9 @@ ReadResult Subscription::Impl::skip(std::uint64_t from, std::uint64_t to) {
   out.missed = 1;
   out.missed_bytes = to - from;
   fetch_pos = to;
-  if (durable) {
+  if (durable && explicit_commit) {
+    viewed_end = to;  // the reader's next commit() covers the skipped records
+  } else if (durable) {
     ack_pos = viewed_end = to;
     slot->cursor.store(to, std::memory_order_release);
   } else {
@@ -221,6 +224,19 @@ EventId Subscription::position() const noexcept {
   return s.next_item < s.batch.size() ? s.batch[s.next_item].pos : s.fetch_pos;
 }
 
+void Subscription::commit(EventId up_to) {
+  Impl& s = *impl_;
+  if (s.closed) throw Error(Errc::invalid_argument, "subscription is closed");
+  if (!s.durable) throw Error(Errc::invalid_argument, "commit() is for durable readers; a tailer has no cursor to keep");
+  const EventId read_to = position();  // everything before it was handed out, or is padding
+  if (up_to < s.ack_pos || up_to > read_to)
+    throw Error(Errc::invalid_argument, "commit(" + std::to_string(up_to) + ") is outside what was read: " +
+                                            std::to_string(s.ack_pos) + " .. " + std::to_string(read_to));
+  if (up_to == s.ack_pos) return;
+  s.ack_pos = up_to;
+  s.slot->cursor.store(up_to, std::memory_order_release);
+}
+
 void Subscription::close() noexcept {
   if (!impl_ || impl_->closed) return;
   impl_->closed = true;
@@ -230,7 +246,7 @@ void Subscription::close() noexcept {
 ReadResult Subscription::next(std::chrono::nanoseconds timeout) {
   Impl& s = *impl_;
   if (s.closed) throw Error(Errc::invalid_argument, "subscription is closed");
-  if (s.durable && s.ack_pos != s.viewed_end) {
+  if (s.durable && !s.explicit_commit && s.ack_pos != s.viewed_end) {
     s.ack_pos = s.viewed_end;
     s.slot->cursor.store(s.ack_pos, std::memory_order_release);
   }
@@ -283,6 +299,7 @@ Subscription Room::subscribe(const SubscribeOptions& o) {
                              : attach_tailer(ring, resolve_start(ring, o));
   auto impl = std::make_unique<Subscription::Impl>(
       Subscription::Impl{impl_, a.slot, durable, o.wait, {}, {}, 0, a.cursor, a.cursor, a.cursor});
+  impl->explicit_commit = durable && o.explicit_commit;
   impl->copy.reserve(kMaxBatchBytes + ring.max_record());
   return Subscription(std::move(impl));
 }

@@ -202,6 +202,42 @@ TEST(Ring, DurableCursorSurvivesTheReaderAndCanBeDropped) {
   for (int i = 0; i < 2000; ++i) ASSERT_TRUE(room.publish("t", "x", payload_of(100, 'z')).ok());
 }
 
+TEST(Ring, ExplicitCommitKeepsTheCursorUntilCommitted) {
+  TestBus bus("commit");
+  Room room = bus->room("r", {.ring_bytes = 64 << 10, .max_record_bytes = 16 << 10, .publish_timeout = 20ms});
+  std::vector<EventId> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(room.publish("t", "x", std::to_string(i)).id);
+  {
+    Subscription s = room.subscribe({.from = StartFrom::earliest, .durable_name = "ship", .explicit_commit = true});
+    for (int i = 0; i < 4; ++i) ASSERT_EQ(s.next(1s).event.payload, std::to_string(i));
+    s.commit(ids[2]);  // 0 and 1 are done; 2 and 3 were read but not finished
+    EXPECT_THROW(s.commit(ids[1]), Error);   // behind the cursor
+    EXPECT_THROW(s.commit(ids[5]), Error);   // past what was read
+    EXPECT_EQ(room.info().readers[0].cursor, ids[2]);
+  }  // "killed" here: the handle goes away without committing 2 and 3
+  Subscription again = room.subscribe({.durable_name = "ship", .explicit_commit = true});
+  EXPECT_EQ(again.next(1s).event.payload, "2");
+  EXPECT_EQ(again.next(1s).event.payload, "3");
+  again.commit(again.position());
+  EXPECT_EQ(room.info().readers[0].cursor, ids[4]);
+  Subscription tailer = room.subscribe({});
+  EXPECT_THROW(tailer.commit(0), Error);
+}
+
+TEST(Ring, ExplicitCommitReaderGatesProducersUntilItCommits) {
+  TestBus bus("commitgate");
+  Room room = bus->room("r", {.ring_bytes = 64 << 10, .max_record_bytes = 16 << 10, .publish_timeout = 20ms});
+  Subscription s = room.subscribe({.from = StartFrom::latest, .durable_name = "ship", .explicit_commit = true});
+  const std::string big = payload_of(1000, 'b');
+  int accepted = 0;
+  while (room.publish("t", "x", big).ok()) ++accepted;  // fills the ring up to the cursor
+  ASSERT_GT(accepted, 10);
+  while (s.next(0ns).has_event()) {}  // read everything, commit nothing
+  EXPECT_FALSE(room.publish("t", "x", big).ok());  // still gated: nothing was committed
+  s.commit(s.position());
+  EXPECT_TRUE(room.publish("t", "x", big).ok());
+}
+
 TEST(Ring, TimeoutWhenNothingArrives) {
   TestBus bus("timeout");
   Room room = bus->room("r");
