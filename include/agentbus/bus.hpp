@@ -68,6 +68,7 @@ class Bus {
   explicit Bus(std::shared_ptr<Impl> impl);
 
  private:
+  friend class RoomAccess;  // the bus's segment, for the layers above (src/bus/room_access.hpp)
   std::shared_ptr<Impl> impl_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "bus/room_impl.hpp"
 
+#include <agentbus/bus.hpp>
 #include <agentbus/room.hpp>
 
 #include <memory>
@@ -17,6 +18,10 @@ class RoomAccess {
   // The mapping the room lives in; holding the pointer keeps it mapped.
   [[nodiscard]] static const std::shared_ptr<shm::Segment>& segment(const Room& room) noexcept {
     return room.impl_->segment;
+  }
+  // The bus's mapping, for state kept per bus rather than per room (the bridge's).
+  [[nodiscard]] static const std::shared_ptr<shm::Segment>& segment(const Bus& bus) noexcept {
+    return bus.impl_->segment;
   }
 };
 
