@@ -121,7 +121,7 @@ RedisReply RedisConnection::command(std::span<const std::string_view> argv) {
     throw Error(Errc::invalid_argument,
                 "a Redis command while " + std::to_string(pending_) + " pipelined replies are unread");
   if (argv.empty()) throw Error(Errc::invalid_argument, "an empty Redis command");
-  const Argv a(argv);
+  Argv a(argv);
   void* raw = redisCommandArgv(context_, a.count(), a.data.data(), a.lengths.data());
   if (raw == nullptr) fail(argv.front());
   return RedisReply(static_cast<redisReply*>(raw));
@@ -130,7 +130,7 @@ RedisReply RedisConnection::command(std::span<const std::string_view> argv) {
 void RedisConnection::append(std::span<const std::string_view> argv) {
   check_usable();
   if (argv.empty()) throw Error(Errc::invalid_argument, "an empty Redis command");
-  const Argv a(argv);
+  Argv a(argv);
   if (redisAppendCommandArgv(context_, a.count(), a.data.data(), a.lengths.data()) != REDIS_OK) fail("append");
   ++pending_;
 }

@@ -28,6 +28,12 @@ RedisTarget local(int port, std::string password = {}, std::string user = {}) {
   return t;
 }
 
+RedisServerOptions with_password(std::string password) {
+  RedisServerOptions options;
+  options.requirepass = std::move(password);
+  return options;
+}
+
 // The message of what `f` throws as E.
 template <class E, class F>
 std::string thrown(F&& f) {
@@ -124,7 +130,7 @@ TEST(RedisConnection, UnreachableSaysWhere) {
 }
 
 TEST(RedisConnection, WrongPasswordNamesTheUser) {
-  RedisServer server(RedisServerOptions{.requirepass = "right"});
+  RedisServer server(with_password("right"));
   ASSERT_TRUE(server.start()) << server.why();
   const std::string message =
       thrown<Error>([&] { (void)RedisConnection::connect(local(server.port(), "wrong"), kTimeout); });
@@ -132,14 +138,13 @@ TEST(RedisConnection, WrongPasswordNamesTheUser) {
                          " refused the credentials for user 'default': WRONGPASS"),
             std::string::npos)
       << message;
-  EXPECT_EQ(message.find("wrong"), message.find("wrong"));  // (the password itself may not appear)
   EXPECT_EQ(message.find("'wrong'"), std::string::npos) << message;
   RedisConnection ok = RedisConnection::connect(local(server.port(), "right"), kTimeout);
   EXPECT_EQ(ok.command({"PING"}).status(), "PONG");
 }
 
 TEST(RedisConnection, NoAuthSaysWhatToSet) {
-  RedisServer server(RedisServerOptions{.requirepass = "right"});
+  RedisServer server(with_password("right"));
   ASSERT_TRUE(server.start()) << server.why();
   const std::string message = thrown<Error>([&] { (void)RedisConnection::connect(local(server.port()), kTimeout); });
   EXPECT_NE(message.find("needs a password (NOAUTH"), std::string::npos) << message;
@@ -148,7 +153,9 @@ TEST(RedisConnection, NoAuthSaysWhatToSet) {
 }
 
 TEST(RedisConnection, AclUser) {
-  RedisServer server(RedisServerOptions{.requirepass = "admin", .acl_user = RedisAclUser{"bridge", "bpw"}});
+  RedisServerOptions options = with_password("admin");
+  options.acl_user = RedisAclUser{"bridge", "bpw"};
+  RedisServer server(options);
   ASSERT_TRUE(server.start()) << server.why();
   RedisConnection c = RedisConnection::connect(local(server.port(), "bpw", "bridge"), kTimeout);
   EXPECT_EQ(c.command({"ACL", "WHOAMI"}).string(), "bridge");
@@ -162,7 +169,9 @@ TEST(RedisConnection, AclUser) {
 
 TEST(RedisConnection, ScriptSurvivesARedisRestart) {
   TempDir dir;
-  RedisServer server(RedisServerOptions{.aof_dir = dir.path()});
+  RedisServerOptions options;
+  options.aof_dir = dir.path();
+  RedisServer server(options);
   ASSERT_TRUE(server.start()) << server.why();
   RedisScript incr("return redis.call('INCR', KEYS[1])");
   const std::string_view keys[] = {"counter"};
