@@ -1,9 +1,9 @@
 #include "bridge/entry_codec.hpp"
 
+#include "bridge/decimal.hpp"
 #include "bridge/host_id.hpp"
 
 #include <array>
-#include <charconv>
 #include <limits>
 
 namespace agentbus::bridge {
@@ -16,16 +16,6 @@ enum Field : std::size_t {
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
     "type", "agent_id", "to", "reply_to", "payload", "timestamp", "origin_host", "origin_id", "reply_to_host",
     "reply_to_id"};
-
-// An unsigned decimal, digits only (no sign, no space), that fits in T.
-template <class T>
-std::optional<T> decimal(std::string_view text) noexcept {
-  if (text.empty() || text.front() < '0' || text.front() > '9') return std::nullopt;
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
 
 // Untrusted bytes as they may appear in a message: printable ASCII, the rest escaped, cut short.
 std::string shown(std::string_view text) {
@@ -56,8 +46,8 @@ std::optional<std::string> too_long(std::string_view name, std::string_view valu
 
 bool is_stream_id(std::string_view id) noexcept {
   const std::size_t dash = id.find('-');
-  return dash != std::string_view::npos && decimal<std::uint64_t>(id.substr(0, dash)) &&
-         decimal<std::uint64_t>(id.substr(dash + 1));
+  return dash != std::string_view::npos && parse_decimal<std::uint64_t>(id.substr(0, dash)) &&
+         parse_decimal<std::uint64_t>(id.substr(dash + 1));
 }
 
 std::vector<std::string> encode_entry(const StreamEvent& event) {
@@ -106,19 +96,19 @@ DecodedEntry decode_entry_fields(ReplyView fields, std::size_t payload_limit) {
   if (auto problem = too_long("to", to, kMaxAgentBytes)) return rejected(*problem);
   if (auto problem = too_long("payload", payload, payload_limit)) return rejected(*problem);
 
-  const auto ts = decimal<std::int64_t>(*value[kTimestamp]);
+  const auto ts = parse_decimal<std::int64_t>(*value[kTimestamp]);
   if (!ts) return rejected("timestamp " + shown(*value[kTimestamp]) + " is not a non-negative 64-bit decimal");
   if (auto problem = host_id_problem(*value[kOriginHost])) return rejected("origin_host: " + *problem);
-  const auto origin_id = decimal<std::uint64_t>(*value[kOriginId]);
+  const auto origin_id = parse_decimal<std::uint64_t>(*value[kOriginId]);
   if (!origin_id) return rejected("origin_id " + shown(*value[kOriginId]) + " is not an unsigned 64-bit decimal");
 
   if (value[kReplyToHost].has_value() != value[kReplyToId].has_value())
     return rejected(value[kReplyToHost] ? "reply_to_host without reply_to_id" : "reply_to_id without reply_to_host");
   if (value[kReplyToHost]) {
     if (auto problem = host_id_problem(*value[kReplyToHost])) return rejected("reply_to_host: " + *problem);
-    const auto reply_id = decimal<std::uint64_t>(*value[kReplyToId]);
+    const auto reply_id = parse_decimal<std::uint64_t>(*value[kReplyToId]);
     if (!reply_id) return rejected("reply_to_id " + shown(*value[kReplyToId]) + " is not an unsigned 64-bit decimal");
-    event.reply_to_origin = OriginRef{std::string(*value[kReplyToHost]), *reply_id};
+    event.reply_to_origin = EntryOrigin{std::string(*value[kReplyToHost]), *reply_id};
   }
   if (value[kReplyTo] && !value[kReplyTo]->empty()) {
     if (!is_stream_id(*value[kReplyTo])) return rejected("reply_to " + shown(*value[kReplyTo]) + " is not a stream id");
@@ -130,7 +120,7 @@ DecodedEntry decode_entry_fields(ReplyView fields, std::size_t payload_limit) {
   event.to = std::string(to);
   event.payload = std::string(payload);
   event.ts_ns = *ts;
-  event.origin = OriginRef{std::string(*value[kOriginHost]), *origin_id};
+  event.origin = EntryOrigin{std::string(*value[kOriginHost]), *origin_id};
   return DecodedEntry{std::move(event), {}};
 }
 

@@ -25,10 +25,10 @@
 namespace agentbus::bridge {
 
 // Where an event was first published: its host and its id in that host's room.
-struct OriginRef {
+struct EntryOrigin {
   std::string host;
   EventId id = 0;
-  bool operator==(const OriginRef&) const = default;
+  bool operator==(const EntryOrigin&) const = default;
 };
 
 struct StreamEvent {
@@ -37,8 +37,8 @@ struct StreamEvent {
   std::string to;
   std::string payload;
   std::int64_t ts_ns = 0;
-  OriginRef origin;
-  std::optional<OriginRef> reply_to_origin;
+  EntryOrigin origin;
+  std::optional<EntryOrigin> reply_to_origin;
   std::optional<std::string> reply_to;  // the replied entry's stream id ("<ms>-<seq>")
   bool operator==(const StreamEvent&) const = default;
 };

@@ -10,11 +10,11 @@ std::optional<std::string> host_id_problem(std::string_view host) {
     return "host id is " + std::to_string(host.size()) + " bytes, max " + std::to_string(kMaxHostIdBytes);
   for (const char c : host) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
+                    c == '_' || c == '-' || c == ':';
     if (!ok) {
       const auto byte = static_cast<unsigned char>(c);
       return "host id has byte 0x" + std::string{"0123456789abcdef"[byte >> 4], "0123456789abcdef"[byte & 15]} +
-             "; allowed are [A-Za-z0-9._-]";
+             "; allowed are [A-Za-z0-9._:-]";
     }
   }
   return std::nullopt;

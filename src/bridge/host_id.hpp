@@ -2,7 +2,9 @@
 //
 // A host id appears inside Redis keys (`…:bridge:<host>:out`) and in every entry it ships
 // (`origin_host`), and a remote entry's host id is untrusted input: so it is short, and made of
-// [A-Za-z0-9._-] only (no ':', which separates key parts, no space, nothing to escape).
+// [A-Za-z0-9._:-] only (no space, nothing to escape). The grammar is the bus's own (the origin
+// work of issue 11 adds validate_host_id to names.hpp); a ':' in it keeps keys unambiguous,
+// since room names have none and the host sits between the fixed `:bridge:` and `:out`.
 #pragma once
 
 #include <optional>

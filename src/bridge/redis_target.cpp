@@ -1,5 +1,7 @@
 #include <agentbus/bridge/redis_target.hpp>
 
+#include "bridge/decimal.hpp"
+
 #include <agentbus/error.hpp>
 
 #include <algorithm>
@@ -37,12 +39,10 @@ std::string redacted(std::string_view url) {
   throw Error(Errc::invalid_argument, "bad Redis URL '" + redacted(url) + "': " + std::string(why));
 }
 
-// A decimal in [lo, hi], or nothing (signs, spaces and overflow included).
+// A decimal in [lo, hi], or nothing.
 std::optional<int> decimal(std::string_view text, int lo, int hi) {
-  int value = 0;
-  if (text.empty() || text.front() == '+' || text.front() == '-') return std::nullopt;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < lo || value > hi) return std::nullopt;
+  const auto value = parse_decimal<int>(text);
+  if (!value || *value < lo || *value > hi) return std::nullopt;
   return value;
 }
 

@@ -49,8 +49,8 @@ StreamEvent sample() {
   e.to = "bob";
   e.payload = std::string("bin\0ary\r\n", 9);
   e.ts_ns = 1'764'000'000'123'456'789;
-  e.origin = {"host-a", 4096};
-  e.reply_to_origin = OriginRef{"host-b", 128};
+  e.origin = {"host-a:main", 4096};
+  e.reply_to_origin = EntryOrigin{"host-b", 128};
   e.reply_to = "1764000000123-7";
   return e;
 }
@@ -195,7 +195,7 @@ TEST(EntryCodec, DuplicatesOddCountsAndBadHosts) {
   std::vector<Item> odd = good;
   odd.pop_back();
   expect_rejected(odd, "odd number of field names and values (19)");
-  for (const char* bad : {"", "a:b", "a b", "\xff"}) {
+  for (const char* bad : {"", "a/b", "a b", "\xff"}) {
     expect_rejected(with(good, "origin_host", bad), "origin_host: host id");
     expect_rejected(with(good, "reply_to_host", bad), "reply_to_host: host id");
   }
@@ -210,7 +210,7 @@ TEST(EntryCodec, DuplicatesOddCountsAndBadHosts) {
 TEST(EntryCodec, MutatedEntriesNeverCrashAndEveryRejectionHasAReason) {
   std::mt19937 rng(11);
   const std::vector<Item> good = items_of(encode_entry(sample()));
-  const std::vector<std::string> odd_values = {"", "-1", "0", "18446744073709551616", "1-1", "x:y",
+  const std::vector<std::string> odd_values = {"", "-1", "0", "18446744073709551616", "1-1", "x/y",
                                                std::string(200, 'z'), std::string("\0\xff", 2), "type"};
   int accepted = 0;
   int refused = 0;

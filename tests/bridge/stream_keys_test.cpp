@@ -18,6 +18,7 @@ TEST(StreamKeys, PlainRoomIsOurs) { EXPECT_EQ(stream_key("general"), "agentbus:r
 TEST(StreamKeys, CheckpointSitsBesideTheStream) {
   EXPECT_EQ(checkpoint_key("agentbus/feature/x", "host-a"), "repo:agentbus:feature/x:bridge:host-a:out");
   EXPECT_EQ(checkpoint_key("general", "b.local"), "agentbus:room:general:bridge:b.local:out");
+  EXPECT_EQ(checkpoint_key("general", "hostA:main"), "agentbus:room:general:bridge:hostA:main:out");
 }
 
 TEST(StreamKeys, BadRoomOrHostIsRefused) {
@@ -25,7 +26,7 @@ TEST(StreamKeys, BadRoomOrHostIsRefused) {
   EXPECT_THROW((void)stream_key("a//b"), Error);
   EXPECT_THROW((void)stream_key("a:b"), Error);
   EXPECT_THROW((void)checkpoint_key("general", ""), Error);
-  EXPECT_THROW((void)checkpoint_key("general", "a:b"), Error);
+  EXPECT_THROW((void)checkpoint_key("general", "a/b"), Error);
   EXPECT_THROW((void)checkpoint_key("general", std::string(65, 'h')), Error);
   try {
     (void)checkpoint_key("general", "a b");
