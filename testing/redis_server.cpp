@@ -59,6 +59,8 @@ std::vector<std::string> server_args(const RedisServerOptions& options, int port
   } else {
     args.insert(args.end(), {"--appendonly", "no", "--dir", "/tmp"});
   }
+  if (options.unix_socket)
+    args.insert(args.end(), {"--unixsocket", options.unix_socket->string(), "--unixsocketperm", "700"});
   if (!options.requirepass.empty()) args.insert(args.end(), {"--requirepass", options.requirepass});
   if (options.acl_user)
     args.insert(args.end(), {"--user", options.acl_user->name, "on", ">" + options.acl_user->password, "~*",

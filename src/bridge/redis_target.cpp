@@ -222,6 +222,9 @@ ResolvedRedisTarget resolve_redis_target(std::optional<std::string> url_flag,
   }
   if (password_file) {
     out.target.password = read_password_file(*password_file, out.warnings);
+    if (env(kRedisPasswordEnv) != nullptr)
+      out.warnings.push_back("both --password-file and $" + std::string(kRedisPasswordEnv) +
+                             " are set; using the file");
   } else if (const char* password = env(kRedisPasswordEnv)) {
     out.target.password = password;
   }

@@ -117,6 +117,25 @@ TEST(RedisConnection, SelectsTheDatabase) {
             std::string::npos);
 }
 
+TEST(RedisConnection, UnixSocket) {
+  TempDir dir;
+  RedisServerOptions options;
+  options.unix_socket = dir.path() / "redis.sock";
+  RedisServer server(options);
+  ASSERT_TRUE(server.start()) << server.why();
+  const RedisTarget target = parse_redis_url("unix://" + options.unix_socket->string() + "?db=1", UrlSource::command_line);
+  RedisConnection c = RedisConnection::connect(target, kTimeout);
+  const auto info = c.command({"CLIENT", "INFO"}).string();
+  ASSERT_TRUE(info);
+  EXPECT_NE(info->find("db=1"), std::string_view::npos) << *info;
+  EXPECT_NE(info->find("laddr=" + options.unix_socket->string()), std::string_view::npos) << *info;
+  const std::string missing = (dir.path() / "nobody.sock").string();
+  EXPECT_EQ(thrown<RedisDisconnected>([&] {
+              (void)RedisConnection::connect(parse_redis_url("unix://" + missing, UrlSource::command_line), kTimeout);
+            }),
+            "cannot reach Redis at unix:" + missing + ": No such file or directory");
+}
+
 TEST(RedisConnection, UnreachableSaysWhere) {
   int port = 0;
   {

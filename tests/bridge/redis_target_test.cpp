@@ -168,8 +168,11 @@ TEST(ResolveRedisTarget, PasswordOrder) {
   const PasswordFile file("fromfile\n", 0600);
   const ResolvedRedisTarget r = resolve_redis_target(std::nullopt, file.path());
   EXPECT_EQ(r.target.password, "fromfile");
-  EXPECT_TRUE(r.warnings.empty());
+  ASSERT_EQ(r.warnings.size(), 1u);  // the environment's password is not silently ignored
+  EXPECT_NE(r.warnings[0].find("using the file"), std::string::npos) << r.warnings[0];
   EXPECT_EQ(r.target.user, "u");
+  ScopedEnv no_env_password(kRedisPasswordEnv, nullptr);
+  EXPECT_TRUE(resolve_redis_target(std::nullopt, file.path()).warnings.empty());
 }
 
 TEST(PasswordFile, TrailingNewlineStrippedAndOnlyOne) {

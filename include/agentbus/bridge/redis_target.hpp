@@ -40,7 +40,7 @@ enum class UrlSource { command_line, environment };
 
 struct ResolvedRedisTarget {
   RedisTarget target;
-  std::vector<std::string> warnings;  // e.g. a password file every user can read
+  std::vector<std::string> warnings;  // e.g. a password file every user can read: print them
 };
 
 // The target from `--redis URL` (url_flag), else $AGENTBUS_REDIS_URL, else
