@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # check-layers.sh — fails on an #include that points up the layers (docs/architecture.md,
-# "Layers"): util < shm < bus < coord < status < (bridge < orchestration) < agentbus.hpp < tools.
+# "Layers"): util < shm < bus < coord < status < bridge < (orchestration) < agentbus.hpp < tools.
 # A file may include headers of its own layer and of the layers below it. Public headers
 # (include/agentbus) include only public headers; tools include only public headers and their
 # own. The link catches an upward call (agentbus-layer-* in CMakeLists.txt); this catches the
@@ -27,6 +27,7 @@ public_layer() {
     bus.hpp | room.hpp | subscription.hpp) echo bus ;;
     consumer_group.hpp | inbox.hpp | lease_paths.hpp | leases.hpp | presence.hpp | scratchpad.hpp | tasks.hpp) echo coord ;;
     status_bus.hpp) echo status ;;
+    bridge/*.hpp) echo bridge ;;
     agentbus.hpp) echo api ;;
     *) echo unknown ;;
   esac
@@ -133,6 +134,8 @@ self_test() {
   expect include/agentbus/room.hpp '#include <agentbus/tasks.hpp>' 'include/agentbus/room.hpp:2: bus includes <agentbus/tasks.hpp> of layer coord'
   expect tools/cli/main.cpp '#include "shm/ring.hpp"' 'tools/cli/main.cpp:3: tools include only'
   expect src/shm/ring.cpp '#include <agentbus/nonesuch.hpp>' '<agentbus/nonesuch.hpp> is not in any layer'
+  expect src/coord/tasks.cpp '#include "bridge/redis_connection.hpp"' 'src/coord/tasks.cpp:2: coord includes "bridge/redis_connection.hpp" of layer bridge'
+  expect src/coord/tasks.cpp '#include <agentbus/bridge/redis_target.hpp>' 'src/coord/tasks.cpp:2: coord includes <agentbus/bridge/redis_target.hpp> of layer bridge'
   [ "$failed" -eq 0 ] && echo "check-layers self-test: ok"
   return "$failed"
 }

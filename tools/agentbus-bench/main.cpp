@@ -3,7 +3,6 @@
 // placement probe around every result. See docs/benchmarks.md for how to read the output.
 #include "plan.hpp"
 #include "proc.hpp"
-#include "redis_server.hpp"
 #include "report.hpp"
 #include "systems.hpp"
 #include "groups.hpp"
@@ -11,6 +10,7 @@
 #include "tasks.hpp"
 
 #include <CLI/CLI.hpp>
+#include <agentbus_testing/redis_server.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,6 +23,7 @@
 namespace {
 
 using namespace bench;
+using agentbus::testing::RedisServer;
 
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
