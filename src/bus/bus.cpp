@@ -97,7 +97,7 @@ std::string default_host_id(const std::string& bus) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' && c != ':') c = '-';
   if (id.size() > kMaxHostIdBytes) {
     char suffix[18];
-    std::snprintf(suffix, sizeof suffix, "~%016llx", static_cast<unsigned long long>(fnv1a(id)));
+    std::snprintf(suffix, sizeof suffix, ".%016llx", static_cast<unsigned long long>(fnv1a(id)));
     id = id.substr(0, kMaxHostIdBytes - 17) + suffix;
   }
   return id;
