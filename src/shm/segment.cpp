@@ -198,17 +198,15 @@ void Segment::validate() const {
                                    std::to_string(h.max_rooms) + ", room table at " +
                                    std::to_string(h.room_table_offset) + ", heap at " +
                                    std::to_string(h.heap_offset) + "); " + destroy_hint(bus_));
-  bool host_ok = h.host_id_len >= 1 && h.host_id_len <= kMaxHostIdBytes;
-  if (host_ok) try {
-      validate_host_id(host_id());
-    } catch (const Error&) {
-      host_ok = false;
-    }
-  if (!host_ok)
+  if (h.host_id_len < 1 || h.host_id_len > kMaxHostIdBytes)
     throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header: host id length " +
                                    std::to_string(h.host_id_len) + ", expected 1.." +
-                                   std::to_string(kMaxHostIdBytes) + " bytes of [A-Za-z0-9._:-]; " +
-                                   destroy_hint(bus_));
+                                   std::to_string(kMaxHostIdBytes) + "; " + destroy_hint(bus_));
+  try {
+    validate_host_id(host_id());
+  } catch (const Error& e) {
+    throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header: " + e.what() + "; " + destroy_hint(bus_));
+  }
   const std::uint64_t cursor = h.heap_cursor.load(std::memory_order_acquire);
   if (cursor < h.heap_offset || cursor > size_ || cursor % kPage != 0)
     throw Error(Errc::corrupt, "bus '" + bus_ + "' is corrupt: heap_cursor is " + std::to_string(cursor) +

@@ -119,6 +119,12 @@ TEST(Segment, RefusesACorruptHostId) {
     reinterpret_cast<shm::SegmentHeader*>(p)->host_id_len = 200;
   });
   expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::corrupt, "host id length 200");
+  patch_header(bus.name(), [](std::byte* p) {
+    auto* h = reinterpret_cast<shm::SegmentHeader*>(p);
+    h->host_id_len = 2;
+    std::memcpy(h->host_id, "a\x1b", 2);
+  });
+  expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::corrupt, "byte 0x1b");
 }
 
 TEST(Segment, RefusesASizeThatDisagreesWithTheHeader) {
