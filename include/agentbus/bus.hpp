@@ -30,6 +30,10 @@ struct BusOptions {
   bool group_access = false;   // create with mode 0660 instead of 0600
   std::string group{};         // create owned by this group (name or number), mode 0660
   std::chrono::milliseconds init_timeout{2000};
+  // This bus's name in the origin of its events, written once when the bus is created (an open
+  // of an existing bus never changes it). Empty: $AGENTBUS_HOST_ID, else "<hostname>:<bus>",
+  // so two buses on one machine are two hosts. 1..64 bytes of [A-Za-z0-9._:-].
+  std::string host_id{};
 };
 
 struct BusInfo {
@@ -39,6 +43,7 @@ struct BusInfo {
   std::size_t used_bytes = 0;  // allocated to rooms so far
   std::uint32_t max_rooms = 0;
   std::uint32_t layout_version = 0;
+  std::string host_id;
   int creator_pid = 0;
   std::uint64_t dead_writers_reclaimed = 0;  // room-table entries taken over from dead creators
   std::vector<RoomInfo> rooms;
@@ -63,6 +68,8 @@ class Bus {
   [[nodiscard]] std::vector<std::string> room_names() const;
   [[nodiscard]] BusInfo info() const;
   [[nodiscard]] const std::string& name() const noexcept;
+  // The host id stored in the segment (see BusOptions::host_id).
+  [[nodiscard]] std::string_view host_id() const noexcept;
 
   struct Impl;
   explicit Bus(std::shared_ptr<Impl> impl);

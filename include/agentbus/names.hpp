@@ -15,6 +15,8 @@ inline constexpr std::size_t kMaxNameBytes = 128;
 // Throws Error{Errc::bad_name} with a message naming the offending character or rule.
 void validate_room_name(std::string_view name);
 void validate_bus_name(std::string_view name);
+// A host id (event origins, BusOptions::host_id): 1..64 bytes of [A-Za-z0-9._:-].
+void validate_host_id(std::string_view host);
 
 // The shared-memory object name for a bus: "agentbus.<bus>".
 [[nodiscard]] std::string segment_object_name(std::string_view bus);

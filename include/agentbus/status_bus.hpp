@@ -64,12 +64,19 @@ struct StatusEntry {
   StatusLevel status = StatusLevel::info;
   std::string detail;
   std::string metadata = "{}";  // a JSON object, minified
+  std::string origin_host;      // the host an imported entry was posted on; empty: this bus
 
-  // The canonical JSON object (no newline): the event payload and the JSONL line.
+
+  // The canonical JSON object (no newline): the event payload and the JSONL line; it has an
+  // "origin_host" field only when origin_host is set.
   [[nodiscard]] std::string to_json() const;
   // ts as nanoseconds since the Unix epoch; nullopt if it does not parse.
   [[nodiscard]] std::optional<std::int64_t> ts_ns() const;
 };
+
+// The entry a STATUS event carries, with the event's id and, when it was imported from another
+// host, that host; nullopt when the payload is not an entry.
+[[nodiscard]] std::optional<StatusEntry> status_entry_from(const EventView& event);
 
 // Decodes a STATUS payload or JSONL line (validated with simdjson). Needs ts (ISO-8601; any
 // UTC offset, normalised to UTC with microseconds), agent_id, action and status (a known
@@ -78,7 +85,8 @@ struct StatusEntry {
 // As above; on failure `why` says what was wrong.
 [[nodiscard]] std::optional<StatusEntry> parse_status_entry(std::string_view json, std::string& why);
 
-// "[19:05:15] exec: search_google → ok | Found 7 results" (UTC time from ts, RoomKit's format).
+// "[19:05:15] exec: search_google → ok | Found 7 results" (UTC time from ts, RoomKit's format);
+// an entry from another host names its agent "agent@host".
 [[nodiscard]] std::string status_line(const StatusEntry& entry);
 // recent_text(): one status_line per entry, '\n'-separated; "No activity yet." when empty.
 [[nodiscard]] std::string status_text(const std::vector<StatusEntry>& entries);

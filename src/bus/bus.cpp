@@ -4,10 +4,15 @@
 #include "shm/slot_table.hpp"
 
 #include <agentbus/error.hpp>
+#include <agentbus/hash.hpp>
 #include <agentbus/names.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <unistd.h>
 
 namespace agentbus {
 namespace {
@@ -53,7 +58,8 @@ std::shared_ptr<Room::Impl> attach(const std::shared_ptr<shm::Segment>& seg, shm
   shm::Ring::Timeouts timeouts{o.stall_timeout, o.publish_timeout};
   auto impl = std::make_shared<Room::Impl>(Room::Impl{
       seg, std::string(shm::slot_name(slot)),
-      shm::Ring(control, seg->base() + off + shm::kControlBytes, ring, slot.max_record_bytes, timeouts)});
+      shm::Ring(control, seg->base() + off + shm::kControlBytes, ring, slot.max_record_bytes, timeouts,
+                seg->host_id())});
   if (const std::string problem = impl->ring.check_control(); !problem.empty())
     throw Error(Errc::corrupt, "room '" + impl->name + "' of bus '" + seg->bus() + "' is corrupt: " +
                                    problem + destroy_hint);
@@ -81,6 +87,38 @@ bool is_room(const shm::RoomSlot& slot) {
          slot.kind == static_cast<std::uint32_t>(shm::SlotKind::ring);
 }
 
+// "<hostname>:<bus>", made to fit the host id grammar: other bytes become '-', and one too
+// long keeps its start plus a hash of the whole, so distinct buses stay distinct.
+std::string default_host_id(const std::string& bus) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "localhost");
+  std::string id = std::string(host) + ':' + bus;
+  for (char& c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' && c != ':') c = '-';
+  if (id.size() > kMaxHostIdBytes) {
+    char suffix[18];
+    std::snprintf(suffix, sizeof suffix, ".%016llx", static_cast<unsigned long long>(fnv1a(id)));
+    id = id.substr(0, kMaxHostIdBytes - 17) + suffix;
+  }
+  return id;
+}
+
+std::string resolve_host_id(const BusOptions& o, const std::string& bus) {
+  if (!o.host_id.empty()) {
+    validate_host_id(o.host_id);
+    return o.host_id;
+  }
+  if (const char* env = std::getenv("AGENTBUS_HOST_ID"); env != nullptr && *env != '\0') {
+    try {
+      validate_host_id(env);
+    } catch (const Error& e) {
+      throw Error(Errc::bad_name, std::string("$AGENTBUS_HOST_ID: ") + e.what());
+    }
+    return env;
+  }
+  return default_host_id(bus);
+}
+
 }  // namespace
 
 Bus::Bus(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -91,14 +129,16 @@ std::string Bus::default_name() {
 }
 
 Bus Bus::open(const BusOptions& o) {
-  shm::SegmentParams p{o.name.empty() ? default_name() : o.name, o.segment_bytes, o.max_rooms,
-                       o.create, o.group_access || !o.group.empty(), o.group, o.init_timeout};
+  const std::string bus = o.name.empty() ? default_name() : o.name;
+  shm::SegmentParams p{bus,     o.segment_bytes, o.max_rooms, o.create, o.group_access || !o.group.empty(),
+                       o.group, o.init_timeout,  resolve_host_id(o, bus)};
   return Bus(std::make_shared<Impl>(Impl{shm::Segment::open(p)}));
 }
 
 bool Bus::destroy(std::string_view bus_name) { return shm::Segment::destroy(std::string(bus_name)); }
 
 const std::string& Bus::name() const noexcept { return impl_->segment->bus(); }
+std::string_view Bus::host_id() const noexcept { return impl_->segment->host_id(); }
 
 Room Bus::room(std::string_view name, const RoomOptions& options) {
   validate_room_name(name);
@@ -132,6 +172,7 @@ BusInfo Bus::info() const {
   info.used_bytes = h.heap_cursor.load(std::memory_order_relaxed);
   info.max_rooms = h.max_rooms;
   info.layout_version = h.layout_version;
+  info.host_id = std::string(seg->host_id());
   info.creator_pid = static_cast<int>(h.creator_pid);
   info.dead_writers_reclaimed = h.dead_writers_reclaimed.load(std::memory_order_relaxed);
   shm::RoomSlot* table = seg->room_table();

@@ -20,7 +20,7 @@ bool Room::bus_destroyed() const noexcept { return impl_->segment->unlinked(); }
 
 PublishResult Room::publish(std::string_view type, std::string_view agent, std::string_view payload,
                             const PublishOptions& o) {
-  return impl_->ring.publish({type, agent, o.to, o.reply_to, payload});
+  return impl_->ring.publish({type, agent, o.to, o.reply_to, payload, o.origin, o.reply_to_origin});
 }
 
 std::vector<Event> Room::recent(std::size_t n) { return recent_events(n).events; }

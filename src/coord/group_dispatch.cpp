@@ -33,6 +33,14 @@ void assign(Event& out, const EventView& v) {
   out.to.assign(v.to);
   out.reply_to = v.reply_to;
   out.payload.assign(v.payload);
+  out.origin.host.assign(v.origin.host);
+  out.origin.id = v.origin.id;
+  out.origin.stream = v.origin.stream;
+  out.imported = v.imported;
+  if (v.reply_to_origin)
+    out.reply_to_origin = Origin::from(*v.reply_to_origin);
+  else
+    out.reply_to_origin.reset();
 }
 
 }  // namespace

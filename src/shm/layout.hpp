@@ -3,7 +3,10 @@
 //  segment:  [SegmentHeader | RoomSlot × max_rooms | heap: room regions, bump-allocated]
 //  room:     [RingControl (incl. ReaderSlot × kMaxReaders) | data: ring_bytes]
 //  record:   [stamp u64 | owner u64 | ts i64 | reply_to u64 | type_len u8 | flags u8 |
-//             agent_len u8 | to_len u8 | payload_len u32 | type | agent | to | payload | pad→8]
+//             agent_len u8 | to_len u8 | payload_len u32 | (origin block, if flagged) |
+//             type | agent | to | payload | pad→8]
+//  origin:   [id u64 | stream ms u64 | stream seq u64 | reply id u64 | host_len u8 |
+//             reply_host_len u8 | origin_flags u8 | pad ×5 | host | reply host]
 //
 // Every structure here is trivially copyable, zero-initialisable (a fresh segment is all zero
 // bytes), and holds no pointers: only offsets, validated before use.
@@ -16,8 +19,9 @@
 namespace agentbus::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 5;  // 3: RingControl::head; 4: FNV-1a basis fixed;
-                                                    // 5: room slots claimed by owner word (claim_table.hpp)
+inline constexpr std::uint32_t kLayoutVersion = 6;  // 3: RingControl::head; 4: FNV-1a basis fixed;
+                                                    // 5: room slots claimed by owner word (claim_table.hpp);
+                                                    // 6: host id in the header, origin block in records
 inline constexpr std::size_t kCacheLine = 64;
 // Region and slot sizes are rounded up to whole cache lines, so no two writers share one.
 [[nodiscard]] constexpr std::uint64_t align64(std::uint64_t n) noexcept { return (n + 63) & ~std::uint64_t{63}; }
@@ -26,6 +30,7 @@ inline constexpr std::size_t kMaxReaders = 64;
 inline constexpr std::size_t kMaxRoomName = 128;
 inline constexpr std::size_t kMaxSlotName = 144;  // a room name plus a '#kind' suffix
 inline constexpr std::size_t kMaxReaderName = 64;
+inline constexpr std::size_t kMaxHostIdBytes = 64;
 inline constexpr std::size_t kMinRingBytes = 64 << 10;
 inline constexpr std::size_t kMaxRingBytes = 128 << 20;
 
@@ -42,6 +47,8 @@ struct SegmentHeader {
   alignas(kCacheLine) std::atomic<std::uint32_t> initialised;  // release-stored last
   alignas(kCacheLine) std::atomic<std::uint64_t> heap_cursor;   // next free heap offset
   std::atomic<std::uint64_t> dead_writers_reclaimed;
+  std::uint32_t host_id_len;     // written once by the creator, before `initialised`
+  char host_id[kMaxHostIdBytes];
 };
 
 // RoomSlot::state is a claim-table owner word (shm/claim_table.hpp): 0 free; writing | pid |
@@ -146,6 +153,7 @@ inline constexpr std::uint64_t stamp_len(std::uint64_t stamp) {
 }
 
 inline constexpr std::uint8_t kFlagHasReplyTo = 1;
+inline constexpr std::uint8_t kFlagHasOrigin = 2;  // an OriginBlock follows the header
 
 // The part of the header a producer writes as plain data, in one copy.
 struct RecordMeta {
@@ -165,6 +173,22 @@ struct RecordHeader {
 };
 static_assert(sizeof(RecordHeader) == 40);
 inline constexpr std::size_t kRecordHeaderBytes = sizeof(RecordHeader);
+
+// Where an imported event was first published; its host names follow it, then the fields.
+// Local events have none, so they cost exactly what they did before origins existed.
+inline constexpr std::uint8_t kOriginHasReplyOrigin = 1;
+struct OriginBlock {
+  std::uint64_t id;
+  std::uint64_t stream_ms;
+  std::uint64_t stream_seq;
+  std::uint64_t reply_id;
+  std::uint8_t host_len;
+  std::uint8_t reply_host_len;
+  std::uint8_t origin_flags;
+  std::uint8_t pad[5];
+};
+static_assert(sizeof(OriginBlock) == 40);
+inline constexpr std::size_t kOriginBlockBytes = sizeof(OriginBlock);
 
 inline constexpr std::uint64_t align8(std::uint64_t n) { return (n + 7) & ~std::uint64_t{7}; }
 

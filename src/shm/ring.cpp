@@ -10,6 +10,7 @@
 #include "util/hex.hpp"
 
 #include <agentbus/error.hpp>
+#include <agentbus/names.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -24,16 +25,42 @@ using Clock = std::chrono::steady_clock;
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 
+static_assert(kMaxHostIdBytes == agentbus::kMaxHostIdBytes);
+
+// The origin block and its host names; returns where the fields start.
+std::byte* write_origin(std::byte* at, const OriginRef& origin, const std::optional<OriginRef>& reply) {
+  OriginBlock block{};
+  block.id = origin.id;
+  block.stream_ms = origin.stream.ms;
+  block.stream_seq = origin.stream.seq;
+  block.host_len = static_cast<std::uint8_t>(origin.host.size());
+  if (reply) {
+    block.reply_id = reply->id;
+    block.reply_host_len = static_cast<std::uint8_t>(reply->host.size());
+    block.origin_flags = kOriginHasReplyOrigin;
+  }
+  copy_to_ring(at, &block, sizeof block);
+  at += sizeof block;
+  copy_to_ring(at, origin.host.data(), origin.host.size());
+  at += origin.host.size();
+  if (reply) {
+    copy_to_ring(at, reply->host.data(), reply->host.size());
+    at += reply->host.size();
+  }
+  return at;
+}
+
 }  // namespace
 
 Ring::Ring(RingControl* control, std::byte* data, std::uint64_t capacity,
-           std::uint64_t max_record, Timeouts timeouts) noexcept
+           std::uint64_t max_record, Timeouts timeouts, std::string_view local_host) noexcept
     : control_(control),
       data_(data),
       capacity_(capacity),
       mask_(capacity - 1),
       max_record_(max_record),
-      timeouts_(timeouts) {}
+      timeouts_(timeouts),
+      local_host_(local_host) {}
 
 void Ring::initialise(RingControl& control, std::uint64_t capacity) noexcept {
   control.limit_word.store(make_limit_word(capacity, 0), std::memory_order_release);
@@ -162,7 +189,19 @@ std::uint64_t Ring::record_bytes(const RecordFields& f) const {
   if (f.to.size() > kMaxAgentBytes)
     throw Error(Errc::too_large, "recipient id is " + std::to_string(f.to.size()) +
                                      " bytes, max " + std::to_string(kMaxAgentBytes));
-  const std::uint64_t fixed = kRecordHeaderBytes + f.type.size() + f.agent.size() + f.to.size();
+  std::uint64_t origin_bytes = 0;
+  if (f.origin) {
+    validate_host_id(f.origin->host);
+    origin_bytes = kOriginBlockBytes + f.origin->host.size();
+    if (f.reply_to_origin) {
+      validate_host_id(f.reply_to_origin->host);
+      origin_bytes += f.reply_to_origin->host.size();
+    }
+  } else if (f.reply_to_origin) {
+    throw Error(Errc::invalid_argument, "reply_to_origin is for imported events: publish it with an origin");
+  }
+  const std::uint64_t fixed =
+      kRecordHeaderBytes + origin_bytes + f.type.size() + f.agent.size() + f.to.size();
   const std::uint64_t total = align8(fixed + f.payload.size());
   if (total > max_record_) {
     throw Error(Errc::too_large,
@@ -202,12 +241,14 @@ PublishResult Ring::publish(const RecordFields& f) {
     const RecordMeta meta{realtime_ns(),
                           f.reply_to.value_or(0),
                           static_cast<std::uint8_t>(f.type.size()),
-                          static_cast<std::uint8_t>(f.reply_to ? kFlagHasReplyTo : 0),
+                          static_cast<std::uint8_t>((f.reply_to ? kFlagHasReplyTo : 0) |
+                                                    (f.origin ? kFlagHasOrigin : 0)),
                           static_cast<std::uint8_t>(f.agent.size()),
                           static_cast<std::uint8_t>(f.to.size()),
                           static_cast<std::uint32_t>(f.payload.size())};
     copy_to_ring(reinterpret_cast<std::byte*>(&h->meta), &meta, sizeof meta);
     auto* body = reinterpret_cast<std::byte*>(h) + kRecordHeaderBytes;
+    if (f.origin) body = write_origin(body, *f.origin, f.reply_to_origin);
     for (const std::string_view field : {f.type, f.agent, f.to, f.payload}) {
       copy_to_ring(body, field.data(), field.size());
       body += field.size();

@@ -30,6 +30,9 @@ struct RecordFields {
   std::string_view to;
   std::optional<std::uint64_t> reply_to;
   std::string_view payload;
+  // Imported events only: stored in an OriginBlock (layout.hpp). Absent for local events.
+  std::optional<OriginRef> origin{};
+  std::optional<OriginRef> reply_to_origin{};
 };
 
 // What a reader finds at a position.
@@ -54,13 +57,16 @@ class Ring {
     std::chrono::nanoseconds publish{std::chrono::seconds(1)};
   };
 
+  // `local_host` names this bus in the origin of local events; it must outlive the ring (the
+  // segment header's host id, which never changes after creation).
   Ring(RingControl* control, std::byte* data, std::uint64_t capacity, std::uint64_t max_record,
-       Timeouts timeouts) noexcept;
+       Timeouts timeouts, std::string_view local_host = {}) noexcept;
 
   // Sets up a zeroed control block for a ring of `capacity` bytes.
   static void initialise(RingControl& control, std::uint64_t capacity) noexcept;
 
-  // Size of the record holding these fields; throws Error{too_large} past max_record.
+  // Size of the record holding these fields; throws Error{too_large} past max_record, and
+  // Error{bad_name} for an origin host that is not a host id.
   [[nodiscard]] std::uint64_t record_bytes(const RecordFields& f) const;
 
   PublishResult publish(const RecordFields& fields);
@@ -81,7 +87,8 @@ class Ring {
   // Walks the committed prefix forward; returns the new commit head.
   std::uint64_t advance_commit_head();
 
-  // Decodes and validates the record at `rec` (which holds `len` bytes) into a view.
+  // Decodes and validates the record at `rec` (which holds `len` bytes) into a view; false
+  // when a length in it (an origin block's included) does not fit in `len`.
   [[nodiscard]] bool decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
                             EventView& out) const noexcept;
 
@@ -130,6 +137,7 @@ class Ring {
   std::uint64_t mask_;
   std::uint64_t max_record_;
   Timeouts timeouts_;
+  std::string_view local_host_;
 };
 
 }  // namespace agentbus::shm

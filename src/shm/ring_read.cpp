@@ -52,10 +52,33 @@ bool Ring::is_event_start(std::uint64_t pos) const noexcept {
 bool Ring::decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
                   EventView& out) const noexcept {
   const RecordMeta& m = reinterpret_cast<const RecordHeader*>(rec)->meta;
-  const std::uint64_t need = kRecordHeaderBytes + std::uint64_t(m.type_len) + m.agent_len +
-                             m.to_len + std::uint64_t(m.payload_len);
-  if (need > len || m.type_len == 0) return false;
+  const std::uint64_t fields =
+      std::uint64_t(m.type_len) + m.agent_len + m.to_len + std::uint64_t(m.payload_len);
   const char* p = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
+  out.origin = {local_host_, id, {}};
+  out.imported = false;
+  out.reply_to_origin.reset();
+  if (m.flags & kFlagHasOrigin) {
+    // Every length below comes from shared memory: check them all against `len` first.
+    if (len < kRecordHeaderBytes + kOriginBlockBytes) return false;
+    OriginBlock block;
+    copy_from_ring(&block, reinterpret_cast<const std::byte*>(p), sizeof block);
+    const bool has_reply = (block.origin_flags & kOriginHasReplyOrigin) != 0;
+    if (block.host_len == 0 || block.host_len > kMaxHostIdBytes ||
+        block.reply_host_len > kMaxHostIdBytes || has_reply != (block.reply_host_len != 0))
+      return false;
+    const std::uint64_t need = kRecordHeaderBytes + kOriginBlockBytes + block.host_len +
+                               block.reply_host_len + fields;
+    if (need > len || m.type_len == 0) return false;
+    p += kOriginBlockBytes;
+    out.origin = {{p, block.host_len}, block.id, {block.stream_ms, block.stream_seq}};
+    out.imported = true;
+    p += block.host_len;
+    if (has_reply) out.reply_to_origin = OriginRef{{p, block.reply_host_len}, block.reply_id, {}};
+    p += block.reply_host_len;
+  } else if (kRecordHeaderBytes + fields > len || m.type_len == 0) {
+    return false;
+  }
   out.id = id;
   out.ts_ns = m.ts_ns;
   out.type = {p, m.type_len};

@@ -7,6 +7,7 @@
 #include <agentbus/error.hpp>
 #include <agentbus/names.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -62,6 +63,7 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
   const char* name = seg->object_name_.c_str();
   const auto deadline = Clock::now() + p.init_timeout;
 
+  if (p.create) validate_host_id(p.host_id);
   if (p.max_rooms == 0 || p.max_rooms > 65536)
     throw Error(Errc::invalid_argument, "max_rooms must be 1..65536");
   const Layout layout = layout_for(p.max_rooms);
@@ -100,6 +102,8 @@ std::shared_ptr<Segment> Segment::open(const SegmentParams& p) {
         h->max_rooms = p.max_rooms;
         h->room_table_offset = layout.table_offset;
         h->heap_offset = layout.heap_offset;
+        h->host_id_len = static_cast<std::uint32_t>(p.host_id.size());
+        std::memcpy(h->host_id, p.host_id.data(), p.host_id.size());
         h->heap_cursor.store(layout.heap_offset, std::memory_order_relaxed);
         h->initialised.store(1, std::memory_order_release);
         return seg;
@@ -194,6 +198,15 @@ void Segment::validate() const {
                                    std::to_string(h.max_rooms) + ", room table at " +
                                    std::to_string(h.room_table_offset) + ", heap at " +
                                    std::to_string(h.heap_offset) + "); " + destroy_hint(bus_));
+  if (h.host_id_len < 1 || h.host_id_len > kMaxHostIdBytes)
+    throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header: host id length " +
+                                   std::to_string(h.host_id_len) + ", expected 1.." +
+                                   std::to_string(kMaxHostIdBytes) + "; " + destroy_hint(bus_));
+  try {
+    validate_host_id(host_id());
+  } catch (const Error& e) {
+    throw Error(Errc::corrupt, "bus '" + bus_ + "' has a corrupt header: " + e.what() + "; " + destroy_hint(bus_));
+  }
   const std::uint64_t cursor = h.heap_cursor.load(std::memory_order_acquire);
   if (cursor < h.heap_offset || cursor > size_ || cursor % kPage != 0)
     throw Error(Errc::corrupt, "bus '" + bus_ + "' is corrupt: heap_cursor is " + std::to_string(cursor) +
@@ -232,6 +245,10 @@ bool Segment::destroy(const std::string& bus) {
 
 SegmentHeader& Segment::header() const noexcept {
   return *static_cast<SegmentHeader*>(region_.get_address());
+}
+std::string_view Segment::host_id() const noexcept {
+  const SegmentHeader& h = header();
+  return {h.host_id, std::min<std::size_t>(h.host_id_len, kMaxHostIdBytes)};
 }
 std::byte* Segment::base() const noexcept { return static_cast<std::byte*>(region_.get_address()); }
 RoomSlot* Segment::room_table() const noexcept {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace agentbus::shm {
 
@@ -22,6 +23,7 @@ struct SegmentParams {
   bool group_access;
   std::string group;  // non-empty: chown the new segment to this group (implies 0660)
   std::chrono::milliseconds init_timeout;
+  std::string host_id;  // a valid host id, written into a segment this open creates
 };
 
 class Segment {
@@ -35,6 +37,9 @@ class Segment {
   [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
   [[nodiscard]] const std::string& bus() const noexcept { return bus_; }
   [[nodiscard]] const std::string& object_name() const noexcept { return object_name_; }
+  // The host id written at creation (validated on open); it never changes, so the view into
+  // the header stays valid as long as the mapping.
+  [[nodiscard]] std::string_view host_id() const noexcept;
 
   // True once /dev/shm no longer holds the object this handle maps (destroyed, or replaced by
   // a new bus of the same name): nothing will ever be published here again. One fstat+stat.

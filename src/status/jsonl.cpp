@@ -79,7 +79,7 @@ ExportResult export_jsonl(Room& room, int fd, const ExportOptions& options) {
     }
     if (r.event.id >= end) break;
     if (r.event.type != kStatusEventType) continue;
-    const std::optional<StatusEntry> e = parse_status_entry(r.event.payload);
+    const std::optional<StatusEntry> e = status_entry_from(r.event);
     if (!e) {
       ++result.skipped;
       continue;

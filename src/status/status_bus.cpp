@@ -145,9 +145,8 @@ void StatusBus::Impl::read_loop(Subscription sub) {
     }
     const EventView& ev = r.event;
     if (ev.type != kStatusEventType) continue;
-    std::optional<StatusEntry> e = parse_status_entry(ev.payload);
+    std::optional<StatusEntry> e = status_entry_from(ev);
     if (!e) continue;
-    e->id = ev.id;
     auto shared = std::make_shared<const StatusEntry>(std::move(*e));
     for (const auto& s : local)
       if (ev.id >= s->start && !s->stop.load(std::memory_order_relaxed)) s->queue.enqueue(Item{shared, ev.id});
@@ -214,10 +213,9 @@ std::vector<StatusEntry> StatusBus::Impl::recent(std::size_t n, const StatusFilt
     for (auto it = events.rbegin(); it != events.rend() && out.size() < n; ++it) {
       if (it->type != kStatusEventType) continue;
       if (!filter.agent_id.empty() && it->agent != filter.agent_id) continue;
-      std::optional<StatusEntry> e = parse_status_entry(it->payload);
+      std::optional<StatusEntry> e = status_entry_from(it->view());
       if (!e || (!filter.agent_id.empty() && e->agent_id != filter.agent_id)) continue;
       if (filter.status && e->status != *filter.status) continue;
-      e->id = it->id;
       out.push_back(std::move(*e));
     }
     if (out.size() >= n || events.size() < want) break;

@@ -45,7 +45,21 @@ std::string StatusEntry::to_json() const {
   std::string out;
   out.reserve(96 + agent_id.size() + action.size() + detail.size() + metadata.size());
   status::append_entry_json(out, ts, agent_id, action, status, detail, metadata);
+  if (!origin_host.empty()) {
+    out.pop_back();
+    out += ",\"origin_host\":";
+    status::append_json_string(out, origin_host);
+    out += '}';
+  }
   return out;
+}
+
+std::optional<StatusEntry> status_entry_from(const EventView& event) {
+  std::optional<StatusEntry> e = parse_status_entry(event.payload);
+  if (!e) return e;
+  e->id = event.id;
+  if (event.imported) e->origin_host.assign(event.origin.host);
+  return e;
 }
 
 std::optional<std::int64_t> StatusEntry::ts_ns() const { return status::parse_iso8601(ts); }
@@ -106,6 +120,7 @@ std::string status_line(const StatusEntry& e) {
   out += e.ts.size() >= 19 ? std::string_view(e.ts).substr(11, 8) : std::string_view(e.ts);
   out += "] ";
   out += e.agent_id;
+  if (!e.origin_host.empty()) out += '@' + e.origin_host;
   out += ": ";
   out += e.action;
   out += " \u2192 ";
@@ -144,8 +159,9 @@ std::string status_summary(const std::vector<StatusEntry>& entries) {
     }
     std::snprintf(num, sizeof num, "  %2zu. [%c] ", i + 1, icon);
     out += num;
-    out += e.agent_id;
-    if (e.agent_id.size() < 6) out.append(6 - e.agent_id.size(), ' ');
+    const std::string agent = e.origin_host.empty() ? e.agent_id : e.agent_id + '@' + e.origin_host;
+    out += agent;
+    if (agent.size() < 6) out.append(6 - agent.size(), ' ');
     out += ' ';
     out += e.action;
     out += '\n';

@@ -247,6 +247,46 @@ TEST_F(cli_tail, json_has_every_field_with_iso_utc_timestamp) {
   EXPECT_LE(std::abs(static_cast<long>(timegm(&tm) - now)), 60) << ts << " is not UTC now";
 }
 
+TEST_F(cli_tail, json_and_text_show_where_an_imported_event_came_from) {
+  {
+    agentbus::Bus bus = agentbus::Bus::open({.name = bus_, .host_id = "hostB"});
+    agentbus::Room room = bus.room(room_);
+    agentbus::PublishOptions o;
+    o.origin = agentbus::OriginRef{"hostA:main", 4096, {1700000000000, 5}};
+    o.reply_to_origin = agentbus::OriginRef{"hostC", 128, {}};
+    ASSERT_TRUE(room.publish("ASK", "alice", "from A", o).ok());
+  }
+  const std::uint64_t local = post("NOTE", "here", {"--agent", "bob"});
+
+  // The snapshot (Room::recent) and the follower (a subscription) decode separately.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"tail", "--json"},
+        std::vector<std::string>{"tail", "--json", "-f", "--from", "earliest", "--timeout", "300ms"}}) {
+    SCOPED_TRACE(args.size());
+    const CliResult r = in_room(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto events = parse_json_lines(r.out);
+    ASSERT_EQ(events.size(), 2u) << r.out;
+    simdjson::dom::element imported = events[0]->root, mine = events[1]->root;
+    EXPECT_EQ(str(imported["origin"], "host"), "hostA:main");
+    EXPECT_EQ(num(imported["origin"], "id"), 4096u);
+    EXPECT_EQ(str(imported, "stream_id"), "1700000000000-5");
+    EXPECT_EQ(str(imported["reply_to_origin"], "host"), "hostC");
+    EXPECT_EQ(num(imported["reply_to_origin"], "id"), 128u);
+    EXPECT_EQ(str(mine["origin"], "host"), "hostB");
+    EXPECT_EQ(num(mine["origin"], "id"), local);
+    EXPECT_TRUE(mine["stream_id"].error()) << r.out;
+    EXPECT_TRUE(mine["reply_to_origin"].error()) << r.out;
+  }
+  const CliResult text = in_room({"tail"});
+  EXPECT_NE(text.out.find(" alice@hostA:main\n"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" bob\n"), std::string::npos) << text.out;
+  const auto info = parse_json(run({"info", "--json"}).out);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(str(info->root, "host_id"), "hostB");
+  EXPECT_NE(run({"info"}).out.find("hostB"), std::string::npos);
+}
+
 TEST_F(cli_tail, payload_is_a_json_value_when_valid_else_a_string) {
   post("a", R"({"state": "idle", "n": [1, 2]})");
   post("b", "plain words");

@@ -144,8 +144,30 @@ TEST(cli_format, event_json_is_one_valid_line) {
   ASSERT_EQ(json.back(), '\n');
   EXPECT_EQ(json.find('\n'), json.size() - 1);
   EXPECT_EQ(json, R"({"id":7,"ts":"2026-11-23T10:15:30.123456789Z","room":"repo/main","type":"t\"q",)"
-                  R"("agent":"a\u001b","to":null,"reply_to":null,"payload":{"k":"v"}})"
+                  R"("agent":"a\u001b","to":null,"reply_to":null,"origin":{"host":"","id":0},)"
+                  R"("payload":{"k":"v"}})"
                   "\n");
+}
+
+TEST(cli_format, imported_event_shows_its_origin) {
+  agentbus::EventView e;
+  e.id = 9;
+  e.ts_ns = 1'795'428'930'123'456'789;
+  e.type = "t";
+  e.agent = "alice";
+  e.imported = true;
+  e.origin = {"hostA:bus", 4096, {1700000000000, 3}};
+  e.reply_to_origin = agentbus::OriginRef{"hostB", 64, {}};
+  const std::string json = agentbus::cli::event_json(e, "r");
+  EXPECT_NE(json.find(R"("origin":{"host":"hostA:bus","id":4096},"stream_id":"1700000000000-3",)"
+                      R"("reply_to_origin":{"host":"hostB","id":64},)"),
+            std::string::npos)
+      << json;
+  EXPECT_TRUE(valid_json(json));
+  EXPECT_NE(agentbus::cli::event_text(e).find(" alice@hostA:bus\n"), std::string::npos);
+  e.imported = false;
+  EXPECT_EQ(agentbus::cli::event_json(e, "r").find("stream_id"), std::string::npos);
+  EXPECT_NE(agentbus::cli::event_text(e).find(" alice\n"), std::string::npos);
 }
 
 TEST(cli_format, info_text_aligns_reader_columns) {

@@ -60,6 +60,9 @@ TEST(cli_top_unit, renders_status_lines) {
             "[" + agentbus::cli::clock_local(0) + "] ci: build \u2192 failed");
   EXPECT_EQ(status_line(R"({"status":"info","detail":"warming up"})", "ci", 0),
             "[" + agentbus::cli::clock_local(0) + "] ci: info | warming up");
+  // An entry imported from another host names that host.
+  EXPECT_EQ(status_line(kStatus, "x", 0, "hostA:main"),
+            "[" + agentbus::cli::clock_local(*ts) + "] exec@hostA:main: search_google \u2192 ok | Found 7 results");
   EXPECT_FALSE(status_line("not json", "x", 0));
   EXPECT_FALSE(status_line(R"({"state":"idle"})", "x", 0));
   const auto evil = status_line(R"({"action":"a\u001b[2Jb","status":"ok","detail":"line1\nline2"})", "x", 0);

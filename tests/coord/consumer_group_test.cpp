@@ -561,3 +561,29 @@ TEST(ConsumerGroupCli, ReadAckPendingReceiptAndRecoveryFromAnEndedSession) {
   EXPECT_EQ(run_cli(bus, {"group", "info", "nope"}), 4);
   EXPECT_EQ(run_cli(bus, {"group", "read", "builds", "--member", "bad/name"}), 2);
 }
+
+// A group delivers an imported event with its origin, and a local one with the bus's.
+TEST(ConsumerGroup, DeliveriesCarryTheEventsOrigin) {
+  TestBus bus("group-origin", {.host_id = "hostB"});
+  Room room = bus->room("r");
+  ConsumerGroup g(room, "g", "m");
+  PublishOptions o;
+  o.origin = OriginRef{"hostA", 4096, {17, 2}};
+  o.reply_to_origin = OriginRef{"hostC", 8, {}};
+  ASSERT_TRUE(room.publish("job", "remote", "a", o).ok());
+  const PublishResult local = room.publish("job", "local", "b");
+  auto first = g.read(1s);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->event.imported);
+  EXPECT_EQ(first->event.origin.host, "hostA");
+  EXPECT_EQ(first->event.origin.id, 4096u);
+  EXPECT_EQ(first->event.origin.stream, (StreamId{17, 2}));
+  ASSERT_TRUE(first->event.reply_to_origin);
+  EXPECT_EQ(first->event.reply_to_origin->host, "hostC");
+  auto second = g.read(1s);
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(second->event.imported);
+  EXPECT_EQ(second->event.origin.host, "hostB");
+  EXPECT_EQ(second->event.origin.id, local.id);
+  EXPECT_FALSE(second->event.reply_to_origin);
+}

@@ -1,6 +1,6 @@
-#include "bus/room_impl.hpp"
 #include "shm/failpoint.hpp"
 #include "shm/process.hpp"
+#include "support/ring_of.hpp"
 #include "support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -13,6 +13,7 @@
 using namespace agentbus;
 using namespace std::chrono_literals;
 using agentbus::test::TestBus;
+using agentbus::test::ring_of;
 
 namespace {
 
@@ -21,12 +22,6 @@ std::string payload_of(std::size_t n, char fill) { return std::string(n, fill); 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// White-box access for tests that need to reach the ring under a Room.
-shm::Ring& ring_of(Room& room) {
-  static_assert(sizeof(Room) == sizeof(std::shared_ptr<Room::Impl>));
-  return reinterpret_cast<std::shared_ptr<Room::Impl>&>(room)->ring;
 }
 
 }  // namespace

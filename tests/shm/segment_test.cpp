@@ -101,6 +101,32 @@ TEST(Segment, RefusesAnotherLayoutVersion) {
   expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::incompatible, "layout version 99");
 }
 
+// Layout 6 added the host id and record origins: a bus made by an older build must be removed.
+TEST(Segment, RefusesALayout5BusWithTheDestroyHint) {
+  TestBus bus("version5");
+  patch_header(bus.name(), [](std::byte* p) {
+    reinterpret_cast<shm::SegmentHeader*>(p)->layout_version = 5;
+  });
+  expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::incompatible,
+               "layout version 5, this build uses 6");
+  expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::incompatible,
+               "agentbus --bus " + bus.name() + " destroy");
+}
+
+TEST(Segment, RefusesACorruptHostId) {
+  TestBus bus("hostid");
+  patch_header(bus.name(), [](std::byte* p) {
+    reinterpret_cast<shm::SegmentHeader*>(p)->host_id_len = 200;
+  });
+  expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::corrupt, "host id length 200");
+  patch_header(bus.name(), [](std::byte* p) {
+    auto* h = reinterpret_cast<shm::SegmentHeader*>(p);
+    h->host_id_len = 2;
+    std::memcpy(h->host_id, "a\x1b", 2);
+  });
+  expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::corrupt, "byte 0x1b");
+}
+
 TEST(Segment, RefusesASizeThatDisagreesWithTheHeader) {
   TestBus bus("size");
   patch_header(bus.name(), [](std::byte* p) {

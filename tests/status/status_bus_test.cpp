@@ -179,6 +179,27 @@ TEST(status_text, RecentTextIsRoomKitsLineFormat) {
   EXPECT_EQ(text.substr(9), "] exec: search_google \u2192 ok | Found 7 results");
 }
 
+// An entry a bridge imported from another host names that host; a local one does not.
+TEST(status_origin, AnImportedEntryCarriesItsOriginHost) {
+  TestBus bus("st-origin");
+  Room room = bus->room("r");
+  StatusBus sb(room);
+  sb.post("local", "build", "ok");
+  PublishOptions o;
+  o.origin = OriginRef{"hostA:main", 4096, {1700000000000, 1}};
+  ASSERT_TRUE(room.publish(kStatusEventType, "remote", entry("remote", "deploy", StatusLevel::ok).to_json(), o).ok());
+
+  const std::vector<StatusEntry> es = sb.recent(10);
+  ASSERT_EQ(es.size(), 2u);
+  EXPECT_EQ(es[0].origin_host, "");
+  EXPECT_EQ(es[1].origin_host, "hostA:main");
+  EXPECT_EQ(es[0].to_json().find("origin_host"), std::string::npos);
+  EXPECT_NE(es[1].to_json().find(R"(,"origin_host":"hostA:main"})"), std::string::npos) << es[1].to_json();
+  const std::string text = sb.recent_text(10);
+  EXPECT_NE(text.find("] local: build"), std::string::npos) << text;
+  EXPECT_NE(text.find("] remote@hostA:main: deploy"), std::string::npos) << text;
+}
+
 TEST(status_summary, NumberedLogIconsAndTotals) {
   EXPECT_EQ(status_summary({}), "No status entries.\n");
   const std::string s = status_summary({entry("exec", "search", StatusLevel::ok, "Found 7 results"),

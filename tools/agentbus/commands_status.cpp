@@ -62,6 +62,7 @@ StatusEntry for_terminal(StatusEntry e) {
   e.agent_id = sanitize_for_terminal(e.agent_id);
   e.action = sanitize_for_terminal(e.action);
   e.detail = sanitize_for_terminal(e.detail);
+  e.origin_host = sanitize_for_terminal(e.origin_host);
   return e;
 }
 
@@ -114,9 +115,8 @@ int run_watch(const Globals& g, const StatusArgs& a) {
     // Only once caught up, so entries posted before the destroy are all printed.
     if (r.status == ReadStatus::timeout && destroyed.reported(g.bus)) return kExitFailure;
     if (r.status != ReadStatus::event || r.event.type != kStatusEventType) continue;
-    std::optional<StatusEntry> e = parse_status_entry(r.event.payload);
+    std::optional<StatusEntry> e = status_entry_from(r.event);
     if (!e || !matches(*e, filter)) continue;
-    e->id = r.event.id;
     write_out(a.json ? entry_json(*e) : status_line(for_terminal(*e)) + "\n", true);
   }
   return 0;

@@ -142,7 +142,10 @@ void add_tail_commands(CLI::App& app, const Globals& g, Commands& commands) {
   CLI::App* tail_cmd = app.add_subcommand("tail", "Print a room's recent events, or follow it.");
   tail_cmd->footer(
       "Text output is stripped of terminal escapes and control characters.\n"
-      "--json prints one object per line: id, ts, room, type, agent, to, reply_to, payload.\n"
+      "--json prints one object per line: id, ts, room, type, agent, to, reply_to, origin\n"
+      "({host, id}: where the event was first published), payload; an event imported from\n"
+      "another host adds stream_id and, when it answers one by origin, reply_to_origin.\n"
+      "Text output names an imported event's sender agent@host.\n"
       "With --from and no --count, prints everything from that point; with --follow, --count\n"
       "is the backlog shown before following. Ctrl-C ends --follow with exit code 0; a\n"
       "destroyed bus ends it with exit code 1 once the events before the destroy are printed.\n\n"

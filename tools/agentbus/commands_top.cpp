@@ -45,7 +45,7 @@ bool is_status(std::string_view type) { return type.size() == 6 && ::strncasecmp
 
 void add_status(Feed& feed, const EventView& e) {
   if (!is_status(e.type)) return;
-  if (std::optional<std::string> line = status_line(e.payload, e.agent, e.ts_ns)) {
+  if (std::optional<std::string> line = status_line(e.payload, e.agent, e.ts_ns, e.imported ? e.origin.host : "")) {
     feed.status.push_back(std::move(*line));
     if (feed.status.size() > kTopStatusLines) feed.status.pop_front();
   }

@@ -32,6 +32,8 @@ Environment:
                   nearest directory up from here holding .git; else this directory's name)
   BRANCH_NAME     branch part of the room (default "main")
   AGENTBUS_AGENT  agent id that `post` signs events with (default "cli")
+  AGENTBUS_HOST_ID  host id a new bus names itself by in event origins
+                  (default "<hostname>:<bus>"; `agentbus info` shows it)
 
 Durations (--ttl, --timeout, ...): digits with a unit ms, s, m, h or d, largest first:
 500ms, 90s, 10m, 1h30m, 1d; "0" needs no unit. At most 24h; each flag's help gives its range.

@@ -203,9 +203,14 @@ std::string clock_local(std::int64_t ts_ns) {
   return buf;
 }
 
+std::string sender(const EventView& event) {
+  if (!event.imported) return std::string(event.agent);
+  return std::string(event.agent) + '@' + std::string(event.origin.host);
+}
+
 std::string event_text(const EventView& event) {
   std::string out = align_left(std::to_string(event.id), 10) + ' ' + clock_local(event.ts_ns) + ' ' +
-                    align_left(line(event.type), 16) + ' ' + line(event.agent) + '\n';
+                    align_left(line(event.type), 16) + ' ' + line(sender(event)) + '\n';
   if (!event.to.empty()) out += "  To: " + line(event.to) + '\n';
   if (event.reply_to) out += "  ReplyTo: " + std::to_string(*event.reply_to) + '\n';
   std::string payload = sanitize_for_terminal(event.payload, Newlines::keep);
@@ -229,6 +234,12 @@ std::string event_json(const EventView& event, std::string_view room) {
   out += ",\"agent\":" + json_string(event.agent);
   out += ",\"to\":" + (event.to.empty() ? std::string("null") : json_string(event.to));
   out += ",\"reply_to\":" + (event.reply_to ? std::to_string(*event.reply_to) : "null");
+  auto origin_json = [](const OriginRef& o) {
+    return "{\"host\":" + json_string(o.host) + ",\"id\":" + std::to_string(o.id) + '}';
+  };
+  out += ",\"origin\":" + origin_json(event.origin);
+  if (event.imported) out += ",\"stream_id\":\"" + event.origin.stream.to_string() + '"';
+  if (event.reply_to_origin) out += ",\"reply_to_origin\":" + origin_json(*event.reply_to_origin);
   out += ",\"payload\":" + payload_json(event.payload);
   out += "}\n";
   return out;
@@ -279,6 +290,7 @@ std::string info_text(const BusInfo& info) {
                     " used by rooms (" + percent(info.used_bytes, info.segment_bytes) + ")"},
     {"rooms", std::to_string(info.rooms.size()) + " of " + std::to_string(info.max_rooms)},
     {"layout", "v" + std::to_string(info.layout_version)},
+    {"host id", line(info.host_id)},
     {"creator pid", std::to_string(info.creator_pid)},
   };
   for (const Counter& c : counter_list(info)) bus_rows.push_back({std::string(c.name), std::to_string(c.value)});
@@ -323,6 +335,7 @@ std::string info_json(const BusInfo& info) {
   out += ",\"used_bytes\":" + std::to_string(info.used_bytes);
   out += ",\"max_rooms\":" + std::to_string(info.max_rooms);
   out += ",\"layout_version\":" + std::to_string(info.layout_version);
+  out += ",\"host_id\":" + json_string(info.host_id);
   out += ",\"creator_pid\":" + std::to_string(info.creator_pid);
   for (const Counter& c : counter_list(info)) out += ",\"" + std::string(c.name) + "\":" + std::to_string(c.value);
   out += ",\"rooms\":[";

@@ -44,10 +44,14 @@ enum class Newlines { keep, to_space };
 // "10:15:30" in local time.
 [[nodiscard]] std::string clock_local(std::int64_t ts_ns);
 
+// Who sent an event, for text output: its agent, or "agent@host" when it was imported from
+// another host (local senders stay as they were). Not sanitized.
+[[nodiscard]] std::string sender(const EventView& event);
 // One event, agentroom style: "<id> <HH:MM:SS> <type> <agent>\n" then indented "To:",
 // "ReplyTo:" and payload lines. Ends with a newline.
 [[nodiscard]] std::string event_text(const EventView& event);
-// One event as a single-line JSON object, newline included.
+// One event as a single-line JSON object, newline included; "origin" always, "stream_id" for
+// imported events, "reply_to_origin" when the event names the one it answers by origin.
 [[nodiscard]] std::string event_json(const EventView& event, std::string_view room);
 
 // `agentbus info`: aligned human text, or one JSON object (newline included).

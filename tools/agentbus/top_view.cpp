@@ -97,7 +97,7 @@ std::optional<std::int64_t> parse_iso8601(std::string_view s) {
 }
 
 std::optional<std::string> status_line(std::string_view payload, std::string_view event_agent,
-                                       std::int64_t event_ts_ns) {
+                                       std::int64_t event_ts_ns, std::string_view origin_host) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   const simdjson::padded_string padded(payload);
@@ -107,6 +107,7 @@ std::optional<std::string> status_line(std::string_view payload, std::string_vie
   if (action.empty() && status.empty()) return std::nullopt;
   std::string agent = field(root, "agent_id");
   if (agent.empty()) agent = std::string(event_agent);
+  if (!origin_host.empty()) agent += '@' + std::string(origin_host);
   const std::optional<std::int64_t> ts = parse_iso8601(field(root, "ts"));
   std::string line = "[" + clock_local(ts.value_or(event_ts_ns)) + "] " + clean(agent, 40) + ": ";
   if (!action.empty()) line += clean(action, 60);

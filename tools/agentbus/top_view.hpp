@@ -65,9 +65,11 @@ struct TopSnapshot {
 // A STATUS event's payload ({"ts","agent_id","action","status","detail","metadata"}) as
 // "[19:05:15] exec: search_google → ok | Found 7 results". The time is the payload's "ts"
 // (ISO-8601) in local time, else the event's; the agent is "agent_id", else the event's.
+// An event imported from another host passes its `origin_host`: the agent shows as agent@host.
 // nullopt when the payload is not a JSON object with at least an "action" or a "status".
 [[nodiscard]] std::optional<std::string> status_line(std::string_view payload, std::string_view event_agent,
-                                                     std::int64_t event_ts_ns);
+                                                     std::int64_t event_ts_ns,
+                                                     std::string_view origin_host = {});
 
 // "2026-11-23T10:15:30.123Z", "...+02:00", "...-0500" (seconds precision or finer) to Unix
 // nanoseconds; nullopt when it is not one.
