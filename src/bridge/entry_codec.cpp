@@ -1,7 +1,7 @@
 #include "bridge/entry_codec.hpp"
 
 #include "bridge/decimal.hpp"
-#include "bridge/host_id.hpp"
+#include <agentbus/names.hpp>
 
 #include <array>
 #include <limits>
@@ -43,12 +43,6 @@ std::optional<std::string> too_long(std::string_view name, std::string_view valu
 }
 
 }  // namespace
-
-bool is_stream_id(std::string_view id) noexcept {
-  const std::size_t dash = id.find('-');
-  return dash != std::string_view::npos && parse_decimal<std::uint64_t>(id.substr(0, dash)) &&
-         parse_decimal<std::uint64_t>(id.substr(dash + 1));
-}
 
 std::vector<std::string> encode_entry(const StreamEvent& event) {
   std::vector<std::string> out = {
@@ -111,7 +105,7 @@ DecodedEntry decode_entry_fields(ReplyView fields, std::size_t payload_limit) {
     event.reply_to_origin = EntryOrigin{std::string(*value[kReplyToHost]), *reply_id};
   }
   if (value[kReplyTo] && !value[kReplyTo]->empty()) {
-    if (!is_stream_id(*value[kReplyTo])) return rejected("reply_to " + shown(*value[kReplyTo]) + " is not a stream id");
+    if (!StreamId::parse(*value[kReplyTo])) return rejected("reply_to " + shown(*value[kReplyTo]) + " is not a stream id");
     event.reply_to = std::string(*value[kReplyTo]);
   }
 

@@ -58,7 +58,4 @@ struct DecodedEntry {
 // The field/value array of one entry (XRANGE's entry[1]). payload_limit: the local room's.
 [[nodiscard]] DecodedEntry decode_entry_fields(ReplyView fields, std::size_t payload_limit);
 
-// "<ms>-<seq>", both decimal u64: the form of an id Redis gave an entry.
-[[nodiscard]] bool is_stream_id(std::string_view id) noexcept;
-
 }  // namespace agentbus::bridge

@@ -1,6 +1,6 @@
 #include "bridge/stream_keys.hpp"
 
-#include "bridge/host_id.hpp"
+#include <agentbus/names.hpp>
 
 #include <agentbus/names.hpp>
 

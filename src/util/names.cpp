@@ -2,6 +2,8 @@
 #include <agentbus/event.hpp>
 #include <agentbus/names.hpp>
 
+#include <optional>
+
 namespace agentbus {
 namespace {
 
@@ -47,14 +49,17 @@ void validate(std::string_view what, std::string_view name, bool allow_slash) {
 void validate_room_name(std::string_view name) { validate("room", name, true); }
 void validate_bus_name(std::string_view name) { validate("bus", name, false); }
 
-void validate_host_id(std::string_view host) {
+std::optional<std::string> host_id_problem(std::string_view host) {
   constexpr const char* grammar = " (allowed: 1..64 bytes of [A-Za-z0-9._:-])";
-  if (host.empty()) throw Error(Errc::bad_name, std::string("host id is empty") + grammar);
-  if (host.size() > kMaxHostIdBytes)
-    throw Error(Errc::bad_name, "host id is " + std::to_string(host.size()) + " bytes" + grammar);
+  if (host.empty()) return std::string("host id is empty") + grammar;
+  if (host.size() > kMaxHostIdBytes) return "host id is " + std::to_string(host.size()) + " bytes" + grammar;
   for (const char c : host)
-    if (!name_char(c) && c != ':')
-      throw Error(Errc::bad_name, "host id '" + std::string(host) + "' contains " + printable(c) + grammar);
+    if (!name_char(c) && c != ':') return "host id contains " + printable(c) + grammar;  // not quoted: may be remote input
+  return std::nullopt;
+}
+
+void validate_host_id(std::string_view host) {
+  if (std::optional<std::string> problem = host_id_problem(host)) throw Error(Errc::bad_name, *problem);
 }
 
 std::string segment_object_name(std::string_view bus) { return "agentbus." + std::string(bus); }

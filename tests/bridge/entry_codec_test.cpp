@@ -252,11 +252,11 @@ TEST(EntryCodec, MutatedEntriesNeverCrashAndEveryRejectionHasAReason) {
 }
 
 TEST(EntryCodec, StreamIds) {
-  EXPECT_TRUE(is_stream_id("0-0"));
-  EXPECT_TRUE(is_stream_id("1764000000123-18446744073709551615"));
-  EXPECT_FALSE(is_stream_id("1764000000123-18446744073709551616"));
-  EXPECT_FALSE(is_stream_id("*"));
-  EXPECT_FALSE(is_stream_id("$"));
+  EXPECT_TRUE(StreamId::parse("0-0"));
+  EXPECT_TRUE(StreamId::parse("1764000000123-18446744073709551615"));
+  EXPECT_FALSE(StreamId::parse("1764000000123-18446744073709551616"));
+  EXPECT_FALSE(StreamId::parse("*"));
+  EXPECT_FALSE(StreamId::parse("$"));
 }
 
 }  // namespace
