@@ -7,6 +7,10 @@
 // `<prefix>:bridge:<host>:out`.
 #pragma once
 
+#include <optional>
+#include <string>
+#include <string_view>
+
 #include <string>
 #include <string_view>
 
@@ -16,5 +20,7 @@ namespace agentbus::bridge {
 [[nodiscard]] std::string room_key_prefix(std::string_view room);
 [[nodiscard]] std::string stream_key(std::string_view room);
 [[nodiscard]] std::string checkpoint_key(std::string_view room, std::string_view host);
+// The room whose stream `key` is, or nothing for any other key (SCAN finds what others wrote).
+[[nodiscard]] std::optional<std::string> room_of_stream_key(std::string_view key);
 
 }  // namespace agentbus::bridge

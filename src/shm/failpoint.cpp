@@ -25,7 +25,9 @@ constexpr std::array<std::string_view, kCount> kNames{"before_stamp",      "afte
                                                       "group_before_receipt", "group_before_ack",
                                                       "group_mid_dispatch", "group_mid_reclaim",
                                                       "claim_after_cas",   "claim_mid_write",
-                                                      "claim_before_ready"};
+                                                      "claim_before_ready", "bridge_after_ship",
+                                                      "bridge_after_spool_write", "bridge_after_spool_shipped",
+                                                      "bridge_after_import_publish"};
 std::array<Config, kCount> configs;
 
 bool parse(std::string_view rest) {

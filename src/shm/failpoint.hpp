@@ -11,7 +11,10 @@
 // handing out), group_mid_reclaim (a group member holding an event it is taking over),
 // claim_after_cas (a claim-table entry won by CAS, nothing written), claim_mid_write (its key
 // written, the rest not), claim_before_ready (every field written, not published; see
-// shm/claim_table.hpp).
+// shm/claim_table.hpp), bridge_after_ship (a batch in Redis, the reader not committed),
+// bridge_after_spool_write (a batch fsynced into the spool, not committed),
+// bridge_after_spool_shipped (the spool in Redis, not cleared), bridge_after_import_publish
+// (a remote entry published here, the in-checkpoint not written).
 // When the variable is unset, each check is one relaxed load of a process-local flag.
 #pragma once
 
@@ -22,7 +25,8 @@ namespace agentbus::shm {
 
 enum class Failpoint {
   before_stamp, after_claim, before_commit, scratch_mid_write, group_before_receipt, group_before_ack,
-  group_mid_dispatch, group_mid_reclaim, claim_after_cas, claim_mid_write, claim_before_ready, count_
+  group_mid_dispatch, group_mid_reclaim, claim_after_cas, claim_mid_write, claim_before_ready,
+  bridge_after_ship, bridge_after_spool_write, bridge_after_spool_shipped, bridge_after_import_publish, count_
 };
 
 namespace detail {

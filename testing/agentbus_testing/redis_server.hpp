@@ -19,10 +19,10 @@ struct RedisAclUser {
 };
 
 struct RedisServerOptions {
-  std::string requirepass;                     // the default user's password; empty: none
-  std::optional<RedisAclUser> acl_user;        // one more user, besides default
-  std::optional<std::filesystem::path> aof_dir;  // AOF on, in this directory
-  std::optional<std::filesystem::path> unix_socket;  // listen here too (mode 700)
+  std::string requirepass{};                   // the default user's password; empty: none
+  std::optional<RedisAclUser> acl_user{};      // one more user, besides default
+  std::optional<std::filesystem::path> aof_dir{};  // AOF on, in this directory
+  std::optional<std::filesystem::path> unix_socket{};  // listen here too (mode 700)
 };
 
 class RedisServer {

@@ -62,7 +62,7 @@ int decode_status(int status) {
 }  // namespace
 
 CliProcess::CliProcess(const CliCall& call) {
-  std::vector<std::string> argv_strings{cli_path()};
+  std::vector<std::string> argv_strings{call.program.empty() ? cli_path() : call.program};
   argv_strings.insert(argv_strings.end(), call.args.begin(), call.args.end());
   std::vector<std::string> env_strings = child_environment(call.env);
   std::vector<char*> argv = c_strings(argv_strings);

@@ -22,6 +22,7 @@ struct CliCall {
   std::map<std::string, std::string> env;   // added to the cleaned environment
   std::string stdin_data;                   // written, then stdin is closed
   std::string cwd;                          // empty: the test's own
+  std::string program{};                    // empty: $AGENTBUS_CLI (e.g. $AGENTBUS_BRIDGE instead)
 };
 
 struct CliResult {

@@ -1,0 +1,166 @@
+#include "bridge/inbound.hpp"
+
+#include "shm/failpoint.hpp"
+
+#include <agentbus/error.hpp>
+
+#include <thread>
+
+namespace agentbus::bridge {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kBlock = 500ms;
+constexpr std::size_t kReadCount = 256;
+constexpr std::size_t kMaxRemembered = 1 << 16;
+
+}  // namespace
+
+Inbound::Inbound(std::string host_id, Link& link) : host_(std::move(host_id)), link_(link) {}
+
+void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
+  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0});
+  const RoomInfo info = m->room.info();
+  m->payload_limit = info.max_record_bytes;
+  // Recover the last imported entry: the checkpoint, then anything imported after it.
+  const std::optional<InPosition> cp = state.in_checkpoint();
+  if (cp) m->last = cp->stream;
+  SubscribeOptions from{.from = StartFrom::earliest};
+  if (cp && cp->local_id >= info.oldest) from = {.from = StartFrom::id, .from_id = cp->local_id};
+  Subscription scan = m->room.subscribe(from);
+  for (;;) {
+    const ReadResult r = scan.next(0ns);
+    if (r.status == ReadStatus::timeout) break;
+    if (!r.has_event() || !r.event.imported) continue;
+    remember(*m, EntryOrigin{std::string(r.event.origin.host), r.event.origin.id}, r.event.id);
+    if (r.event.origin.stream > m->last) m->last = r.event.origin.stream;
+  }
+  std::lock_guard lock(mutex_);
+  mirrors_.push_back(std::move(m));
+}
+
+void Inbound::remember(Mirror& m, const EntryOrigin& o, EventId local) {
+  if (m.local_of.size() >= kMaxRemembered) m.local_of.erase(m.local_of.begin());
+  m.local_of[{o.host, o.id}] = local;
+}
+
+std::optional<EventId> Inbound::local_id_of(Mirror& m, const EntryOrigin& o) const {
+  if (o.host == host_) return o.id;  // one of ours: its origin id is its id here
+  const auto it = m.local_of.find({o.host, o.id});
+  if (it == m.local_of.end()) return std::nullopt;
+  return it->second;
+}
+
+void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
+  m.last = id;
+  const DecodedEntry d = decode_entry_fields(fields, m.payload_limit);
+  if (!d.ok()) {
+    m.state->rejected.fetch_add(1, std::memory_order_relaxed);
+    if (m.rejected_logged++ < 10 || m.rejected_logged % 1000 == 0)
+      link_.log("skipped entry " + id.to_string() + " of " + m.key + ": " + d.rejection + " (" +
+                std::to_string(m.state->rejected.load(std::memory_order_relaxed)) + " skipped so far)");
+    return;
+  }
+  const StreamEvent& e = *d.event;
+  if (e.origin.host == host_) {  // shipped from here: never echoed back
+    m.state->echoes_skipped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  PublishOptions o;
+  o.to = e.to;
+  o.origin = OriginRef{e.origin.host, e.origin.id, id};
+  if (e.reply_to_origin) {
+    if (const std::optional<EventId> local = local_id_of(m, *e.reply_to_origin))
+      o.reply_to = *local;
+    else
+      o.reply_to_origin = OriginRef{e.reply_to_origin->host, e.reply_to_origin->id, {}};
+  }
+  bool said_full = false;
+  for (;;) {
+    PublishResult r;
+    try {
+      r = m.room.publish(e.type, e.agent, e.payload, o);
+    } catch (const Error& err) {  // fits Redis, not this room (a smaller max record)
+      m.state->rejected.fetch_add(1, std::memory_order_relaxed);
+      link_.log("skipped entry " + id.to_string() + " of " + m.key + ": " + err.what());
+      return;
+    }
+    if (r.ok()) {
+      shm::failpoint(shm::Failpoint::bridge_after_import_publish);
+      m.state.set_in_checkpoint({id, r.id});
+      m.state->in_events.fetch_add(1, std::memory_order_relaxed);
+      remember(m, e.origin, r.id);
+      return;
+    }
+    if (!said_full) {
+      said_full = true;
+      link_.log("room " + m.room.name() + " is full (a durable reader holds it); waiting to import " + id.to_string());
+    }
+    if (stop_ && stop_->load(std::memory_order_relaxed)) return;
+  }
+}
+
+void Inbound::read_once(RedisConnection& conn) {
+  std::vector<std::string> args = {"XREAD", "COUNT", std::to_string(kReadCount), "BLOCK",
+                                   std::to_string(kBlock.count()), "STREAMS"};
+  std::vector<Mirror*> order;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& m : mirrors_) order.push_back(m.get());
+  }
+  if (order.empty()) {
+    std::this_thread::sleep_for(kBlock);  // no room mirrored yet: the bridge adds them as they appear
+    return;
+  }
+  for (Mirror* m : order) args.push_back(m->key);
+  for (Mirror* m : order) args.push_back(m->last.to_string());
+  const std::vector<std::string_view> argv(args.begin(), args.end());
+  const RedisReply reply = conn.command(argv);
+  if (reply.is_nil()) return;  // nothing within the block time
+  if (reply.is_error()) throw Error(Errc::system, "XREAD: " + std::string(reply.error().value_or("")));
+  for (std::size_t s = 0; s < reply.size(); ++s) {
+    const ReplyView stream = reply.at(s);
+    const std::optional<std::string_view> key = stream.at(0).string();
+    Mirror* m = nullptr;
+    for (Mirror* c : order)
+      if (key && c->key == *key) m = c;
+    if (!m) continue;
+    const ReplyView entries = stream.at(1);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const ReplyView entry = entries.at(i);
+      const std::optional<std::string_view> id_text = entry.at(0).string();
+      const std::optional<StreamId> id = id_text ? StreamId::parse(*id_text) : std::nullopt;
+      if (!id) continue;  // Redis gives every entry an id; anything else is not an entry
+      import(*m, *id, entry.at(1));
+    }
+  }
+}
+
+void Inbound::run(const std::atomic<bool>& stop) {
+  stop_ = &stop;
+  Retry retry;
+  std::optional<RedisConnection> conn;
+  while (!stop.load(std::memory_order_relaxed)) {
+    if (!conn) {
+      conn = link_.connect(retry);
+      if (!conn) {
+        std::this_thread::sleep_until(std::min(retry.next(), std::chrono::steady_clock::now() + 200ms));
+        continue;
+      }
+      conn->set_command_timeout(kBlock + link_.timeout());
+    }
+    try {
+      read_once(*conn);
+    } catch (const RedisDisconnected& e) {
+      conn.reset();
+      link_.lost(e.what());
+    } catch (const Error& e) {
+      link_.lost(e.what());
+      conn.reset();
+    }
+  }
+}
+
+}  // namespace agentbus::bridge

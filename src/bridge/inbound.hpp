@@ -1,0 +1,61 @@
+// Inbound: every mirrored room's Redis stream into the local room, exactly once.
+//
+// One thread, one connection, one XREAD BLOCK over all the streams from the last entry each
+// has imported. Entries this host shipped are skipped (no echo); malformed ones are skipped and
+// counted, and never stop the entries after them; the rest are published locally with their
+// origin, which carries the Redis stream id. Right after each publish the room's in-checkpoint
+// (bridge_state.hpp) is written. A bridge killed between the two leaves an imported event the
+// checkpoint does not name; on restart the room is scanned from the checkpoint's local id for
+// imported events newer than it, and the outbound reader never commits past an import the
+// checkpoint does not cover yet, so that scan always finds it.
+#pragma once
+
+#include "bridge/bridge_state.hpp"
+#include "bridge/entry_codec.hpp"
+#include "bridge/link.hpp"
+
+#include <agentbus/room.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace agentbus::bridge {
+
+class Inbound {
+ public:
+  Inbound(std::string host_id, Link& link);
+
+  // Starts importing `stream_key` into `room`, after the last entry it holds (see above).
+  void add_room(Room room, RoomStateRef state, std::string stream_key);
+
+  // Reads and imports until `stop`.
+  void run(const std::atomic<bool>& stop);
+
+ private:
+  struct Mirror {
+    Room room;
+    RoomStateRef state;
+    std::string key;
+    StreamId last;
+    std::size_t payload_limit = 0;
+    std::map<std::pair<std::string, EventId>, EventId> local_of;  // imported origin -> local id
+    std::uint64_t rejected_logged = 0;
+  };
+
+  void read_once(RedisConnection& conn);
+  void import(Mirror& m, StreamId id, ReplyView fields);
+  std::optional<EventId> local_id_of(Mirror& m, const EntryOrigin& o) const;
+  void remember(Mirror& m, const EntryOrigin& o, EventId local);
+
+  std::string host_;
+  Link& link_;
+  std::mutex mutex_;  // guards mirrors_ against add_room from the bridge's main thread
+  std::vector<std::unique_ptr<Mirror>> mirrors_;
+  const std::atomic<bool>* stop_ = nullptr;
+};
+
+}  // namespace agentbus::bridge

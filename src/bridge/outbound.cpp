@@ -1,0 +1,169 @@
+#include "bridge/outbound.hpp"
+
+#include "bridge/entry_codec.hpp"
+#include "bridge/ship_script.hpp"
+#include "shm/failpoint.hpp"
+
+#include <agentbus/error.hpp>
+
+#include <thread>
+
+namespace agentbus::bridge {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kReaderName = "bridge.out";
+constexpr std::size_t kMaxRememberedImports = 1 << 16;
+
+}  // namespace
+
+Outbound::Outbound(Room room, RoomStateRef state, ShipTarget target, OutboundSettings settings, Link& link)
+    : room_(std::move(room)),
+      state_(state),
+      target_(std::move(target)),
+      settings_(std::move(settings)),
+      link_(link),
+      reader_(room_.subscribe({.from = StartFrom::earliest,
+                               .wait = WaitStrategy::block,
+                               .durable_name = kReaderName,
+                               .explicit_commit = true})),
+      spool_(settings_.spool_path, settings_.spool_max_bytes),
+      script_(std::string(kShipScript)) {
+  state_->spooled_events.store(spool_.records(), std::memory_order_relaxed);
+  state_->spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
+}
+
+bool Outbound::recorded_by_inbound(EventId id) const {
+  const std::optional<InPosition> cp = state_.in_checkpoint();
+  return cp && cp->local_id >= id;
+}
+
+EntryOrigin Outbound::origin_of_reply(EventId reply_to) {
+  if (const auto it = imported_.find(reply_to); it != imported_.end()) return it->second;
+  // Not passed by this reader since it started: read the event itself. Local unless imported.
+  Subscription one = room_.subscribe({.from = StartFrom::id, .from_id = reply_to});
+  const ReadResult r = one.next(0ns);
+  if (r.has_event() && r.event.id == reply_to && r.event.imported)
+    return EntryOrigin{std::string(r.event.origin.host), r.event.origin.id};
+  return EntryOrigin{settings_.host_id, reply_to};
+}
+
+std::optional<ShipEntry> Outbound::entry_for(const EventView& e) {
+  if (e.imported) {
+    if (imported_.size() >= kMaxRememberedImports) imported_.clear();
+    imported_[e.id] = EntryOrigin{std::string(e.origin.host), e.origin.id};
+    return std::nullopt;
+  }
+  StreamEvent s;
+  s.type = e.type;
+  s.agent = e.agent;
+  s.to = e.to;
+  s.payload = e.payload;
+  s.ts_ns = e.ts_ns;
+  s.origin = {settings_.host_id, e.id};
+  if (e.reply_to) s.reply_to_origin = origin_of_reply(*e.reply_to);
+  return ShipEntry{e.id, encode_entry(s)};
+}
+
+// Up to batch_events events, after waiting up to `wait` for the first.
+void Outbound::read_batch(Batch& b, std::chrono::milliseconds wait) {
+  b.entries.clear();
+  for (std::size_t n = 0; n < settings_.batch_events; ++n) {
+    const ReadResult r = reader_.next(n == 0 ? std::chrono::nanoseconds(wait) : 0ns);
+    if (r.status == ReadStatus::timeout) break;
+    if (r.has_event()) {
+      if (r.event.imported && !recorded_by_inbound(r.event.id)) unrecorded_.push_back(r.event.id);
+      if (std::optional<ShipEntry> entry = entry_for(r.event)) b.entries.push_back(std::move(*entry));
+    }
+  }
+  b.commit_to = reader_.position();
+}
+
+// How far the reader may commit: not past an imported event the inbound side has not
+// recorded yet (it records right after it publishes, so this holds for a moment at most).
+EventId Outbound::commit_limit(EventId wanted) {
+  while (!unrecorded_.empty() && recorded_by_inbound(unrecorded_.front())) unrecorded_.pop_front();
+  return unrecorded_.empty() ? wanted : std::min(wanted, unrecorded_.front());
+}
+
+bool Outbound::drain_spool() {
+  if (spool_.empty()) return true;
+  if (!conn_) return false;
+  std::vector<ShipEntry> entries;
+  for (const std::string& rec : spool_.read_all()) {
+    if (std::optional<ShipEntry> e = parse_ship_entry(rec)) entries.push_back(std::move(*e));
+  }
+  try {
+    for (std::size_t at = 0; at < entries.size(); at += settings_.batch_events) {
+      const std::vector<ShipEntry> part(entries.begin() + at,
+                                        entries.begin() + std::min(entries.size(), at + settings_.batch_events));
+      const ShipResult r = ship(*conn_, script_, target_, part);
+      state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
+    }
+  } catch (const RedisDisconnected& e) {
+    conn_.reset();
+    link_.lost(e.what());
+    return false;
+  }
+  shm::failpoint(shm::Failpoint::bridge_after_spool_shipped);
+  spool_.clear();
+  state_->spooled_events.store(0, std::memory_order_relaxed);
+  state_->spool_bytes.store(0, std::memory_order_relaxed);
+  return true;
+}
+
+// True once the entries are in Redis or, fsynced, in the spool: the reader may commit.
+bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
+  if (entries.empty()) return true;
+  if (conn_ && spool_.empty()) {
+    try {
+      const ShipResult r = ship(*conn_, script_, target_, entries);
+      state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
+      shm::failpoint(shm::Failpoint::bridge_after_ship);
+      return true;
+    } catch (const RedisDisconnected& e) {
+      conn_.reset();
+      link_.lost(e.what());
+    }
+  }
+  std::vector<std::string> records;
+  records.reserve(entries.size());
+  for (const ShipEntry& e : entries) records.push_back(serialise(e));
+  if (!spool_.append(records)) {
+    if (state_->spool_full.fetch_add(1, std::memory_order_relaxed) == 0)
+      link_.log("spool " + spool_.path() + " is full (" + std::to_string(spool_.bytes()) +
+                " bytes, --spool-max); the room's events wait in the ring, and publishers will get bus_full "
+                "once it fills");
+    return false;
+  }
+  shm::failpoint(shm::Failpoint::bridge_after_spool_write);
+  state_->spooled_events.store(spool_.records(), std::memory_order_relaxed);
+  state_->spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
+  return true;
+}
+
+void Outbound::run(const std::atomic<bool>& stop) {
+  Retry retry;
+  Batch b;
+  bool holding = false;  // a batch not yet in Redis or the spool is kept, not read again
+  while (!stop.load(std::memory_order_relaxed)) {
+    if (!conn_) conn_ = link_.connect(retry);
+    if (conn_ && !spool_.empty() && !drain_spool()) continue;
+    if (!holding) read_batch(b, 100ms);
+    holding = !ship_or_spool(b.entries);
+    if (holding) {
+      // The spool is full and Redis away: wait for either to change.
+      std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
+      continue;
+    }
+    const EventId to = commit_limit(b.commit_to);
+    reader_.commit(std::max(to, committed_));
+    committed_ = std::max(to, committed_);
+    state_->shipped_to.store(b.commit_to, std::memory_order_relaxed);
+  }
+  reader_.close();
+}
+
+}  // namespace agentbus::bridge
