@@ -3,6 +3,7 @@
 // with SIGKILL at failpoints and at random instants; Redis stopped and restarted under them.
 #include "bridge/redis_connection.hpp"
 #include "../cli/cli_process.hpp"
+#include "../support/expect.hpp"
 #include "../support/test_bus.hpp"
 
 #include <agentbus/agentbus.hpp>
@@ -35,14 +36,10 @@ std::string bridge_path() {
   return p && *p ? p : AGENTBUS_BRIDGE_PATH;
 }
 
-// Polls `done` until it holds or `limit` passes: every wait in these tests is bounded.
+// The bridges are other processes, talking through Redis (and slower under the sanitizers):
+// the shared bounded wait, with more time than its default.
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
+  return agentbus::test::eventually(done, limit);
 }
 
 std::vector<Event> all_events(Room& room) {

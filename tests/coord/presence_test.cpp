@@ -5,6 +5,7 @@
 // Multi-process tests use `sleep` children as agent sessions and the real CLI ($AGENTBUS_CLI)
 // as the process that joins on their behalf, as an agent's shell would.
 #include "support/child_process.hpp"
+#include "support/expect.hpp"
 #include "support/test_bus.hpp"
 
 #include "bus/room_access.hpp"
@@ -59,15 +60,7 @@ std::atomic<std::uint64_t>& entry_state(Room& room, std::size_t i) {
                                                          i * kEntryBytes);
 }
 
-// Polls `done` until it holds or `limit` passes; the condition is the synchronisation.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
+using agentbus::test::eventually;
 
 bool listed(const Presence& p, const std::string& handle) {
   for (const AgentInfo& a : p.who())
