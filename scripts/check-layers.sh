@@ -25,7 +25,7 @@ public_layer() {
     counter.hpp | error.hpp | names.hpp | event.hpp | utf8.hpp | json_text.hpp | clock.hpp | hash.hpp) echo util ;;
     process.hpp) echo shm ;;
     bus.hpp | room.hpp | subscription.hpp) echo bus ;;
-    consumer_group.hpp | inbox.hpp | lease_paths.hpp | leases.hpp | presence.hpp | scratchpad.hpp | tasks.hpp) echo coord ;;
+    bridge_status.hpp | consumer_group.hpp | inbox.hpp | lease_paths.hpp | leases.hpp | presence.hpp | scratchpad.hpp | tasks.hpp) echo coord ;;
     status_bus.hpp) echo status ;;
     bridge/*.hpp) echo bridge ;;
     agentbus.hpp) echo api ;;

@@ -10,7 +10,7 @@
 // checkpoint does not cover yet, so that scan always finds it.
 #pragma once
 
-#include "bridge/bridge_state.hpp"
+#include "coord/bridge_state.hpp"
 #include "bridge/entry_codec.hpp"
 #include "bridge/link.hpp"
 

@@ -3,7 +3,7 @@
 // per retry, and the bus's bridge state (agentbus-bridge status) says whether Redis answers.
 #pragma once
 
-#include "bridge/bridge_state.hpp"
+#include "coord/bridge_state.hpp"
 #include "bridge/redis_connection.hpp"
 
 #include <agentbus/bridge/redis_target.hpp>

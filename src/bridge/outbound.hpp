@@ -8,7 +8,7 @@
 // until the inbound side has recorded it (its in-checkpoint), so that a restart can find it.
 #pragma once
 
-#include "bridge/bridge_state.hpp"
+#include "coord/bridge_state.hpp"
 #include "bridge/entry_codec.hpp"
 #include "bridge/link.hpp"
 #include "bridge/ship_batch.hpp"

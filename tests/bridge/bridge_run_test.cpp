@@ -305,6 +305,29 @@ TEST_F(BridgeRun, OneBridgePerBusTheSecondNamesTheFirst) {
   EXPECT_TRUE(eventually([&] { return bridge_status(*a_).pid == third.pid(); }));
 }
 
+TEST_F(BridgeRun, InfoTopAndStatusShowTheBridgeAndItsLag) {
+  Room ra = a_->room("r");
+  CliProcess& bridge = start_bridge(a_);
+  ASSERT_TRUE(ra.publish("chat", "alice", "one").ok());
+  ASSERT_TRUE(eventually([&] { return bridge_status(*a_).rooms.size() == 1 && bridge_status(*a_).rooms[0].out_events == 1; }));
+  const auto cli = [&](std::vector<std::string> args) { return cli_test::run_cli({std::move(args), {}, "", "", ""}); };
+  const cli_test::CliResult info = cli({"--bus", a_.name(), "info"});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("bridge pid " + std::to_string(bridge.pid()) + ", Redis connected"), std::string::npos) << info.out;
+  const cli_test::CliResult top = cli({"--bus", a_.name(), "top", "--once"});
+  EXPECT_NE(top.out.find("bridge pid " + std::to_string(bridge.pid()) + ", Redis connected, lag 0 events"),
+            std::string::npos) << top.out;
+  // Redis away: what is published waits in the spool, and the lag says so.
+  redis_->kill();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(ra.publish("chat", "alice", "x").ok());
+  ASSERT_TRUE(eventually([&] { return bridge_status(*a_).rooms[0].lag_events == 5; }));
+  const cli_test::CliResult status =
+      cli_test::run_cli({{"status", "--bus", a_.name(), "--json"}, {}, "", "", bridge_path()});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("\"lag_events\":5"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("\"connected\":false"), std::string::npos) << status.out;
+}
+
 TEST_F(BridgeRun, WrongPasswordAndUnreachableRedisFailAtStartup) {
   redis_.reset();
   start_redis({.requirepass = "s3cret"});

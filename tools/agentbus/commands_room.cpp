@@ -3,6 +3,8 @@
 #include "common.hpp"
 #include "output.hpp"
 
+#include <agentbus/bridge_status.hpp>
+
 #include <cstring>
 #include <memory>
 
@@ -64,6 +66,35 @@ std::string coordination_json(const std::string& room, const std::vector<CoordGr
   return out + "}";
 }
 
+// The Redis bridge's view of the bus, when one ever ran here (docs/bridge.md).
+std::string bridge_text(const bridge::BridgeStatus& s) {
+  if (s.rooms.empty() && s.pid == 0) return "";
+  std::string out = "\nbridge " + (s.pid ? "pid " + std::to_string(s.pid) + (s.connected ? ", Redis connected" : ", Redis unreachable (spooling)")
+                                         : std::string("not running"));
+  out += ", " + std::to_string(s.reconnects) + " outages\n";
+  if (!s.last_error.empty()) out += "  last error: " + sanitize_for_terminal(s.last_error) + "\n";
+  std::vector<std::vector<std::string>> rows = {{"ROOM", "OUT", "IN", "LAG", "LAG AGE", "SPOOLED", "REJECTED"}};
+  for (const bridge::BridgeRoomStatus& r : s.rooms)
+    rows.push_back({sanitize_for_terminal(r.room), std::to_string(r.out_events), std::to_string(r.in_events), std::to_string(r.lag_events),
+                    std::to_string(r.oldest_lag_ns / 1'000'000) + " ms", std::to_string(r.spooled_events),
+                    std::to_string(r.rejected)});
+  return out + aligned_table(rows, "  ");
+}
+
+std::string bridge_json(const bridge::BridgeStatus& s) {
+  std::string out = "{\"pid\":" + std::to_string(s.pid) + ",\"connected\":" + (s.connected ? "true" : "false") +
+                    ",\"reconnects\":" + std::to_string(s.reconnects) + ",\"rooms\":[";
+  for (std::size_t i = 0; i < s.rooms.size(); ++i) {
+    const bridge::BridgeRoomStatus& r = s.rooms[i];
+    out += (i ? ",{" : "{");
+    out += "\"room\":" + json_string(r.room) + ",\"out\":" + std::to_string(r.out_events) + ",\"in\":" +
+           std::to_string(r.in_events) + ",\"lag_events\":" + std::to_string(r.lag_events) + ",\"oldest_lag_ns\":" +
+           std::to_string(r.oldest_lag_ns) + ",\"spooled\":" + std::to_string(r.spooled_events) + ",\"rejected\":" +
+           std::to_string(r.rejected) + "}";
+  }
+  return out + "]}";
+}
+
 int run_info(const Globals& g, bool json) {
   BusOptions options;
   options.name = g.bus;
@@ -84,12 +115,13 @@ int run_info(const Globals& g, bool json) {
     coordination += (coordination.empty() ? "" : ",") + coordination_json(r.name, groups);
   }
   if (!json) {
-    write_out(info_text(info) + text, true);
+    write_out(info_text(info) + text + bridge_text(bridge::bridge_status(bus)), true);
   } else {
     // One JSON object: the bus's, with a "coordination" member keyed by room.
     std::string object = info_json(info);
     const auto close = object.rfind('}');
-    object = object.substr(0, close) + ",\"coordination\":{" + coordination + "}}\n";
+    object = object.substr(0, close) + ",\"coordination\":{" + coordination + "},\"bridge\":" +
+             bridge_json(bridge::bridge_status(bus)) + "}\n";
     write_out(object, true);
   }
   // Everything readable was shown; a corrupt room still makes the command fail.

@@ -11,6 +11,8 @@
 #include "output.hpp"
 #include "top_view.hpp"
 
+#include <agentbus/bridge_status.hpp>
+
 #include <agentbus/clock.hpp>
 
 #define NCURSES_NOMACROS  // keep curses from defining move(), erase(), timeout() as macros
@@ -80,6 +82,16 @@ class Watcher {
       } catch (const Error& e) {
         snap.note = "room " + info.name + ": " + e.what();
       }
+    }
+    const bridge::BridgeStatus b = bridge::bridge_status(*bus_);
+    if (b.pid != 0 || !b.rooms.empty()) {
+      BridgeSummary sum{b.pid, b.connected, 0, 0, 0};
+      for (const bridge::BridgeRoomStatus& r : b.rooms) {
+        sum.lag_events += r.lag_events;
+        sum.spooled_events += r.spooled_events;
+        sum.oldest_lag_ns = std::max(sum.oldest_lag_ns, r.oldest_lag_ns);
+      }
+      snap.bridge = bridge_line(sum);
     }
     return snap;
   }

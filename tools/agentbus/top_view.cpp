@@ -128,11 +128,21 @@ std::string reader_label(const TopReader& rd) {
 }
 }  // namespace
 
+std::string bridge_line(const BridgeSummary& b) {
+  if (b.pid == 0) return "bridge not running; lag " + std::to_string(b.lag_events) + " events";
+  char age[32];
+  std::snprintf(age, sizeof age, "%.1f s", double(b.oldest_lag_ns) / 1e9);
+  return "bridge pid " + std::to_string(b.pid) + ", Redis " + (b.connected ? "connected" : "unreachable") + ", lag " +
+         std::to_string(b.lag_events) + " events" + (b.lag_events ? std::string(" (oldest ") + age + ")" : "") +
+         ", spooled " + std::to_string(b.spooled_events);
+}
+
 std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, std::size_t height) {
   std::vector<std::string> lines;
   lines.push_back("agentbus top -- bus " + clean(snap.bus, 40) + " -- " + clock_local(snap.now_ns) + " -- " +
                   std::to_string(snap.rooms.size()) + (snap.rooms.size() == 1 ? " room" : " rooms") +
                   (snap.live ? " -- q quits" : ""));
+  if (!snap.bridge.empty()) lines.push_back(snap.bridge);
   if (snap.rooms.empty()) {
     lines.push_back("");
     lines.push_back("no rooms yet: nothing has been posted on this bus");

@@ -60,7 +60,17 @@ struct TopSnapshot {
   std::vector<TopRoom> rooms;
   bool bus_found = true;  // false: no bus of that name (yet)
   std::string note;  // a problem to show on the last line (e.g. a room that could not be read)
+  std::string bridge;  // the Redis bridge's state in one line (bridge_line()), empty when none ran
 };
+
+struct BridgeSummary {
+  int pid = 0;  // 0: not running
+  bool connected = false;
+  std::uint64_t lag_events = 0, spooled_events = 0;
+  std::int64_t oldest_lag_ns = 0;
+};
+// "bridge pid 42, Redis connected, lag 3 events (oldest 0.2 s), spooled 0".
+[[nodiscard]] std::string bridge_line(const BridgeSummary& b);
 
 // A STATUS event's payload ({"ts","agent_id","action","status","detail","metadata"}) as
 // "[19:05:15] exec: search_google → ok | Found 7 results". The time is the payload's "ts"

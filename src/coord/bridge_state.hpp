@@ -74,8 +74,8 @@ inline constexpr std::uint64_t kBusStateMagic = 0x3153554247524241ull;   // "ABR
 inline constexpr std::uint64_t kRoomStateMagic = 0x314d4f4f52524241ull;  // "ABRROOM1"
 inline constexpr std::uint32_t kBridgeStateVersion = 1;
 
-// The bus's bridge state ("#bridge"), created on first use.
-[[nodiscard]] BusState& open_bus_state(shm::Segment& seg);
+// The bus's bridge state ("#bridge"); nullptr when absent and !create.
+[[nodiscard]] BusState* open_bus_state(shm::Segment& seg, bool create);
 // A room's ("<room>#bridge"); nullptr when absent and !create.
 [[nodiscard]] RoomState* open_room_state(shm::Segment& seg, std::string_view room, bool create);
 

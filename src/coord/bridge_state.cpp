@@ -1,4 +1,4 @@
-#include "bridge/bridge_state.hpp"
+#include "coord/bridge_state.hpp"
 
 #include "coord/region.hpp"
 #include "shm/owner_word.hpp"
@@ -20,10 +20,10 @@ const coord::RegionKind kRoomKind{"bridge state", "#bridge", kRoomStateMagic, kB
 
 }  // namespace
 
-BusState& open_bus_state(shm::Segment& seg) {
+BusState* open_bus_state(shm::Segment& seg, bool create) {
   // The bus-wide region is named "#bridge": no room name is empty, so it is no room's.
-  coord::Region r = coord::Region::open(seg, "", kBusKind, sizeof(BusState), true, {});
-  return *r.header<BusState>();
+  std::optional<coord::Region> r = coord::Region::find(seg, "", kBusKind, sizeof(BusState), create, {});
+  return r ? r->header<BusState>() : nullptr;
 }
 
 RoomState* open_room_state(shm::Segment& seg, std::string_view room, bool create) {
