@@ -21,7 +21,7 @@ constexpr std::size_t kMaxRemembered = 1 << 16;
 Inbound::Inbound(std::string host_id, Link& link) : host_(std::move(host_id)), link_(link) {}
 
 void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
-  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0});
+  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}});
   const RoomInfo info = m->room.info();
   m->payload_limit = info.max_record_bytes;
   // Recover the last imported entry: the checkpoint, then anything imported after it.
@@ -36,6 +36,8 @@ void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
     if (!r.has_event() || !r.event.imported) continue;
     remember(*m, EntryOrigin{std::string(r.event.origin.host), r.event.origin.id}, r.event.id);
     if (r.event.origin.stream > m->last) m->last = r.event.origin.stream;
+    // Published but maybe not delivered when the bridge died: the checkpoint did not cover it.
+    if (!r.event.to.empty() && (!cp || r.event.id > cp->local_id)) deliver(*m, r.event, true);
   }
   std::lock_guard lock(mutex_);
   mirrors_.push_back(std::move(m));
@@ -51,6 +53,19 @@ std::optional<EventId> Inbound::local_id_of(Mirror& m, const EntryOrigin& o) con
   const auto it = m.local_of.find({o.host, o.id});
   if (it == m.local_of.end()) return std::nullopt;
   return it->second;
+}
+
+void Inbound::deliver(Mirror& m, const EventView& published, bool unless_held) {
+  try {
+    if (!m.inbox) m.inbox.emplace(m.room);
+    if (unless_held)
+      for (const InboxMessage& held : m.inbox->read(published.to, 1 << 16))
+        if (held.id == published.id) return;
+    (void)m.inbox->deliver(published);
+  } catch (const Error& e) {  // a full inbox: the event stays in the room (`agentbus directed`)
+    link_.log("could not store event " + std::to_string(published.id) + " in the inbox of " + std::string(published.to) +
+              " in room " + m.room.name() + ": " + e.what());
+  }
 }
 
 void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
@@ -89,6 +104,16 @@ void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
     }
     if (r.ok()) {
       shm::failpoint(shm::Failpoint::bridge_after_import_publish);
+      if (!e.to.empty()) {
+        EventView v;
+        v.id = r.id;
+        v.type = e.type;
+        v.agent = e.agent;
+        v.to = e.to;
+        v.reply_to = o.reply_to;
+        v.payload = e.payload;
+        deliver(m, v, false);
+      }
       m.state.set_in_checkpoint({id, r.id});
       m.state->in_events.fetch_add(1, std::memory_order_relaxed);
       remember(m, e.origin, r.id);

@@ -8,12 +8,16 @@
 // checkpoint does not name; on restart the room is scanned from the checkpoint's local id for
 // imported events newer than it, and the outbound reader never commits past an import the
 // checkpoint does not cover yet, so that scan always finds it.
+// A directed entry (`to` set) is also stored in the recipient's inbox here, before the
+// checkpoint; the restart scan stores those it finds past the checkpoint unless the inbox
+// already holds them.
 #pragma once
 
 #include "coord/bridge_state.hpp"
 #include "bridge/entry_codec.hpp"
 #include "bridge/link.hpp"
 
+#include <agentbus/inbox.hpp>
 #include <agentbus/room.hpp>
 
 #include <atomic>
@@ -44,11 +48,13 @@ class Inbound {
     std::size_t payload_limit = 0;
     std::map<std::pair<std::string, EventId>, EventId> local_of;  // imported origin -> local id
     std::uint64_t rejected_logged = 0;
+    std::optional<Inbox> inbox;  // opened on the first directed entry
   };
 
   void read_once(RedisConnection& conn);
   void import(Mirror& m, StreamId id, ReplyView fields);
   std::optional<EventId> local_id_of(Mirror& m, const EntryOrigin& o) const;
+  void deliver(Mirror& m, const EventView& published, bool unless_held);
   void remember(Mirror& m, const EntryOrigin& o, EventId local);
 
   std::string host_;

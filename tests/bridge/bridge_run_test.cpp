@@ -151,6 +151,20 @@ TEST_F(BridgeRun, RepliesResolveThroughOriginsOnBothHosts) {
   EXPECT_EQ(*answer.reply_to, question);  // B's reply names A's own event on A
 }
 
+TEST_F(BridgeRun, DirectedMessagesReachTheRecipientsInboxOnTheOtherHost) {
+  Room ra = a_->room("r");
+  Inbox(ra).send("alice", "bob", "chat", "for bob only");
+  start_bridge(a_);
+  start_bridge(b_);
+  ASSERT_TRUE(eventually([&] { return b_->room_names().size() == 1; }));
+  Room rb = b_->room("r");
+  ASSERT_TRUE(eventually([&] { return Inbox(rb).read("bob").size() == 1; }));
+  const InboxMessage m = Inbox(rb).read("bob")[0];
+  EXPECT_EQ(m.from, "alice");
+  EXPECT_EQ(m.payload, "for bob only");
+  EXPECT_TRUE(Inbox(rb).read("carol").empty());
+}
+
 TEST_F(BridgeRun, BothDirectionsAtOnce) {
   start_bridge(a_);
   start_bridge(b_);
