@@ -1,6 +1,7 @@
 #include "coord/bridge_state.hpp"
 
 #include "coord/region.hpp"
+#include "shm/fences.hpp"
 #include "shm/owner_word.hpp"
 #include "shm/process.hpp"
 
@@ -62,14 +63,13 @@ void set_last_error(BusState& state, std::string_view error) noexcept {
   state.error_seq.fetch_add(1, std::memory_order_release);
 }
 
-std::string last_error(const BusState& state) {
+std::string last_error(BusState& state) {
   for (int attempt = 0; attempt < 100; ++attempt) {
     const std::uint64_t s1 = state.error_seq.load(std::memory_order_acquire);
     if (s1 & 1) continue;
     const std::size_t n = std::min<std::size_t>(state.error_len.load(std::memory_order_relaxed), kMaxErrorBytes);
     std::string out(state.last_error, n);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (state.error_seq.load(std::memory_order_relaxed) == s1) return out;
+    if (shm::load_after_reads(state.error_seq) == s1) return out;
   }
   return {};
 }
@@ -83,8 +83,7 @@ std::optional<InPosition> RoomStateRef::in_checkpoint() const noexcept {
     const bool valid = c.valid.load(std::memory_order_acquire) != 0;
     const InPosition p{{c.stream_ms.load(std::memory_order_relaxed), c.stream_seq.load(std::memory_order_relaxed)},
                        c.local_id.load(std::memory_order_relaxed)};
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (s_->in_current.load(std::memory_order_relaxed) != g) continue;
+    if (shm::load_after_reads(s_->in_current) != g) continue;
     if (!valid) return std::nullopt;
     return p;
   }

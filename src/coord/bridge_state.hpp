@@ -97,7 +97,7 @@ class BridgeHold {
 [[nodiscard]] int running_bridge_pid(const BusState& state) noexcept;
 
 void set_last_error(BusState& state, std::string_view error) noexcept;
-[[nodiscard]] std::string last_error(const BusState& state);
+[[nodiscard]] std::string last_error(BusState& state);
 
 // Reads and writes of one room's state.
 class RoomStateRef {

@@ -14,9 +14,9 @@ using namespace std::chrono_literals;
 BridgeStatus bridge_status(const Bus& bus) {
   BridgeStatus out;
   shm::Segment& seg = *RoomAccess::segment(bus);
-  const BusState* state = open_bus_state(seg, false);
+  BusState* state = open_bus_state(seg, false);
   if (!state) return out;  // no bridge ever ran here
-  const BusState& bs = *state;
+  BusState& bs = *state;
   out.pid = running_bridge_pid(bs);
   out.connected = out.pid != 0 && bs.connected.load(std::memory_order_relaxed) != 0;
   out.reconnects = bs.reconnects.load(std::memory_order_relaxed);
