@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace agentbus::bridge {
@@ -33,5 +34,17 @@ struct BridgeStatus {
 };
 
 [[nodiscard]] BridgeStatus bridge_status(const Bus& bus);
+
+// An agent present in a room on another host, as the bridge last saw it in Redis.
+struct RemoteAgent {
+  std::string host;
+  std::string handle;      // qualified, as on its host
+  std::string role;
+  std::string working_on;
+  std::int64_t expires_ns = 0;  // CLOCK_REALTIME: gone from `who` after this unless refreshed
+};
+
+// The live agents of `room` on other hosts (none without a bridge). `agentbus who` adds them.
+[[nodiscard]] std::vector<RemoteAgent> remote_agents(const Bus& bus, std::string_view room);
 
 }  // namespace agentbus::bridge

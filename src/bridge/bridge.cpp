@@ -152,7 +152,7 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
       target.checkpoint_key = checkpoint_key(name, host);
       target.incarnation = incarnation;
       OutboundSettings settings{.host_id = host, .spool_path = spool_file(spool_dir, name),
-                                .spool_max_bytes = o.spool_max_bytes};
+                                .spool_max_bytes = o.spool_max_bytes, .key_prefix = room_key_prefix(name)};
       inbound.add_room(room, state, target.stream_key);
       RunningRoom& r = rooms[name];
       r.out = std::make_unique<Outbound>(room, state, std::move(target), std::move(settings), link);

@@ -1,5 +1,7 @@
 #include "bridge/inbound.hpp"
 
+#include "bridge/presence_sync.hpp"
+#include "bridge/stream_keys.hpp"
 #include "shm/failpoint.hpp"
 
 #include <agentbus/error.hpp>
@@ -21,9 +23,10 @@ constexpr std::size_t kMaxRemembered = 1 << 16;
 Inbound::Inbound(std::string host_id, Link& link) : host_(std::move(host_id)), link_(link) {}
 
 void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
-  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}});
+  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}});
   const RoomInfo info = m->room.info();
   m->payload_limit = info.max_record_bytes;
+  m->key_prefix = room_key_prefix(m->room.name());
   // Recover the last imported entry: the checkpoint, then anything imported after it.
   const std::optional<InPosition> cp = state.in_checkpoint();
   if (cp) m->last = cp->stream;
@@ -163,6 +166,15 @@ void Inbound::read_once(RedisConnection& conn) {
   }
 }
 
+void Inbound::pull_all_presence(RedisConnection& conn) {
+  std::vector<Mirror*> order;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& m : mirrors_) order.push_back(m.get());
+  }
+  for (Mirror* m : order) write_remote_agents(*m->state, pull_presence(conn, m->key_prefix, host_));
+}
+
 void Inbound::run(const std::atomic<bool>& stop) {
   stop_ = &stop;
   Retry retry;
@@ -177,6 +189,10 @@ void Inbound::run(const std::atomic<bool>& stop) {
       conn->set_command_timeout(kBlock + link_.timeout());
     }
     try {
+      if (std::chrono::steady_clock::now() >= presence_due_) {
+        presence_due_ = std::chrono::steady_clock::now() + 1s;
+        pull_all_presence(*conn);
+      }
       read_once(*conn);
     } catch (const RedisDisconnected& e) {
       conn.reset();

@@ -49,6 +49,7 @@ class Inbound {
     std::map<std::pair<std::string, EventId>, EventId> local_of;  // imported origin -> local id
     std::uint64_t rejected_logged = 0;
     std::optional<Inbox> inbox;  // opened on the first directed entry
+    std::string key_prefix;      // presence keys
   };
 
   void read_once(RedisConnection& conn);
@@ -62,6 +63,8 @@ class Inbound {
   std::mutex mutex_;  // guards mirrors_ against add_room from the bridge's main thread
   std::vector<std::unique_ptr<Mirror>> mirrors_;
   const std::atomic<bool>* stop_ = nullptr;
+  std::chrono::steady_clock::time_point presence_due_{};
+  void pull_all_presence(RedisConnection& conn);
 };
 
 }  // namespace agentbus::bridge

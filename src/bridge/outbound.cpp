@@ -1,6 +1,7 @@
 #include "bridge/outbound.hpp"
 
 #include "bridge/entry_codec.hpp"
+#include "bridge/presence_sync.hpp"
 #include "bridge/ship_script.hpp"
 #include "shm/failpoint.hpp"
 
@@ -151,6 +152,15 @@ void Outbound::run(const std::atomic<bool>& stop) {
   while (!stop.load(std::memory_order_relaxed)) {
     if (!conn_) conn_ = link_.connect(retry);
     if (conn_ && !spool_.empty() && !drain_spool()) continue;
+    if (conn_ && std::chrono::steady_clock::now() >= presence_due_) {
+      presence_due_ = std::chrono::steady_clock::now() + 1s;
+      try {
+        push_presence(*conn_, room_, settings_.key_prefix, settings_.host_id);
+      } catch (const RedisDisconnected& e) {
+        conn_.reset();
+        link_.lost(e.what());
+      }
+    }
     if (!holding) read_batch(b, 100ms);
     holding = !ship_or_spool(b.entries);
     if (holding) {

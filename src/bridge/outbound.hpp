@@ -30,6 +30,7 @@ struct OutboundSettings {
   std::string spool_path{};
   std::uint64_t spool_max_bytes = 256ull << 20;
   std::size_t batch_events = 256;
+  std::string key_prefix{};  // the room's Redis prefix (presence keys)
 };
 
 class Outbound {
@@ -65,6 +66,7 @@ class Outbound {
   std::unordered_map<EventId, EntryOrigin> imported_;
   std::deque<EventId> unrecorded_;  // imported events read but not yet in the in-checkpoint
   EventId committed_ = 0;
+  std::chrono::steady_clock::time_point presence_due_{};
 };
 
 }  // namespace agentbus::bridge

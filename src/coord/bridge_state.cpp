@@ -2,6 +2,7 @@
 
 #include "coord/region.hpp"
 #include "shm/fences.hpp"
+#include "shm/ring_copy.hpp"
 #include "shm/owner_word.hpp"
 #include "shm/process.hpp"
 
@@ -97,6 +98,58 @@ void RoomStateRef::set_in_checkpoint(const InPosition& p) noexcept {
   c.local_id.store(p.local_id, std::memory_order_relaxed);
   c.valid.store(1, std::memory_order_release);
   s_->in_current.store(g, std::memory_order_release);
+}
+
+namespace {
+
+template <std::size_t N>
+std::uint64_t put(char (&dst)[N], std::string_view s) {
+  const std::size_t n = std::min(s.size(), N);
+  shm::copy_to_ring(reinterpret_cast<std::byte*>(dst), s.data(), n);
+  return n;
+}
+template <std::size_t N>
+std::string get(const char (&src)[N], std::uint64_t len) {
+  std::string out(std::min<std::uint64_t>(len, N), '\0');
+  shm::copy_from_ring(out.data(), reinterpret_cast<const std::byte*>(src), out.size());
+  return out;
+}
+
+}  // namespace
+
+void write_remote_agents(RoomState& s, const std::vector<RemoteAgent>& agents) noexcept {
+  for (std::size_t i = 0; i < kMaxRemoteAgents; ++i) {
+    RemoteAgentSlot& slot = s.remote[i];
+    slot.seq.fetch_add(1, std::memory_order_acq_rel);  // odd: being written
+    if (i < agents.size()) {
+      const RemoteAgent& a = agents[i];
+      const std::uint64_t lengths = put(slot.host, a.host) | put(slot.handle, a.handle) << 8 |
+                                    put(slot.role, a.role) << 16 | put(slot.working_on, a.working_on) << 24;
+      slot.lengths.store(lengths, std::memory_order_relaxed);
+      slot.expires_ns.store(a.expires_ns, std::memory_order_relaxed);
+    } else {
+      slot.expires_ns.store(0, std::memory_order_relaxed);
+    }
+    slot.seq.fetch_add(1, std::memory_order_release);
+  }
+}
+
+std::vector<RemoteAgent> read_remote_agents(RoomState& s, std::int64_t now_ns) {
+  std::vector<RemoteAgent> out;
+  for (RemoteAgentSlot& slot : s.remote) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const std::uint64_t s1 = slot.seq.load(std::memory_order_acquire);
+      if (s1 & 1) continue;
+      const std::int64_t expires = slot.expires_ns.load(std::memory_order_relaxed);
+      const std::uint64_t len = slot.lengths.load(std::memory_order_relaxed);
+      RemoteAgent a{get(slot.host, len & 0xff), get(slot.handle, (len >> 8) & 0xff), get(slot.role, (len >> 16) & 0xff),
+                    get(slot.working_on, (len >> 24) & 0xff), expires};
+      if (shm::load_after_reads(slot.seq) != s1) continue;
+      if (expires > now_ns) out.push_back(std::move(a));
+      break;
+    }
+  }
+  return out;
 }
 
 }  // namespace agentbus::bridge

@@ -13,6 +13,7 @@
 
 #include "shm/segment.hpp"
 
+#include <agentbus/bridge_status.hpp>
 #include <agentbus/event.hpp>
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentbus::bridge {
 
@@ -48,6 +50,19 @@ struct InCheckpoint {
   std::atomic<std::uint64_t> valid;
 };
 
+// One agent present on another host, as the bridge last read it from Redis. The bridge's in
+// thread is the only writer; `seq` is odd while it writes (readers in other processes retry).
+inline constexpr std::size_t kMaxRemoteAgents = 64;
+struct RemoteAgentSlot {
+  std::atomic<std::uint64_t> seq;
+  std::atomic<std::int64_t> expires_ns;  // CLOCK_REALTIME; 0: empty
+  std::atomic<std::uint64_t> lengths;    // host | handle << 8 | role << 16 | working_on << 24
+  char host[64];
+  char handle[128];
+  char role[64];
+  char working_on[255];
+};
+
 struct alignas(64) RoomState {
   std::uint64_t magic;
   std::uint32_t version;
@@ -63,6 +78,7 @@ struct alignas(64) RoomState {
   std::atomic<std::uint64_t> in_redis_to;                // every local event below is in Redis
   alignas(64) std::atomic<std::uint64_t> in_current;     // writes so far; in[in_current & 1] is in use
   InCheckpoint in[2];
+  alignas(64) RemoteAgentSlot remote[kMaxRemoteAgents];
 };
 
 struct InPosition {
@@ -72,7 +88,7 @@ struct InPosition {
 
 inline constexpr std::uint64_t kBusStateMagic = 0x3153554247524241ull;   // "ABRGBUS1"
 inline constexpr std::uint64_t kRoomStateMagic = 0x314d4f4f52524241ull;  // "ABRROOM1"
-inline constexpr std::uint32_t kBridgeStateVersion = 1;
+inline constexpr std::uint32_t kBridgeStateVersion = 2;  // 2: remote agents
 
 // The bus's bridge state ("#bridge"); nullptr when absent and !create.
 [[nodiscard]] BusState* open_bus_state(shm::Segment& seg, bool create);
@@ -98,6 +114,10 @@ class BridgeHold {
 
 void set_last_error(BusState& state, std::string_view error) noexcept;
 [[nodiscard]] std::string last_error(BusState& state);
+
+// The other hosts' agents in a room: replaced as a whole by the bridge, read by `who`.
+void write_remote_agents(RoomState& s, const std::vector<RemoteAgent>& agents) noexcept;
+[[nodiscard]] std::vector<RemoteAgent> read_remote_agents(RoomState& s, std::int64_t now_ns);
 
 // Reads and writes of one room's state.
 class RoomStateRef {

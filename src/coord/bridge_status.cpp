@@ -50,4 +50,10 @@ BridgeStatus bridge_status(const Bus& bus) {
   return out;
 }
 
+std::vector<RemoteAgent> remote_agents(const Bus& bus, std::string_view room) {
+  RoomState* s = open_room_state(*RoomAccess::segment(bus), room, false);
+  if (!s) return {};
+  return read_remote_agents(*s, realtime_ns());
+}
+
 }  // namespace agentbus::bridge

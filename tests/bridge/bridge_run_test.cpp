@@ -165,6 +165,25 @@ TEST_F(BridgeRun, DirectedMessagesReachTheRecipientsInboxOnTheOtherHost) {
   EXPECT_TRUE(Inbox(rb).read("carol").empty());
 }
 
+TEST_F(BridgeRun, WhoShowsAgentsOfTheOtherHostWithTheirHost) {
+  Room ra = a_->room("r");
+  Presence(ra).join("fixer", "go-fixer", "parser tests", {});
+  start_bridge(a_);
+  start_bridge(b_);
+  ASSERT_TRUE(eventually([&] { return b_->room_names().size() == 1; }));
+  ASSERT_TRUE(eventually([&] { return remote_agents(*b_, "r").size() == 1; }));
+  const RemoteAgent agent = remote_agents(*b_, "r")[0];
+  EXPECT_EQ(agent.host, "host-a");
+  EXPECT_EQ(agent.role, "go-fixer");
+  EXPECT_EQ(agent.working_on, "parser tests");
+  EXPECT_EQ(agent.handle.rfind("fixer-", 0), 0u) << agent.handle;
+  EXPECT_TRUE(remote_agents(*a_, "r").empty()) << "a host never lists its own agents as remote";
+  const cli_test::CliResult who = cli_test::run_cli({{"--bus", b_.name(), "--room", "r", "who"}, {}, "", "", ""});
+  EXPECT_EQ(who.exit_code, 0) << who.err;
+  EXPECT_NE(who.out.find(agent.handle + "@host-a"), std::string::npos) << who.out;
+  EXPECT_NE(who.out.find("remote host"), std::string::npos) << who.out;
+}
+
 TEST_F(BridgeRun, BothDirectionsAtOnce) {
   start_bridge(a_);
   start_bridge(b_);

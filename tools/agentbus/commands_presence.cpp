@@ -1,6 +1,8 @@
 // commands_presence.cpp — join, leave, who: the room's presence table (agentbus/presence.hpp).
 #include "common.hpp"
 #include "output.hpp"
+
+#include <agentbus/bridge_status.hpp>
 #include "session.hpp"
 
 #include <agentbus/presence.hpp>
@@ -101,9 +103,16 @@ std::string who_json(const AgentInfo& a, const std::string& room, std::chrono::s
          "}\n";
 }
 
-std::string who_text(const std::vector<AgentInfo>& agents, const std::string& room,
-                     std::chrono::system_clock::time_point now) {
-  if (agents.empty()) return "no agents present in room " + sanitize_for_terminal(room) + "\n";
+// Agents on other hosts, as the Redis bridge last saw them (docs/bridge.md).
+std::string remote_json(const bridge::RemoteAgent& a, const std::string& room) {
+  return "{\"room\":" + json_string(room) + ",\"handle\":" + json_string(a.handle) + ",\"host\":" +
+         json_string(a.host) + ",\"role\":" + json_string(a.role) + ",\"working_on\":" + json_string(a.working_on) +
+         ",\"remote\":true}\n";
+}
+
+std::string who_text(const std::vector<AgentInfo>& agents, const std::vector<bridge::RemoteAgent>& remote,
+                     const std::string& room, std::chrono::system_clock::time_point now) {
+  if (agents.empty() && remote.empty()) return "no agents present in room " + sanitize_for_terminal(room) + "\n";
   std::vector<std::vector<std::string>> rows{
       {"HANDLE", "ROLE", "WORKING ON", "CLAIMS", "SESSION", "LAST SEEN", "TTL LEFT"}};
   for (const AgentInfo& a : agents) {
@@ -114,6 +123,9 @@ std::string who_text(const std::vector<AgentInfo>& agents, const std::string& ro
                     short_duration(std::chrono::duration_cast<milliseconds>(now - a.last_seen)) + " ago",
                     short_duration(a.ttl_left)});
   }
+  for (const bridge::RemoteAgent& a : remote)
+    rows.push_back({sanitize_for_terminal(a.handle + "@" + a.host), sanitize_for_terminal(a.role),
+                    clip_to_width(sanitize_for_terminal(a.working_on), 48), "-", "remote host", "-", "-"});
   return aligned_table(rows);
 }
 
@@ -145,13 +157,23 @@ int run_who(const Globals& g, const WhoArgs& args) {
   std::optional<Presence> presence = existing_presence(g);
   std::vector<AgentInfo> agents = presence ? presence->who() : std::vector<AgentInfo>{};
   add_claim_load(g, agents);
+  std::vector<bridge::RemoteAgent> remote;
+  try {
+    BusOptions options;
+    options.name = g.bus;
+    options.create = false;
+    remote = bridge::remote_agents(Bus::open(options), room);
+  } catch (const Error& e) {
+    if (e.code() != Errc::not_found) throw;
+  }
   const auto now = std::chrono::system_clock::now();
   if (args.json) {
     std::string out;
     for (const AgentInfo& a : agents) out += who_json(a, room, now);
+    for (const bridge::RemoteAgent& a : remote) out += remote_json(a, room);
     write_out(out, true);
   } else {
-    write_out(who_text(agents, room, now), true);
+    write_out(who_text(agents, remote, room, now), true);
   }
   return 0;
 }
