@@ -200,6 +200,10 @@ void Inbound::run(const std::atomic<bool>& stop) {
     } catch (const Error& e) {
       link_.lost(e.what());
       conn.reset();
+    } catch (const std::exception& e) {  // never let the thread die: log, wait, go on
+      link_.log(std::string("import: ") + e.what() + "; retrying in 1 s");
+      conn.reset();
+      std::this_thread::sleep_for(1s);
     }
   }
 }

@@ -26,14 +26,15 @@ Outbound::Outbound(Room room, RoomStateRef state, ShipTarget target, OutboundSet
       target_(std::move(target)),
       settings_(std::move(settings)),
       link_(link),
-      reader_(room_.subscribe({.from = StartFrom::earliest,
-                               .wait = WaitStrategy::block,
-                               .durable_name = kReaderName,
-                               .explicit_commit = true})),
+      reader_(room_.subscribe(reader_options())),
       spool_(settings_.spool_path, settings_.spool_max_bytes),
       script_(std::string(kShipScript)) {
   state_->spooled_events.store(spool_.records(), std::memory_order_relaxed);
   state_->spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
+}
+
+SubscribeOptions Outbound::reader_options() {
+  return {.from = StartFrom::earliest, .wait = WaitStrategy::block, .durable_name = kReaderName, .explicit_commit = true};
 }
 
 bool Outbound::recorded_by_inbound(EventId id) const {
@@ -103,7 +104,7 @@ bool Outbound::drain_spool() {
       const ShipResult r = ship(*conn_, script_, target_, part);
       state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
     }
-  } catch (const RedisDisconnected& e) {
+  } catch (const Error& e) {  // connection lost or script refused: the spool stays, retried later
     conn_.reset();
     link_.lost(e.what());
     return false;
@@ -125,6 +126,9 @@ bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
       shm::failpoint(shm::Failpoint::bridge_after_ship);
       return true;
     } catch (const RedisDisconnected& e) {
+      conn_.reset();
+      link_.lost(e.what());
+    } catch (const Error& e) {  // Redis refused the script (ACL, OOM, ...): spool, retry later
       conn_.reset();
       link_.lost(e.what());
     }
@@ -150,30 +154,54 @@ void Outbound::run(const std::atomic<bool>& stop) {
   Batch b;
   bool holding = false;  // a batch not yet in Redis or the spool is kept, not read again
   while (!stop.load(std::memory_order_relaxed)) {
-    if (!conn_) conn_ = link_.connect(retry);
-    if (conn_ && !spool_.empty() && !drain_spool()) continue;
-    if (conn_ && std::chrono::steady_clock::now() >= presence_due_) {
-      presence_due_ = std::chrono::steady_clock::now() + 1s;
-      try {
-        push_presence(*conn_, room_, settings_.key_prefix, settings_.host_id);
-      } catch (const RedisDisconnected& e) {
-        conn_.reset();
-        link_.lost(e.what());
+    try {
+      step(retry, b, holding);
+    } catch (const std::exception& e) {
+      // The disk refused the spool, or the room went bad: say so, keep the batch, try again.
+      link_.log("room " + room_.name() + ": " + e.what() + "; retrying in 1 s");
+      if (b.complete) {
+        holding = true;  // a whole batch: ship or spool it again
+      } else {           // a batch cut short: read it again from the cursor
+        reader_.close();
+        reader_ = room_.subscribe(reader_options());
+        unrecorded_.clear();
+        b.entries.clear();
+        holding = false;
       }
+      std::this_thread::sleep_for(1s);
     }
-    if (!holding) read_batch(b, 100ms);
-    holding = !ship_or_spool(b.entries);
-    if (holding) {
-      // The spool is full and Redis away: wait for either to change.
-      std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
-      continue;
-    }
-    const EventId to = commit_limit(b.commit_to);
-    reader_.commit(std::max(to, committed_));
-    committed_ = std::max(to, committed_);
-    state_->shipped_to.store(b.commit_to, std::memory_order_relaxed);
   }
   reader_.close();
+}
+
+void Outbound::step(Retry& retry, Batch& b, bool& holding) {
+  if (!conn_) conn_ = link_.connect(retry);
+  if (conn_ && !spool_.empty() && !drain_spool()) return;
+  if (conn_ && std::chrono::steady_clock::now() >= presence_due_) {
+    presence_due_ = std::chrono::steady_clock::now() + 1s;
+    try {
+      push_presence(*conn_, room_, settings_.key_prefix, settings_.host_id);
+    } catch (const RedisDisconnected& e) {
+      conn_.reset();
+      link_.lost(e.what());
+    }
+  }
+  if (!holding) {
+    b.complete = false;
+    read_batch(b, 100ms);
+    b.complete = true;
+  }
+  holding = !ship_or_spool(b.entries);
+  if (holding) {
+    // The spool is full and Redis away: wait for either to change.
+    std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
+    return;
+  }
+  const EventId to = commit_limit(b.commit_to);
+  reader_.commit(std::max(to, committed_));
+  committed_ = std::max(to, committed_);
+  state_->shipped_to.store(b.commit_to, std::memory_order_relaxed);
+  b.entries.clear();
 }
 
 }  // namespace agentbus::bridge

@@ -44,7 +44,10 @@ class Outbound {
   struct Batch {
     std::vector<ShipEntry> entries;
     EventId commit_to = 0;  // the reader may commit up to here once the entries are safe
+    bool complete = false;  // read_batch() finished it (an exception did not cut it short)
   };
+  static SubscribeOptions reader_options();
+  void step(Retry& retry, Batch& b, bool& holding);
   void read_batch(Batch& b, std::chrono::milliseconds wait);
   std::optional<ShipEntry> entry_for(const EventView& e);
   EntryOrigin origin_of_reply(EventId reply_to);
