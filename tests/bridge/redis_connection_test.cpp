@@ -125,7 +125,8 @@ TEST(RedisConnection, UnixSocket) {
   ASSERT_TRUE(server.start()) << server.why();
   const RedisTarget target = parse_redis_url("unix://" + options.unix_socket->string() + "?db=1", UrlSource::command_line);
   RedisConnection c = RedisConnection::connect(target, kTimeout);
-  const auto info = c.command({"CLIENT", "INFO"}).string();
+  const RedisReply reply = c.command({"CLIENT", "INFO"});  // the view below points into it
+  const auto info = reply.string();
   ASSERT_TRUE(info);
   EXPECT_NE(info->find("db=1"), std::string_view::npos) << *info;
   EXPECT_NE(info->find("laddr=" + options.unix_socket->string()), std::string_view::npos) << *info;
