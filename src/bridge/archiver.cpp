@@ -130,6 +130,10 @@ StreamArchive archive_stream(RedisConnection& redis, const std::string& key, con
     return s;
   }
   const RedisReply newest = redis.command({"XREVRANGE", key, "+", "-", "COUNT", "1"});
+  if (newest.kind() != ReplyKind::array) {  // e.g. WRONGTYPE: replaced by another key since SCAN
+    s.error = "XREVRANGE answered " + newest.describe();
+    return s;
+  }
   const std::optional<std::string_view> last = newest.at(0).at(0).string();
   if (!last) {  // emptied since XLEN
     s.below_threshold = true;

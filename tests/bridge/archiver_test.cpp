@@ -264,9 +264,12 @@ TEST_F(Archiver, TheCliPrintsWhatItArchivedAndFailsClearlyWithoutRedis) {
   EXPECT_EQ(away.exit_code, 1);
   EXPECT_NE(away.err.find("cannot reach Redis"), std::string::npos) << away.err;
 
-  const cli_test::CliResult no_dir =
-      cli_test::run_cli({{"archive", "--redis", url(), "--threshold", "0"}, {}, "", "", bridge_path()});
+  const cli_test::CliResult no_dir = cli_test::run_cli({{"archive", "--redis", url()}, {}, "", "", bridge_path()});
   EXPECT_EQ(no_dir.exit_code, 2) << no_dir.err;
+  EXPECT_NE(no_dir.err.find("--dir"), std::string::npos) << no_dir.err;
+  const cli_test::CliResult zero = cli_test::run_cli(
+      {{"archive", "--redis", url(), "--threshold", "0", "--dir", dir_.string()}, {}, "", "", bridge_path()});
+  EXPECT_EQ(zero.exit_code, 2) << zero.err;
 }
 
 }  // namespace
