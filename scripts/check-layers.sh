@@ -26,7 +26,7 @@ public_layer() {
     process.hpp) echo shm ;;
     bus.hpp | room.hpp | subscription.hpp) echo bus ;;
     bridge_status.hpp | consumer_group.hpp | inbox.hpp | lease_paths.hpp | leases.hpp | presence.hpp | scratchpad.hpp | tasks.hpp) echo coord ;;
-    status_bus.hpp) echo status ;;
+    event_json.hpp | status_bus.hpp) echo status ;;
     bridge/*.hpp) echo bridge ;;
     agentbus.hpp) echo api ;;
     *) echo unknown ;;

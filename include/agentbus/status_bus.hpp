@@ -219,12 +219,14 @@ struct ImportOptions {
   std::function<void(const std::string&)> warn{};
 };
 struct ImportResult {
-  std::size_t imported = 0;
+  std::size_t imported = 0;       // status entries
+  std::size_t events = 0;         // event lines (a bridge archive's), published with their origin
   std::size_t skipped = 0;        // malformed lines (the torn last line included)
   bool torn_last_line = false;    // the file ended in an unterminated, unparsable line
 };
-// Replays a JSONL file into the room: one STATUS event per valid line, in file order, keeping
-// each line's ts. A last line without '\n' that does not parse is a writer killed mid-line:
+// Replays a JSONL file into the room, in file order: a status entry becomes a STATUS event
+// keeping its ts; an event line (one with "stream_id" and "origin", as `agentbus-bridge archive`
+// writes them) is published as an imported event with that origin, under a new local ts. A last line without '\n' that does not parse is a writer killed mid-line:
 // skipped with a warning, even with strict. Throws Error{not_found} when the file is absent.
 ImportResult import_jsonl(Room& room, const std::string& path, const ImportOptions& options = {});
 

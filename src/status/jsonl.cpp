@@ -1,7 +1,9 @@
-// jsonl.cpp — export_jsonl / import_jsonl: status entries between a room and a JSONL file.
+// jsonl.cpp — export_jsonl / import_jsonl: status entries between a room and a JSONL file; import
+// also takes the event lines of a bridge archive (agentbus/event_json.hpp).
 #include "bus/room_access.hpp"
 
 #include <agentbus/error.hpp>
+#include <agentbus/event_json.hpp>
 #include <agentbus/status_bus.hpp>
 
 #include <cerrno>
@@ -45,6 +47,16 @@ std::string read_file(const std::string& path) {
   }
   ::close(fd);
   return data;
+}
+
+// An archived event keeps its origin, stream id included, so it is an imported event here:
+// the bridge never ships it back to Redis, and `reply_to_origin` still names what it answers.
+PublishResult publish_imported(Room& room, const EventLine& e) {
+  PublishOptions o;
+  o.to = e.to;
+  o.origin = e.origin.view();
+  if (e.reply_to_origin) o.reply_to_origin = e.reply_to_origin->view();
+  return room.publish(e.type, e.agent, e.payload, o);
 }
 
 }  // namespace
@@ -111,13 +123,16 @@ ImportResult import_jsonl(Room& room, const std::string& path, const ImportOptio
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank
     std::string why;
-    std::optional<StatusEntry> e = parse_status_entry(line, why);
-    if (e) {
-      const std::string payload = e->to_json();
+    const ParsedEventLine event = parse_event_line(line);
+    std::optional<StatusEntry> entry;
+    if (event.kind == ParsedEventLine::Kind::malformed) why = event.why;
+    else if (event.kind == ParsedEventLine::Kind::not_event) entry = parse_status_entry(line, why);
+    if (event.kind == ParsedEventLine::Kind::event || entry) {
       try {
-        const PublishResult r = room.publish(kStatusEventType, e->agent_id, payload);
+        const PublishResult r = entry ? room.publish(kStatusEventType, entry->agent_id, entry->to_json())
+                                      : publish_imported(room, event.event);
         if (!r.ok()) throw Error(Errc::timeout, "room '" + room.name() + "' is full: a durable reader is behind");
-        ++result.imported;
+        ++(entry ? result.imported : result.events);
         continue;
       } catch (const Error& err) {
         if (err.code() != Errc::too_large && err.code() != Errc::invalid_argument) throw;

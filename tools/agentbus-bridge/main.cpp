@@ -1,4 +1,5 @@
 // agentbus-bridge: mirrors a bus's rooms to Redis Streams and back (docs/bridge.md).
+#include <agentbus/bridge/archiver.hpp>
 #include <agentbus/bridge/bridge.hpp>
 #include <agentbus/bridge/redis_target.hpp>
 #include <agentbus/bus.hpp>
@@ -53,6 +54,37 @@ int run(const RunArgs& a) {
   return 0;
 }
 
+struct ArchiveArgs {
+  std::optional<std::string> redis;
+  std::optional<std::string> password_file;
+  std::uint64_t threshold = kDefaultArchiveThreshold;
+  std::string dir;
+};
+
+// One line per stream that was archived or failed; streams below the threshold are counted.
+int archive(const ArchiveArgs& a) {
+  const ResolvedRedisTarget target = resolve_redis_target(a.redis, a.password_file);
+  for (const std::string& w : target.warnings) std::fprintf(stderr, "agentbus-bridge: warning: %s\n", w.c_str());
+  ArchiveOptions o;
+  o.threshold = a.threshold;
+  o.dir = a.dir;
+  const ArchiveReport report = archive_streams(target.target, o);
+  std::size_t below = 0;
+  for (const StreamArchive& s : report.streams) {
+    if (!s.error.empty()) {
+      std::fprintf(stderr, "agentbus-bridge: %s: %s\n", json_string(s.key).c_str(), s.error.c_str());
+    } else if (s.below_threshold) {
+      ++below;
+    } else {
+      // A key is whatever some client named it: quoted, so it cannot drive the terminal.
+      std::printf("%s: archived %llu entries%s to %s\n", json_string(s.key).c_str(), (unsigned long long)s.archived,
+                  s.raw ? (" (" + std::to_string(s.raw) + " undecodable, kept raw)").c_str() : "", s.file.c_str());
+    }
+  }
+  std::printf("%zu stream(s) below %llu entries left alone\n", below, (unsigned long long)a.threshold);
+  return report.ok() ? 0 : 1;
+}
+
 std::string status_text(const BridgeStatus& s) {
   std::string out = s.pid ? "bridge: running, pid " + std::to_string(s.pid) + ", Redis " +
                                 (s.connected ? "connected" : "unreachable (spooling)")
@@ -100,8 +132,8 @@ int main(int argc, char** argv) {
       "Each host runs one bus and one bridge; the bridges meet in Redis. See docs/bridge.md.\n"
       "Environment: AGENTBUS_BUS (default bus), AGENTBUS_REDIS_URL (default --redis),\n"
       "AGENTBUS_REDIS_PASSWORD (the password; never give it in argv, which every user can read).\n"
-      "Exit codes: 0 stopped by SIGINT/SIGTERM; 1 an error at startup (message on stderr);\n"
-      "2 bad arguments.");
+      "Exit codes: run: 0 stopped by SIGINT/SIGTERM; 1 an error at startup (message on stderr);\n"
+      "archive: 0 done, 1 an error; 2 bad arguments.");
   RunArgs a;
   CLI::App* run_cmd = app.add_subcommand("run", "Mirror the bus's rooms until SIGINT or SIGTERM.");
   run_cmd->add_option("--bus", a.bus, "The bus to bridge")->envname("AGENTBUS_BUS")->capture_default_str();
@@ -127,6 +159,24 @@ int main(int argc, char** argv) {
   status_cmd->add_option("--bus", status_bus, "The bus")->envname("AGENTBUS_BUS")->capture_default_str();
   status_cmd->add_flag("--json", json, "One JSON object");
 
+  ArchiveArgs ar;
+  CLI::App* archive_cmd = app.add_subcommand(
+      "archive", "Move long streams to JSONL files: SCAN, write, fsync, then XDEL exactly what was written.");
+  archive_cmd->add_option("--redis", ar.redis, "As for run (env AGENTBUS_REDIS_URL)");
+  archive_cmd->add_option("--password-file", ar.password_file, "Read the Redis password from this file");
+  archive_cmd->add_option("--threshold", ar.threshold, "Archive the streams with at least this many entries")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  archive_cmd->add_option("--dir", ar.dir, "Where the files go (created if absent)")->required();
+  archive_cmd->footer(
+      "Each stream (agentbus:room:*:events, repo:*:events) with XLEN >= --threshold is written to\n"
+      "DIR/<key, ':' as '_'>-<unix ms>.jsonl, one event per line as `agentbus tail --json` prints it,\n"
+      "and then exactly those entries are deleted; entries added meanwhile stay. A stream whose\n"
+      "file cannot be written is left whole. `agentbus --room R import FILE` loads a file back.\n"
+      "Exit 0 when every stream went well; 1 with the errors on stderr otherwise.\n\n"
+      "Example:\n"
+      "  agentbus-bridge archive --redis redis://127.0.0.1:6379 --threshold 10000 --dir /var/lib/agentbus/archive");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -134,6 +184,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (run_cmd->parsed()) return run(a);
+    if (archive_cmd->parsed()) return archive(ar);
     Bus bus = Bus::open({.name = status_bus, .create = false});
     const BridgeStatus s = bridge_status(bus);
     std::cout << (json ? status_json(s) + "\n" : status_text(s));

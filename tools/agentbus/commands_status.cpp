@@ -152,13 +152,14 @@ int run_import(const Globals& g, const StatusArgs& a) {
   o.strict = a.strict;
   o.warn = [](const std::string& message) { report_warning(message); };
   const ImportResult r = import_jsonl(room, a.file, o);
-  // Lines were there but none was an entry: probably not a status file at all.
-  if (r.imported == 0 && r.skipped > 0) {
+  // Lines were there but none was an entry: probably not a status file or archive at all.
+  if (r.imported == 0 && r.events == 0 && r.skipped > 0) {
     report_error("imported nothing from " + a.file + ": its " + std::to_string(r.skipped) +
-                 (r.skipped == 1 ? " line is" : " lines are") + " not status entries");
+                 (r.skipped == 1 ? " line is" : " lines are") + " not status entries or archived events");
     return kExitFailure;
   }
   write_out("imported " + std::to_string(r.imported) + " entries" +
+                (r.events > 0 ? " and " + std::to_string(r.events) + " archived events" : "") +
                 (r.skipped > 0 ? ", skipped " + std::to_string(r.skipped) + " malformed lines" : "") + "\n",
             true);
   return 0;
@@ -276,17 +277,23 @@ void add_status_commands(CLI::App& app, const Globals& g, Commands& commands) {
       "  agentbus --room api/main export --jsonl - --from 8192 | jq .detail");
   commands.push_back({exp, [&g, a] { return run_export(g, *a); }});
 
-  CLI::App* imp = app.add_subcommand("import", "Replay a JSONL file of status entries into a room.");
+  CLI::App* imp = app.add_subcommand("import", "Replay a JSONL file of status entries or archived events into a room.");
   imp->group(group);
-  imp->add_option("file", a->file, "A JSONL file (from export, a StatusBus persist_path, or RoomKit)")->required();
+  imp->add_option("file", a->file,
+                  "A JSONL file (from export, a StatusBus persist_path, RoomKit, or agentbus-bridge archive)")
+      ->required();
   imp->add_flag("--strict", a->strict, "Stop at the first malformed line (exit 1) instead of skipping it");
   imp->footer(
-      "Each valid line becomes a STATUS event, keeping its ts. Malformed lines are reported on\n"
-      "stderr with their line number and skipped. A torn last line (a writer killed mid-line)\n"
-      "is skipped with a warning even with --strict. Exit 1 when the file has lines but none is\n"
-      "an entry (nothing was imported); exit 4 when the file does not exist.\n\n"
+      "Each valid status line becomes a STATUS event, keeping its ts. A line with \"stream_id\" and\n"
+      "\"origin\" (an event that agentbus-bridge archive wrote) is published as an imported event\n"
+      "with that origin, type, agent, to and payload, under a new local ts; a bridge never ships\n"
+      "it back to Redis. Malformed lines (an archive's undecodable \"raw\" entries among them) are\n"
+      "reported on stderr with their line number and skipped. A torn last line (a writer killed\n"
+      "mid-line) is skipped with a warning even with --strict. Exit 1 when the file has lines but\n"
+      "none could be imported; exit 4 when the file does not exist.\n\n"
       "Examples:\n"
       "  agentbus --room replay import status.jsonl\n"
+      "  agentbus --room api/main import archive/repo_api_main_events-1796000000000.jsonl\n"
       "  agentbus import status.jsonl --strict");
   commands.push_back({imp, [&g, a] { return run_import(g, *a); }});
 }

@@ -6,8 +6,6 @@
 
 #include <agentbus/counter.hpp>
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -167,33 +165,6 @@ std::string sanitize_for_terminal(std::string_view text, Newlines newlines) {
 
 std::string json_string(std::string_view text) { return util::json_string(text); }
 
-std::string payload_json(std::string_view payload) {
-  // One parser per thread keeps its buffers between events; the CLI has one thread.
-  thread_local simdjson::dom::parser parser;
-  if (!payload.empty() && !parser.parse(payload.data(), payload.size(), true).error()) {
-    // Valid (including UTF-8), so the text minifier, which keeps numbers byte-exact, is safe.
-    std::string out(payload.size() + simdjson::SIMDJSON_PADDING, '\0');
-    std::size_t n = 0;
-    if (simdjson::minify(payload.data(), payload.size(), out.data(), n) == simdjson::SUCCESS) {
-      out.resize(n);
-      return out;
-    }
-  }
-  return json_string(payload);
-}
-
-std::string iso8601_utc(std::int64_t ts_ns) {
-  const auto [secs, nanos] = split_ns(ts_ns);
-  const auto t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(nanos));
-  return buf;
-}
-
 std::string clock_local(std::int64_t ts_ns) {
   const auto t = static_cast<std::time_t>(split_ns(ts_ns).secs);
   std::tm tm{};
@@ -223,25 +194,6 @@ std::string event_text(const EventView& event) {
     out.append("  ").append(payload, start, end - start).append("\n");
     start = end + 1;
   }
-  return out;
-}
-
-std::string event_json(const EventView& event, std::string_view room) {
-  std::string out = "{\"id\":" + std::to_string(event.id);
-  out += ",\"ts\":\"" + iso8601_utc(event.ts_ns) + '"';
-  out += ",\"room\":" + json_string(room);
-  out += ",\"type\":" + json_string(event.type);
-  out += ",\"agent\":" + json_string(event.agent);
-  out += ",\"to\":" + (event.to.empty() ? std::string("null") : json_string(event.to));
-  out += ",\"reply_to\":" + (event.reply_to ? std::to_string(*event.reply_to) : "null");
-  auto origin_json = [](const OriginRef& o) {
-    return "{\"host\":" + json_string(o.host) + ",\"id\":" + std::to_string(o.id) + '}';
-  };
-  out += ",\"origin\":" + origin_json(event.origin);
-  if (event.imported) out += ",\"stream_id\":\"" + event.origin.stream.to_string() + '"';
-  if (event.reply_to_origin) out += ",\"reply_to_origin\":" + origin_json(*event.reply_to_origin);
-  out += ",\"payload\":" + payload_json(event.payload);
-  out += "}\n";
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include <agentbus/bus.hpp>
 #include <agentbus/event.hpp>
+#include <agentbus/event_json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -35,12 +36,10 @@ enum class Newlines { keep, to_space };
 // U+2028/U+2029 are \u-escaped; invalid UTF-8 becomes U+FFFD.
 [[nodiscard]] std::string json_string(std::string_view text);
 
-// The payload as a JSON value: the payload itself (minified) when it is valid JSON, else the
-// payload as a JSON string.
-[[nodiscard]] std::string payload_json(std::string_view payload);
-
-// "2026-11-23T10:15:30.123456789Z"
-[[nodiscard]] std::string iso8601_utc(std::int64_t ts_ns);
+// The payload as a JSON value, and ISO-8601 UTC with nanoseconds: the library's, which writes
+// events as JSON lines for archives too (agentbus/event_json.hpp).
+using agentbus::iso8601_utc;
+using agentbus::payload_json;
 // "10:15:30" in local time.
 [[nodiscard]] std::string clock_local(std::int64_t ts_ns);
 
@@ -50,9 +49,8 @@ enum class Newlines { keep, to_space };
 // One event, agentroom style: "<id> <HH:MM:SS> <type> <agent>\n" then indented "To:",
 // "ReplyTo:" and payload lines. Ends with a newline.
 [[nodiscard]] std::string event_text(const EventView& event);
-// One event as a single-line JSON object, newline included; "origin" always, "stream_id" for
-// imported events, "reply_to_origin" when the event names the one it answers by origin.
-[[nodiscard]] std::string event_json(const EventView& event, std::string_view room);
+// One event as a single-line JSON object, newline included (agentbus/event_json.hpp).
+using agentbus::event_json;
 
 // `agentbus info`: aligned human text, or one JSON object (newline included).
 [[nodiscard]] std::string info_text(const BusInfo& info);
