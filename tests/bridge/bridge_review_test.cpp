@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <map>
 #include <thread>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -51,8 +53,24 @@ class BridgeReview : public ::testing::Test {
     Bus::destroy(bus_name_);
     std::filesystem::remove_all(spool_);
   }
-  void open_bus() {
-    bus_ = std::make_unique<Bus>(Bus::open({.name = bus_name_, .segment_bytes = 64ull << 20, .host_id = "host-r"}));
+  BusOptions bus_options() const { return {.name = bus_name_, .segment_bytes = 64ull << 20, .host_id = "host-r"}; }
+  void open_bus() { bus_ = std::make_unique<Bus>(Bus::open(bus_options())); }
+  // Creates the bus in another process (as a real restart of the bus's owner does): the bus's
+  // incarnation is its creator's pid and start time.
+  void create_bus_elsewhere() {
+    const BusOptions o = bus_options();
+    const pid_t child = ::fork();
+    if (child == 0) {
+      try {
+        (void)Bus::open(o);
+      } catch (...) {
+        ::_exit(1);
+      }
+      ::_exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   CliProcess& start_bridge(std::map<std::string, std::string> env = {}) {
     bridges_.push_back(std::make_unique<CliProcess>(
@@ -103,7 +121,8 @@ TEST_F(BridgeReview, SpoolOfADestroyedBusDoesNotHideTheRecreatedBussEvents) {
   }
   bus_.reset();
   ASSERT_TRUE(Bus::destroy(bus_name_));
-  open_bus();  // a new incarnation: its ids start again at the beginning
+  create_bus_elsewhere();  // a new incarnation: its ids start again at the beginning
+  open_bus();
   Room r = bus_->room("r");
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(r.publish("chat", "alice", "new" + std::to_string(i)).ok());
   ASSERT_TRUE(redis_->start()) << redis_->why();
@@ -111,6 +130,31 @@ TEST_F(BridgeReview, SpoolOfADestroyedBusDoesNotHideTheRecreatedBussEvents) {
   const bool all = eventually([&] { return xlen("agentbus:room:r:events") >= 30; }, 10s);
   EXPECT_TRUE(all) << "Redis holds " << xlen("agentbus:room:r:events") << " of 10 old + 20 new entries\n"
                    << second.err();
+}
+
+// The incarnation is the creator's pid and start time: a process that destroys the bus and
+// creates it again (a daemon that owns its bus, a test harness) makes the same incarnation, and
+// the old checkpoint in Redis then hides the new bus's first events. NOT FIXED (needs a
+// per-creation nonce in the segment header or the bridge's region).
+TEST_F(BridgeReview, ABusRecreatedByTheSameProcessHasItsEventsShipped) {
+  const std::string key = "agentbus:room:r:events";
+  open_bus();
+  {
+    Room r = bus_->room("r");
+    CliProcess& first = start_bridge();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(r.publish("chat", "alice", "old" + std::to_string(i)).ok());
+    ASSERT_TRUE(eventually([&] { return xlen(key) == 10; })) << first.err();
+    first.send_signal(SIGTERM);
+    ASSERT_TRUE(first.wait_exit(10s).has_value());
+  }
+  bus_.reset();
+  ASSERT_TRUE(Bus::destroy(bus_name_));
+  open_bus();
+  Room r = bus_->room("r");
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(r.publish("chat", "alice", "new" + std::to_string(i)).ok());
+  CliProcess& second = start_bridge();
+  EXPECT_TRUE(eventually([&] { return xlen(key) >= 30; }, 10s))
+      << "Redis holds " << xlen(key) << " of 10 old + 20 new entries\n" << second.err();
 }
 
 // Redis answering every ship and every XREAD with an error (here WRONGTYPE: something else
