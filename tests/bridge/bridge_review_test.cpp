@@ -219,3 +219,28 @@ TEST_F(BridgeReview, AfterAKillBetweenImportAndCheckpointTheRingIsNotHeld) {
 }
 
 }  // namespace
+
+namespace {
+
+// Redis is trusted with the data only: streams that look like rooms, more than the bus can
+// hold, must not end the bridge (it creates a local room for each one it finds).
+TEST_F(BridgeReview, MoreRemoteRoomsThanTheBusHoldsDoNotEndTheBridge) {
+  open_bus();
+  Room r = bus_->room("r");
+  CliProcess& bridge = start_bridge();
+  ASSERT_TRUE(eventually([&] { return bridge_status(*bus_).pid == bridge.pid(); }));
+  {
+    RedisConnection c = redis();
+    for (int i = 0; i < 100; ++i)
+      ASSERT_FALSE(c.command({"XADD", "agentbus:room:x" + std::to_string(i) + ":events", "*", "type", "chat", "agent_id",
+                              "carol", "payload", "hi", "timestamp", "1", "origin_host", "host-x", "origin_id", "1"})
+                       .is_error());
+  }
+  const std::optional<int> code = bridge.wait_exit(6s);
+  EXPECT_FALSE(code.has_value()) << "the bridge exited with " << code.value_or(0) << ": "
+                                 << bridge.err().substr(bridge.err().size() > 600 ? bridge.err().size() - 600 : 0);
+  ASSERT_TRUE(r.publish("chat", "alice", "still here").ok());
+  EXPECT_TRUE(eventually([&] { return xlen("agentbus:room:r:events") == 1; }, 10s));
+}
+
+}  // namespace
