@@ -17,6 +17,7 @@
 #include <fnmatch.h>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 namespace agentbus::bridge {
@@ -70,7 +71,10 @@ struct RunningRoom {
 
 // Rooms other hosts publish to that match the globs and are not here yet: created, so that
 // their events arrive before anyone here has opened the room. SCAN, never KEYS.
-void create_remote_rooms(Bus& bus, RedisConnection& conn, const std::vector<std::string>& globs) {
+// A room the bus cannot hold (it is full, or the name is refused) is logged once and skipped:
+// what Redis holds never ends the bridge.
+void create_remote_rooms(Bus& bus, RedisConnection& conn, const std::vector<std::string>& globs,
+                         std::set<std::string>& refused, const LogLine& log) {
   for (const char* pattern : {"agentbus:room:*:events", "repo:*:events"}) {
     std::string cursor = "0";
     do {
@@ -82,7 +86,13 @@ void create_remote_rooms(Bus& bus, RedisConnection& conn, const std::vector<std:
       for (std::size_t i = 0; i < keys.size(); ++i) {
         const std::optional<std::string_view> key = keys.at(i).string();
         const std::optional<std::string> room = key ? room_of_stream_key(*key) : std::nullopt;
-        if (room && mirrored(globs, *room)) (void)bus.room(*room);
+        if (!room || !mirrored(globs, *room) || refused.count(*room)) continue;
+        try {
+          (void)bus.room(*room);
+        } catch (const Error& e) {
+          refused.insert(*room);
+          log("not mirroring room '" + *room + "' found in Redis: " + e.what());
+        }
       }
     } while (cursor != "0");
   }
@@ -133,31 +143,42 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
   } join_all{halt, rooms, in_thread};
   const ShipTarget defaults{.maxlen = o.stream_maxlen, .ttl_ms = static_cast<std::uint64_t>(o.stream_ttl.count())};
   const std::string incarnation = incarnation_of(seg);
+  std::set<std::string> refused_rooms;
   for (int round = 0; !stop.load(std::memory_order_relaxed); ++round) {
     if (round % 4 == 0) {  // about every 2 s
       try {
         if (!discovery) discovery = link.connect(discovery_retry);
-        if (discovery) create_remote_rooms(bus, *discovery, o.rooms);
+        if (discovery) create_remote_rooms(bus, *discovery, o.rooms, refused_rooms, log);
       } catch (const RedisDisconnected& e) {
         discovery.reset();
         link.lost(e.what());
       }
     }
     for (const std::string& name : bus.room_names()) {
-      if (rooms.count(name) || !mirrored(o.rooms, name)) continue;
-      Room room = bus.room(name, {.create = false});
-      RoomStateRef state(open_room_state(seg, name, true));
-      ShipTarget target = defaults;
-      target.stream_key = stream_key(name);
-      target.checkpoint_key = checkpoint_key(name, host);
-      target.incarnation = incarnation;
-      OutboundSettings settings{.host_id = host, .spool_path = spool_file(spool_dir, name),
-                                .spool_max_bytes = o.spool_max_bytes, .key_prefix = room_key_prefix(name)};
-      inbound.add_room(room, state, target.stream_key);
-      RunningRoom& r = rooms[name];
-      r.out = std::make_unique<Outbound>(room, state, std::move(target), std::move(settings), link);
-      r.thread = std::thread([&halt, out = r.out.get()] { out->run(halt); });
-      log("mirroring room '" + name + "' as " + stream_key(name));
+      if (rooms.count(name) || refused_rooms.count(name) || !mirrored(o.rooms, name)) continue;
+      // A room that cannot be set up (the bus is full, the spool cannot be opened) is logged
+      // and left alone; the others go on. Its Outbound exists before the inbound side imports
+      // into it, so that a half-set-up room is never imported into twice.
+      try {
+        Room room = bus.room(name, {.create = false});
+        RoomStateRef state(open_room_state(seg, name, true));
+        ShipTarget target = defaults;
+        target.stream_key = stream_key(name);
+        target.checkpoint_key = checkpoint_key(name, host);
+        target.incarnation = incarnation;
+        const std::string key = target.stream_key;
+        OutboundSettings settings{.host_id = host, .spool_path = spool_file(spool_dir, name),
+                                  .spool_max_bytes = o.spool_max_bytes, .key_prefix = room_key_prefix(name)};
+        auto out = std::make_unique<Outbound>(room, state, std::move(target), std::move(settings), link);
+        inbound.add_room(room, state, key);
+        RunningRoom& r = rooms[name];
+        r.out = std::move(out);
+        r.thread = std::thread([&halt, out = r.out.get()] { out->run(halt); });
+        log("mirroring room '" + name + "' as " + key);
+      } catch (const Error& e) {
+        refused_rooms.insert(name);
+        log("not mirroring room '" + name + "' (until the bridge restarts): " + e.what());
+      }
     }
     if (!in_thread.joinable()) in_thread = std::thread([&] { inbound.run(halt); });
     bus_state.heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);

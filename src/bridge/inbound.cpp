@@ -33,15 +33,21 @@ void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
   SubscribeOptions from{.from = StartFrom::earliest};
   if (cp && cp->local_id >= info.oldest) from = {.from = StartFrom::id, .from_id = cp->local_id};
   Subscription scan = m->room.subscribe(from);
+  std::optional<EventId> newest_uncovered;  // an import past the checkpoint: the bridge died before writing it
   for (;;) {
     const ReadResult r = scan.next(0ns);
     if (r.status == ReadStatus::timeout) break;
     if (!r.has_event() || !r.event.imported) continue;
     remember(*m, EntryOrigin{std::string(r.event.origin.host), r.event.origin.id}, r.event.id);
     if (r.event.origin.stream > m->last) m->last = r.event.origin.stream;
+    if (!cp || r.event.id > cp->local_id) newest_uncovered = r.event.id;
     // Published but maybe not delivered when the bridge died: the checkpoint did not cover it.
     if (!r.event.to.empty() && (!cp || r.event.id > cp->local_id)) deliver(*m, r.event, true);
   }
+  // Record what the scan found, so that the checkpoint covers it: the out reader never commits
+  // past an import the checkpoint does not cover, and without this it would wait for the next
+  // import into this room, holding the ring meanwhile (publishers get bus_full).
+  if (newest_uncovered) state.set_in_checkpoint({m->last, *newest_uncovered});
   std::lock_guard lock(mutex_);
   mirrors_.push_back(std::move(m));
 }
@@ -161,6 +167,9 @@ void Inbound::read_once(RedisConnection& conn) {
       const std::optional<std::string_view> id_text = entry.at(0).string();
       const std::optional<StreamId> id = id_text ? StreamId::parse(*id_text) : std::nullopt;
       if (!id) continue;  // Redis gives every entry an id; anything else is not an entry
+      // Stopping: an entry import() gave up on (a full room) must not be passed by a later
+      // one, whose checkpoint would then name a stream id past it.
+      if (stop_ && stop_->load(std::memory_order_relaxed)) return;
       import(*m, *id, entry.at(1));
     }
   }
@@ -197,9 +206,10 @@ void Inbound::run(const std::atomic<bool>& stop) {
     } catch (const RedisDisconnected& e) {
       conn.reset();
       link_.lost(e.what());
-    } catch (const Error& e) {
+    } catch (const Error& e) {  // Redis refused (WRONGTYPE, NOPERM, OOM, ...): back off, as for an outage
       link_.lost(e.what());
       conn.reset();
+      retry.failed();
     } catch (const std::exception& e) {  // never let the thread die: log, wait, go on
       link_.log(std::string("import: ") + e.what() + "; retrying in 1 s");
       conn.reset();

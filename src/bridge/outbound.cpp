@@ -17,6 +17,8 @@ using namespace std::chrono_literals;
 
 constexpr const char* kReaderName = "bridge.out";
 constexpr std::size_t kMaxRememberedImports = 1 << 16;
+// A spool's first record: never a ShipEntry (its count field would be far over the limit).
+constexpr std::string_view kSpoolMark = "agentbus-spool incarnation ";
 
 }  // namespace
 
@@ -29,7 +31,19 @@ Outbound::Outbound(Room room, RoomStateRef state, ShipTarget target, OutboundSet
       reader_(room_.subscribe(reader_options())),
       spool_(settings_.spool_path, settings_.spool_max_bytes),
       script_(std::string(kShipScript)) {
-  state_->spooled_events.store(spool_.records(), std::memory_order_relaxed);
+  spool_incarnation_ = target_.incarnation;  // a spool from before the mark: assume this bus's
+  if (!spool_.empty()) {
+    const std::vector<std::string> recs = spool_.read_all();
+    if (!recs.empty() && recs.front().starts_with(kSpoolMark)) {
+      spool_incarnation_ = recs.front().substr(kSpoolMark.size());
+      spool_marked_ = true;
+    }
+  }
+  note_spool();
+}
+
+void Outbound::note_spool() {
+  state_->spooled_events.store(spool_.records() - (spool_marked_ ? 1 : 0), std::memory_order_relaxed);
   state_->spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
 }
 
@@ -97,11 +111,13 @@ bool Outbound::drain_spool() {
   for (const std::string& rec : spool_.read_all()) {
     if (std::optional<ShipEntry> e = parse_ship_entry(rec)) entries.push_back(std::move(*e));
   }
+  ShipTarget target = target_;
+  target.incarnation = spool_incarnation_;
   try {
     for (std::size_t at = 0; at < entries.size(); at += settings_.batch_events) {
       const std::vector<ShipEntry> part(entries.begin() + at,
                                         entries.begin() + std::min(entries.size(), at + settings_.batch_events));
-      const ShipResult r = ship(*conn_, script_, target_, part);
+      const ShipResult r = ship(*conn_, script_, target, part);
       state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
     }
   } catch (const Error& e) {  // connection lost or script refused: the spool stays, retried later
@@ -111,8 +127,9 @@ bool Outbound::drain_spool() {
   }
   shm::failpoint(shm::Failpoint::bridge_after_spool_shipped);
   spool_.clear();
-  state_->spooled_events.store(0, std::memory_order_relaxed);
-  state_->spool_bytes.store(0, std::memory_order_relaxed);
+  spool_incarnation_ = target_.incarnation;
+  spool_marked_ = false;
+  note_spool();
   return true;
 }
 
@@ -133,8 +150,12 @@ bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
       link_.lost(e.what());
     }
   }
+  // An older incarnation's spool ships first, on its own: this bus's entries wait in the ring.
+  if (!spool_.empty() && spool_incarnation_ != target_.incarnation) return false;
+  const bool first = spool_.empty();
   std::vector<std::string> records;
-  records.reserve(entries.size());
+  records.reserve(entries.size() + 1);
+  if (first) records.push_back(std::string(kSpoolMark) + target_.incarnation);
   for (const ShipEntry& e : entries) records.push_back(serialise(e));
   if (!spool_.append(records)) {
     if (state_->spool_full.fetch_add(1, std::memory_order_relaxed) == 0)
@@ -143,9 +164,12 @@ bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
                 "once it fills");
     return false;
   }
+  if (first) {
+    spool_incarnation_ = target_.incarnation;
+    spool_marked_ = true;
+  }
   shm::failpoint(shm::Failpoint::bridge_after_spool_write);
-  state_->spooled_events.store(spool_.records(), std::memory_order_relaxed);
-  state_->spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
+  note_spool();
   return true;
 }
 
@@ -176,7 +200,10 @@ void Outbound::run(const std::atomic<bool>& stop) {
 
 void Outbound::step(Retry& retry, Batch& b, bool& holding) {
   if (!conn_) conn_ = link_.connect(retry);
-  if (conn_ && !spool_.empty() && !drain_spool()) return;
+  if (conn_ && !spool_.empty() && !drain_spool()) {
+    retry.failed();  // Redis refused the spool (or went): back off, never reconnect in a tight loop
+    return;
+  }
   if (conn_ && std::chrono::steady_clock::now() >= presence_due_) {
     presence_due_ = std::chrono::steady_clock::now() + 1s;
     try {

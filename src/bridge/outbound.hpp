@@ -55,6 +55,7 @@ class Outbound {
   EventId commit_limit(EventId wanted);
   bool ship_or_spool(const std::vector<ShipEntry>& entries);
   bool drain_spool();
+  void note_spool();
 
   Room room_;
   RoomStateRef state_;
@@ -63,6 +64,11 @@ class Outbound {
   Link& link_;
   Subscription reader_;
   Spool spool_;
+  // The bus incarnation the spool's entries belong to (its first record names it): a spool
+  // left by a bus destroyed and created again ships with the old incarnation, and before
+  // anything of the new one, so that its ids do not set the new incarnation's checkpoint.
+  std::string spool_incarnation_;
+  bool spool_marked_ = false;  // the first record is the incarnation, not an entry
   RedisScript script_;
   std::optional<RedisConnection> conn_;
   // Imported events the reader has passed, by local id: what a local reply to one names.
