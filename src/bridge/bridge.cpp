@@ -58,10 +58,12 @@ bool mirrored(const std::vector<std::string>& globs, const std::string& room) {
 }
 
 // A bus destroyed and created again starts its ids from 0: its checkpoints must not match
-// the old bus's. The creator's pid and start time name one incarnation.
-std::string incarnation_of(const shm::Segment& seg) {
+// the old bus's. The creator's pid and start time, and the nonce of the bus's bridge region
+// (new with every segment, so also when one process recreates the bus), name one incarnation.
+std::string incarnation_of(const shm::Segment& seg, const BusState& state) {
   const shm::SegmentHeader& h = seg.header();
-  return std::to_string(h.creator_pid) + "." + std::to_string(h.creator_start_time);
+  return std::to_string(h.creator_pid) + "." + std::to_string(h.creator_start_time) + "." +
+         std::to_string(state.nonce);
 }
 
 struct RunningRoom {
@@ -142,7 +144,7 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
     }
   } join_all{halt, rooms, in_thread};
   const ShipTarget defaults{.maxlen = o.stream_maxlen, .ttl_ms = static_cast<std::uint64_t>(o.stream_ttl.count())};
-  const std::string incarnation = incarnation_of(seg);
+  const std::string incarnation = incarnation_of(seg, bus_state);
   std::set<std::string> refused_rooms;
   for (int round = 0; !stop.load(std::memory_order_relaxed); ++round) {
     if (round % 4 == 0) {  // about every 2 s

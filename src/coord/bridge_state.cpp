@@ -8,7 +8,11 @@
 
 #include <agentbus/error.hpp>
 
+#include <agentbus/clock.hpp>
+
 #include <algorithm>
+#include <cstddef>
+#include <random>
 #include <cstring>
 
 namespace agentbus::bridge {
@@ -24,7 +28,12 @@ const coord::RegionKind kRoomKind{"bridge state", "#bridge", kRoomStateMagic, kB
 
 BusState* open_bus_state(shm::Segment& seg, bool create) {
   // The bus-wide region is named "#bridge": no room name is empty, so it is no room's.
-  std::optional<coord::Region> r = coord::Region::find(seg, "", kBusKind, sizeof(BusState), create, {});
+  std::optional<coord::Region> r =
+      coord::Region::find(seg, "", kBusKind, sizeof(BusState), create, [](std::span<std::byte> bytes) {
+        std::random_device entropy;
+        const std::uint64_t nonce = (std::uint64_t{entropy()} << 32) ^ entropy() ^ std::uint64_t(realtime_ns());
+        std::memcpy(bytes.data() + offsetof(BusState, nonce), &nonce, sizeof nonce);
+      });
   return r ? r->header<BusState>() : nullptr;
 }
 

@@ -31,6 +31,9 @@ struct alignas(64) BusState {
   std::uint64_t magic;
   std::uint32_t version;
   std::uint32_t header_bytes;
+  // Random, written once when the region is created, i.e. once per bus segment: it tells a
+  // bus destroyed and created again (by the same process, even) from the one before.
+  std::uint64_t nonce;
   alignas(64) std::atomic<std::uint64_t> holder;      // shm::owner_bits::holder of the bridge; 0: none
   std::atomic<std::int64_t> heartbeat_ns;             // CLOCK_MONOTONIC, refreshed by the bridge
   std::atomic<std::int64_t> started_ns;               // CLOCK_REALTIME
@@ -88,7 +91,7 @@ struct InPosition {
 
 inline constexpr std::uint64_t kBusStateMagic = 0x3153554247524241ull;   // "ABRGBUS1"
 inline constexpr std::uint64_t kRoomStateMagic = 0x314d4f4f52524241ull;  // "ABRROOM1"
-inline constexpr std::uint32_t kBridgeStateVersion = 2;  // 2: remote agents
+inline constexpr std::uint32_t kBridgeStateVersion = 3;  // 2: remote agents; 3: bus nonce
 
 // The bus's bridge state ("#bridge"); nullptr when absent and !create.
 [[nodiscard]] BusState* open_bus_state(shm::Segment& seg, bool create);
