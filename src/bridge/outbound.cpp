@@ -67,10 +67,10 @@ std::optional<ShipEntry> Outbound::entry_for(const EventView& e) {
   return ShipEntry{e.id, encode_entry(s)};
 }
 
-// Up to batch_events events, after waiting up to `wait` for the first.
-void Outbound::read_batch(Batch& b, std::chrono::milliseconds wait) {
+// Up to `limit` events, after waiting up to `wait` for the first.
+void Outbound::read_batch(Batch& b, std::chrono::milliseconds wait, std::size_t limit) {
   b.entries.clear();
-  for (std::size_t n = 0; n < settings_.batch_events; ++n) {
+  for (std::size_t n = 0; n < limit; ++n) {
     const ReadResult r = reader_.next(n == 0 ? std::chrono::nanoseconds(wait) : 0ns);
     if (r.status == ReadStatus::timeout) break;
     if (r.has_event()) {
@@ -88,6 +88,17 @@ EventId Outbound::commit_limit(EventId wanted) {
   return unrecorded_.empty() ? wanted : std::min(wanted, unrecorded_.front());
 }
 
+// In script calls of at most batch_events; throws RedisDisconnected. A call that failed is
+// harmless to repeat: the script skips what an earlier call added.
+void Outbound::ship_all(const std::vector<ShipEntry>& entries) {
+  for (std::size_t at = 0; at < entries.size(); at += settings_.batch_events) {
+    const std::vector<ShipEntry> part(entries.begin() + at,
+                                      entries.begin() + std::min(entries.size(), at + settings_.batch_events));
+    const ShipResult r = ship(*conn_, script_, target_, part);
+    state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
+  }
+}
+
 bool Outbound::drain_spool() {
   if (spool_.empty()) return true;
   if (!conn_) return false;
@@ -96,12 +107,7 @@ bool Outbound::drain_spool() {
     if (std::optional<ShipEntry> e = parse_ship_entry(rec)) entries.push_back(std::move(*e));
   }
   try {
-    for (std::size_t at = 0; at < entries.size(); at += settings_.batch_events) {
-      const std::vector<ShipEntry> part(entries.begin() + at,
-                                        entries.begin() + std::min(entries.size(), at + settings_.batch_events));
-      const ShipResult r = ship(*conn_, script_, target_, part);
-      state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
-    }
+    ship_all(entries);
   } catch (const RedisDisconnected& e) {
     conn_.reset();
     link_.lost(e.what());
@@ -119,8 +125,7 @@ bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
   if (entries.empty()) return true;
   if (conn_ && spool_.empty()) {
     try {
-      const ShipResult r = ship(*conn_, script_, target_, entries);
-      state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
+      ship_all(entries);  // more than one call only for a batch read while Redis was away
       shm::failpoint(shm::Failpoint::bridge_after_ship);
       return true;
     } catch (const RedisDisconnected& e) {
@@ -151,7 +156,7 @@ void Outbound::run(const std::atomic<bool>& stop) {
   while (!stop.load(std::memory_order_relaxed)) {
     if (!conn_) conn_ = link_.connect(retry);
     if (conn_ && !spool_.empty() && !drain_spool()) continue;
-    if (!holding) read_batch(b, 100ms);
+    if (!holding) read_batch(b, 100ms, conn_ ? settings_.batch_events : settings_.spool_batch_events);
     holding = !ship_or_spool(b.entries);
     if (holding) {
       // The spool is full and Redis away: wait for either to change.

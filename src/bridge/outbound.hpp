@@ -29,7 +29,10 @@ struct OutboundSettings {
   std::string host_id{};
   std::string spool_path{};
   std::uint64_t spool_max_bytes = 256ull << 20;
-  std::size_t batch_events = 256;
+  std::size_t batch_events = 256;  // per ship script call
+  // Per batch read while Redis is away: each spooled batch costs an fdatasync, and the local
+  // publishers wait on this reader, so fewer, larger batches keep them going.
+  std::size_t spool_batch_events = 8192;
 };
 
 class Outbound {
@@ -44,13 +47,14 @@ class Outbound {
     std::vector<ShipEntry> entries;
     EventId commit_to = 0;  // the reader may commit up to here once the entries are safe
   };
-  void read_batch(Batch& b, std::chrono::milliseconds wait);
+  void read_batch(Batch& b, std::chrono::milliseconds wait, std::size_t limit);
   std::optional<ShipEntry> entry_for(const EventView& e);
   EntryOrigin origin_of_reply(EventId reply_to);
   bool recorded_by_inbound(EventId id) const;
   EventId commit_limit(EventId wanted);
   bool ship_or_spool(const std::vector<ShipEntry>& entries);
   bool drain_spool();
+  void ship_all(const std::vector<ShipEntry>& entries);
 
   Room room_;
   RoomStateRef state_;
