@@ -34,11 +34,13 @@ agentbus::Room open_room(agentbus::Bus& bus, bool create = true) {
   return bus.room(kAgentbusRoom, o);
 }
 
+std::string durable_name(int index) { return "bench-reader-" + std::to_string(index); }
+
 agentbus::SubscribeOptions subscribe_options(Wait wait, bool durable, int index) {
   agentbus::SubscribeOptions o;
   o.from = agentbus::StartFrom::latest;
   o.wait = wait == Wait::spin ? agentbus::WaitStrategy::spin : agentbus::WaitStrategy::block;
-  if (durable) o.durable_name = "bench-reader-" + std::to_string(index);
+  if (durable) o.durable_name = durable_name(index);
   return o;
 }
 
@@ -46,11 +48,21 @@ class Agentbus {
  public:
   explicit Agentbus(const RunSpec& spec)
       : bus_name_(spec.bus_name.empty() ? "bench-" + spec.tag : spec.bus_name), owns_bus_(spec.bus_name.empty()),
-        wait_(spec.wait), durable_(spec.mode == Mode::throughput) {
+        subscribers_(spec.subscribers), wait_(spec.wait), durable_(spec.mode == Mode::throughput) {
     if (owns_bus_) agentbus::Bus::destroy(bus_name_);  // a leftover from a killed run would skew counters
   }
   ~Agentbus() {
-    if (owns_bus_) agentbus::Bus::destroy(bus_name_);
+    if (owns_bus_) {
+      agentbus::Bus::destroy(bus_name_);
+      return;
+    }
+    // A kept bus is left as found: this run's durable readers would gate the next run's producers.
+    try {
+      auto bus = open_bus(bus_name_, /*create=*/false);
+      auto room = open_room(bus, /*create=*/false);
+      for (int i = 0; i < subscribers_; ++i) room.drop_reader(durable_name(i));
+    } catch (const agentbus::Error&) {
+    }
   }
 
   class Producer {
@@ -114,6 +126,7 @@ class Agentbus {
  private:
   std::string bus_name_;
   bool owns_bus_;
+  int subscribers_;
   Wait wait_;
   bool durable_;
 };
