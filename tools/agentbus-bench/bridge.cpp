@@ -464,7 +464,7 @@ int run_bridge_bench(const ModeSettings& s, bool json, std::FILE* out) {
   }
   agentbus::Bus::destroy(names.a);
   agentbus::Bus::destroy(names.b);
-  if (rc == 0) fs::remove_all(names.dir);
+  if (rc == 0 || fs::is_empty(names.dir)) fs::remove_all(names.dir);
   else std::fprintf(stderr, "bridge logs and spools kept in %s\n", names.dir.string().c_str());
   return rc;
 }
