@@ -29,9 +29,7 @@ for _ = 1, tonumber(ARGV[4]) do
   local n = tonumber(ARGV[i + 1])
   i = i + 2
   if last == nil or id > last then
-    local args = {KEYS[1], 'MAXLEN', '~', ARGV[2], '*'}
-    for f = 0, 2 * n - 1 do args[#args + 1] = ARGV[i + f] end
-    redis.call('XADD', unpack(args))
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i, i + 2 * n - 1))
     last = id
     added = added + 1
   end

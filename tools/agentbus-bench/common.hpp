@@ -43,6 +43,7 @@ struct RunSpec {
   bool pin = false;              // producers on CPU 0, subscribers on CPU 1
   std::string tag;               // unique per run: names shm objects, queues, streams
   int redis_port = 0;
+  std::string bus_name;          // agentbus: run on this existing bus (kept) instead of a fresh one
 };
 
 // Written by each child into shared memory; read by the parent after the child exits.

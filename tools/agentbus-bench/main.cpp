@@ -1,6 +1,7 @@
 // agentbus-bench — agentbus side by side with a naive SPSC shared-memory ring (the floor),
 // boost::interprocess::message_queue and Redis Streams on loopback, in one run, with a
 // placement probe around every result. See docs/benchmarks.md for how to read the output.
+#include "bridge.hpp"
 #include "plan.hpp"
 #include "proc.hpp"
 #include "report.hpp"
@@ -104,6 +105,10 @@ int main(int argc, char** argv) {
   app.add_flag("--status", status,
                "measure the status bus instead: post, post->callback across processes, JSONL "
                "persistence");
+  bool bridge = false;
+  app.add_flag("--bridge", bridge,
+               "measure the Redis bridge instead: mirror rate vs pipelined XADD, A->B latency vs XADD->XREAD, "
+               "local publishing with Redis stopped vs no bridge");
   app.add_option("--samples", samples, "latency samples per producer")->check(CLI::Range(10, 1'000'000));
   CLI11_PARSE(app, argc, argv);
 
@@ -117,6 +122,10 @@ int main(int argc, char** argv) {
   if (groups) {
     header("--groups");
     return run_group_bench(mode, json, stdout);
+  }
+  if (bridge) {
+    header("--bridge");
+    return run_bridge_bench(mode, json, stdout);
   }
   if (status) {
     header("--status");

@@ -9,6 +9,7 @@
 #include "status.hpp"
 
 #include "common.hpp"
+#include "figure.hpp"
 #include "probe.hpp"
 #include "proc.hpp"
 #include "stats.hpp"
@@ -39,12 +40,6 @@ agentbus::RoomOptions big_ring() {
   ro.ring_bytes = 64 << 20;
   return ro;
 }
-
-struct Figure {
-  double value = 0, baseline = 0;
-  double before = 0, after = 0;
-  std::string note;
-};
 
 // ---- post throughput --------------------------------------------------------------------
 
@@ -188,22 +183,6 @@ double persist_rate(const std::string& bus_name, int n, bool persist) {
   return rate;
 }
 
-void print(std::FILE* out, bool json, const char* name, const char* unit, const Figure& f, const char* baseline_name) {
-  const std::string placement = classify_placement(f.before, f.after);
-  if (json) {
-    std::fprintf(out,
-                 "{\"system\":\"agentbus\",\"scenario\":\"%s\",\"value\":%.1f,\"unit\":\"%s\",\"baseline\":\"%s\","
-                 "\"baseline_value\":%.1f,\"ratio\":%.3f,\"placement\":\"%s\",\"probe_ns\":[%.0f,%.0f],\"note\":\"%s\"}\n",
-                 name, f.value, unit, baseline_name, f.baseline, f.value / f.baseline, placement.c_str(), f.before,
-                 f.after, f.note.c_str());
-  } else {
-    std::fprintf(out, "%-34s %12.1f %-9s | %-30s %12.1f  ratio %5.2f | %s (probe %.0f/%.0f ns) %s\n", name, f.value,
-                 unit, baseline_name, f.baseline, f.value / f.baseline, placement.c_str(), f.before, f.after,
-                 f.note.c_str());
-  }
-  std::fflush(out);
-}
-
 }  // namespace
 
 int run_status_bench(const ModeSettings& s, bool json, std::FILE* out) {
@@ -232,7 +211,7 @@ int run_status_bench(const ModeSettings& s, bool json, std::FILE* out) {
     post.baseline = median(base) / 1e6;
     post.note = "subscriber got " + std::to_string(delivered) + "/" + std::to_string(std::uint64_t(n) * s.runs) +
                 ", overruns " + std::to_string(overruns);
-    print(out, json, "post, 1 subscriber attached", "M/s", post, "Room::publish same payload");
+    print_figure(out, json, "post, 1 subscriber attached", "M/s", post, "Room::publish same payload");
 
     Figure p50, p99;
     p50.before = p99.before = probe_round_trip_ns();
@@ -245,8 +224,8 @@ int run_status_bench(const ModeSettings& s, bool json, std::FILE* out) {
     p50.after = p99.after = probe_round_trip_ns();
     p50.value = median(s50) / 1000, p50.baseline = median(b50) / 1000;
     p99.value = median(s99) / 1000, p99.baseline = median(b99) / 1000;
-    print(out, json, "post->callback other process p50", "us", p50, "ring block-mode tailer p50");
-    print(out, json, "post->callback other process p99", "us", p99, "ring block-mode tailer p99");
+    print_figure(out, json, "post->callback other process p50", "us", p50, "ring block-mode tailer p50");
+    print_figure(out, json, "post->callback other process p99", "us", p99, "ring block-mode tailer p99");
 
     Figure persist;
     persist.before = probe_round_trip_ns();
@@ -259,7 +238,7 @@ int run_status_bench(const ModeSettings& s, bool json, std::FILE* out) {
     persist.value = median(pr) / 1e3;
     persist.baseline = median(nr) / 1e3;
     persist.note = "until the last line is written (no fdatasync), 8 MiB ring";
-    print(out, json, "JSONL persistence", "k/s", persist, "post without persistence");
+    print_figure(out, json, "JSONL persistence", "k/s", persist, "post without persistence");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "status bench failed: %s\n", e.what());
     agentbus::Bus::destroy(bus_name);

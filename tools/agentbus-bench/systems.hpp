@@ -19,6 +19,11 @@ struct SystemEntry {
   bool needs_redis = false;
 };
 
+// The room every agentbus run uses, and its ring: the --bridge figures create it first on a
+// bus with a bridge attached, then run the usual 1to1 on it.
+inline constexpr const char* kAgentbusRoom = "bench";
+inline constexpr std::size_t kAgentbusRingBytes = 1 << 22;
+
 SystemEntry agentbus_system();
 SystemEntry naive_ring_system();
 SystemEntry boost_mq_system();

@@ -1,7 +1,8 @@
 // agentbus: the library under test, used exactly as an application would.
 //
 // Each run gets a fresh bus (`bench-<tag>`), destroyed afterwards, so counters and durable
-// cursors never leak between runs. Every child opens its own Bus and Room after fork().
+// cursors never leak between runs; unless RunSpec::bus_name names a bus the caller set up (the
+// --bridge figures run the usual 1to1 on a bus with a bridge attached), which is kept. Every child opens its own Bus and Room after fork().
 // Throughput runs use durable readers, which gate producers, so nothing may be lost; latency
 // and idle runs use plain tailers (what `subscribe()` gives by default). After the run the
 // parent reads the room's counters: `wakeups` after a spin run must be 0, because a publisher
@@ -17,9 +18,6 @@
 namespace bench {
 namespace {
 
-constexpr std::size_t kRingBytes = 1 << 22;
-constexpr const char* kRoom = "bench";
-
 // Options built field by field: partial designated initialisers trip
 // -Wmissing-field-initializers under -Werror.
 agentbus::Bus open_bus(const std::string& name, bool create = true) {
@@ -31,27 +29,41 @@ agentbus::Bus open_bus(const std::string& name, bool create = true) {
 
 agentbus::Room open_room(agentbus::Bus& bus, bool create = true) {
   agentbus::RoomOptions o;
-  o.ring_bytes = kRingBytes;
+  o.ring_bytes = kAgentbusRingBytes;
   o.create = create;
-  return bus.room(kRoom, o);
+  return bus.room(kAgentbusRoom, o);
 }
+
+std::string durable_name(int index) { return "bench-reader-" + std::to_string(index); }
 
 agentbus::SubscribeOptions subscribe_options(Wait wait, bool durable, int index) {
   agentbus::SubscribeOptions o;
   o.from = agentbus::StartFrom::latest;
   o.wait = wait == Wait::spin ? agentbus::WaitStrategy::spin : agentbus::WaitStrategy::block;
-  if (durable) o.durable_name = "bench-reader-" + std::to_string(index);
+  if (durable) o.durable_name = durable_name(index);
   return o;
 }
 
 class Agentbus {
  public:
   explicit Agentbus(const RunSpec& spec)
-      : bus_name_("bench-" + spec.tag), wait_(spec.wait),
-        durable_(spec.mode == Mode::throughput) {
-    agentbus::Bus::destroy(bus_name_);  // a leftover from a killed run would skew counters
+      : bus_name_(spec.bus_name.empty() ? "bench-" + spec.tag : spec.bus_name), owns_bus_(spec.bus_name.empty()),
+        subscribers_(spec.subscribers), wait_(spec.wait), durable_(spec.mode == Mode::throughput) {
+    if (owns_bus_) agentbus::Bus::destroy(bus_name_);  // a leftover from a killed run would skew counters
   }
-  ~Agentbus() { agentbus::Bus::destroy(bus_name_); }
+  ~Agentbus() {
+    if (owns_bus_) {
+      agentbus::Bus::destroy(bus_name_);
+      return;
+    }
+    // A kept bus is left as found: this run's durable readers would gate the next run's producers.
+    try {
+      auto bus = open_bus(bus_name_, /*create=*/false);
+      auto room = open_room(bus, /*create=*/false);
+      for (int i = 0; i < subscribers_; ++i) room.drop_reader(durable_name(i));
+    } catch (const agentbus::Error&) {
+    }
+  }
 
   class Producer {
    public:
@@ -113,6 +125,8 @@ class Agentbus {
 
  private:
   std::string bus_name_;
+  bool owns_bus_;
+  int subscribers_;
   Wait wait_;
   bool durable_;
 };
