@@ -48,6 +48,7 @@ void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
   // past an import the checkpoint does not cover, and without this it would wait for the next
   // import into this room, holding the ring meanwhile (publishers get bus_full).
   if (newest_uncovered) state.set_in_checkpoint({m->last, *newest_uncovered});
+  state->importing.store(0, std::memory_order_release);  // a killed bridge may have left it set
   std::lock_guard lock(mutex_);
   mirrors_.push_back(std::move(m));
 }
@@ -102,6 +103,11 @@ void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
       o.reply_to_origin = OriginRef{e.reply_to_origin->host, e.reply_to_origin->id, {}};
   }
   bool said_full = false;
+  m.state->importing.store(1, std::memory_order_seq_cst);
+  struct Done {  // after the checkpoint, or when nothing was published
+    RoomStateRef s;
+    ~Done() { s->importing.store(0, std::memory_order_release); }
+  } done{m.state};
   for (;;) {
     PublishResult r;
     try {

@@ -51,9 +51,12 @@ SubscribeOptions Outbound::reader_options() {
   return {.from = StartFrom::earliest, .wait = WaitStrategy::block, .durable_name = kReaderName, .explicit_commit = true};
 }
 
+// Recorded: the in-checkpoint covers it, or no import is in flight, so that every import of
+// this bridge is covered and this one came from elsewhere (`agentbus import`).
 bool Outbound::recorded_by_inbound(EventId id) const {
+  const bool in_flight = state_->importing.load(std::memory_order_acquire) != 0;
   const std::optional<InPosition> cp = state_.in_checkpoint();
-  return cp && cp->local_id >= id;
+  return (cp && cp->local_id >= id) || !in_flight;
 }
 
 EntryOrigin Outbound::origin_of_reply(EventId reply_to) {
@@ -186,11 +189,15 @@ void Outbound::run(const std::atomic<bool>& stop) {
       if (b.complete) {
         holding = true;  // a whole batch: ship or spool it again
       } else {           // a batch cut short: read it again from the cursor
-        reader_.close();
-        reader_ = room_.subscribe(reader_options());
-        unrecorded_.clear();
-        b.entries.clear();
-        holding = false;
+        try {
+          reader_.close();
+          reader_ = room_.subscribe(reader_options());
+          unrecorded_.clear();
+          b.entries.clear();
+          holding = false;
+        } catch (const std::exception& again) {  // no reader slot now: the next round tries again
+          link_.log("room " + room_.name() + ": cannot reopen the out reader: " + again.what());
+        }
       }
       std::this_thread::sleep_for(1s);
     }

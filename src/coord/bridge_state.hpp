@@ -79,7 +79,11 @@ struct alignas(64) RoomState {
   std::atomic<std::uint64_t> spool_full;                 // batches refused by a full spool
   std::atomic<std::uint64_t> shipped_to;                 // every local event below is in Redis or the spool
   std::atomic<std::uint64_t> in_redis_to;                // every local event below is in Redis
-  alignas(64) std::atomic<std::uint64_t> in_current;     // writes so far; in[in_current & 1] is in use
+  // 1 while the bridge's in thread is between publishing an import and recording it in the
+  // in-checkpoint: an uncovered imported event seen while it is 0 was imported by someone
+  // else (`agentbus import`), and the out reader need not wait for it.
+  alignas(64) std::atomic<std::uint64_t> importing;
+  std::atomic<std::uint64_t> in_current;                 // writes so far; in[in_current & 1] is in use
   InCheckpoint in[2];
   alignas(64) RemoteAgentSlot remote[kMaxRemoteAgents];
 };
@@ -91,7 +95,7 @@ struct InPosition {
 
 inline constexpr std::uint64_t kBusStateMagic = 0x3153554247524241ull;   // "ABRGBUS1"
 inline constexpr std::uint64_t kRoomStateMagic = 0x314d4f4f52524241ull;  // "ABRROOM1"
-inline constexpr std::uint32_t kBridgeStateVersion = 3;  // 2: remote agents; 3: bus nonce
+inline constexpr std::uint32_t kBridgeStateVersion = 4;  // 2: remote agents; 3: bus nonce; 4: importing
 
 // The bus's bridge state ("#bridge"); nullptr when absent and !create.
 [[nodiscard]] BusState* open_bus_state(shm::Segment& seg, bool create);

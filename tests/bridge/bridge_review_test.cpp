@@ -218,6 +218,25 @@ TEST_F(BridgeReview, AfterAKillBetweenImportAndCheckpointTheRingIsNotHeld) {
   EXPECT_LE(imported, 1) << "imported twice";
 }
 
+// An event imported by someone else (`agentbus import` of an archive) carries an origin but
+// is no import of this bridge: the out reader must not wait for the in-checkpoint to cover it.
+TEST_F(BridgeReview, AnEventImportedByAnotherToolDoesNotHoldTheRing) {
+  open_bus();
+  Room r = bus_->room("r", {.ring_bytes = 64 << 10});
+  CliProcess& bridge = start_bridge();
+  ASSERT_TRUE(eventually([&] { return bridge_status(*bus_).pid == bridge.pid(); }));
+  ASSERT_TRUE(r.publish("chat", "carol", "from an archive",
+                        {.origin = OriginRef{"host-x", 7, StreamId{1700000000000, 0}}})
+                  .ok());
+  const std::string payload(200, 'p');
+  int ok = 0;
+  for (int i = 0; i < 1500; ++i) {
+    if (!r.publish("chat", "alice", payload + std::to_string(i)).ok()) break;
+    ++ok;
+  }
+  EXPECT_EQ(ok, 1500) << "publishers got bus_full: the bridge's reader waits for a foreign import\n" << bridge.err();
+}
+
 }  // namespace
 
 namespace {
