@@ -1,5 +1,7 @@
 // event_json.cpp — events as JSON lines, out (tail --json, archives) and back in (import).
 #include <agentbus/event_json.hpp>
+
+#include "status/json_fields.hpp"
 #include <agentbus/json_text.hpp>
 #include <agentbus/names.hpp>
 
@@ -62,19 +64,7 @@ bool read_origin(simdjson::dom::element value, std::string_view name, Origin& ou
 }
 
 bool read_string(simdjson::dom::object& obj, std::string_view key, std::string& out, bool required, std::string& why) {
-  simdjson::dom::element value;
-  if (obj[key].get(value) || value.is_null()) {
-    if (!required) return true;
-    why = "missing \"" + std::string(key) + "\"";
-    return false;
-  }
-  std::string_view s;
-  if (value.get_string().get(s)) {
-    why = "\"" + std::string(key) + "\" must be a string";
-    return false;
-  }
-  out.assign(s);
-  return true;
+  return status_json::read_string(obj, key, out, required, why, status_json::Null::is_absent);  // null: "to": null
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // status_entry.cpp — StatusLevel, StatusEntry, parse_status_entry and RoomKit's text formats.
+#include "status/json_fields.hpp"
 #include "status/status_format.hpp"
 
 #include <agentbus/status_bus.hpp>
@@ -13,23 +14,7 @@ namespace {
 
 constexpr std::array<std::string_view, 5> kLevels = {"ok", "failed", "pending", "info", "completed"};
 
-// Reads an optional string field; false if present with another type.
-bool string_field(simdjson::dom::object& obj, std::string_view key, std::string& out, bool required,
-                  std::string& why) {
-  simdjson::dom::element value;
-  if (obj[key].get(value)) {
-    if (!required) return true;
-    why = "missing \"" + std::string(key) + "\"";
-    return false;
-  }
-  std::string_view s;
-  if (value.get_string().get(s)) {
-    why = "\"" + std::string(key) + "\" must be a string";
-    return false;
-  }
-  out.assign(s);
-  return true;
-}
+using status_json::read_string;
 
 }  // namespace
 
@@ -87,9 +72,9 @@ std::optional<StatusEntry> parse_status_entry(std::string_view json, std::string
   }
   StatusEntry e;
   std::string ts, level;
-  if (!string_field(obj, "ts", ts, true, why) || !string_field(obj, "agent_id", e.agent_id, true, why) ||
-      !string_field(obj, "action", e.action, true, why) || !string_field(obj, "status", level, true, why) ||
-      !string_field(obj, "detail", e.detail, false, why))
+  if (!read_string(obj, "ts", ts, true, why) || !read_string(obj, "agent_id", e.agent_id, true, why) ||
+      !read_string(obj, "action", e.action, true, why) || !read_string(obj, "status", level, true, why) ||
+      !read_string(obj, "detail", e.detail, false, why))
     return std::nullopt;
   const std::optional<std::int64_t> ns = status::parse_iso8601(ts);
   if (!ns) {

@@ -1,6 +1,7 @@
 // The archiver against a real redis-server: thresholds, several streams, a late append during
 // the sweep, a directory that cannot be written, undecodable entries, and the archive loaded
 // back into a fresh room with the real `agentbus import`; the real agentbus-bridge's exit codes.
+#include "bridge_test_support.hpp"
 #include "bridge/archiver.hpp"
 #include "bridge/entry_codec.hpp"
 #include "../cli/cli_process.hpp"
@@ -24,10 +25,7 @@ using agentbus::test::TestBus;
 using agentbus::testing::RedisServer;
 namespace fs = std::filesystem;
 
-std::string bridge_path() {
-  const char* p = std::getenv("AGENTBUS_BRIDGE");
-  return p && *p ? p : AGENTBUS_BRIDGE_PATH;
-}
+using bridge_test::bridge_path;
 
 std::vector<std::string> file_lines(const std::string& path) {
   std::ifstream in(path);

@@ -1,4 +1,5 @@
 // Review findings, end to end: real redis-server, real agentbus-bridge processes.
+#include "bridge_test_support.hpp"
 #include "bridge/redis_connection.hpp"
 #include "../cli/cli_process.hpp"
 #include "../support/expect.hpp"
@@ -27,14 +28,9 @@ using agentbus::testing::RedisServer;
 using cli_test::CliCall;
 using cli_test::CliProcess;
 
-std::string bridge_path() {
-  const char* p = std::getenv("AGENTBUS_BRIDGE");
-  return p && *p ? p : AGENTBUS_BRIDGE_PATH;
-}
+using bridge_test::bridge_path;
 
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
-  return agentbus::test::eventually(done, limit);
-}
+using bridge_test::eventually;
 
 class BridgeReview : public ::testing::Test {
  protected:

@@ -1,6 +1,7 @@
 // The bridge end to end: two buses with different host ids stand for two hosts, one real
 // redis-server between them, and real agentbus-bridge processes (the build's), killed
 // with SIGKILL at failpoints and at random instants; Redis stopped and restarted under them.
+#include "bridge_test_support.hpp"
 #include "bridge/redis_connection.hpp"
 #include "../cli/cli_process.hpp"
 #include "../support/expect.hpp"
@@ -31,16 +32,9 @@ using agentbus::testing::RedisServerOptions;
 using cli_test::CliCall;
 using cli_test::CliProcess;
 
-std::string bridge_path() {
-  const char* p = std::getenv("AGENTBUS_BRIDGE");
-  return p && *p ? p : AGENTBUS_BRIDGE_PATH;
-}
+using bridge_test::bridge_path;
 
-// The bridges are other processes, talking through Redis (and slower under the sanitizers):
-// the shared bounded wait, with more time than its default.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
-  return agentbus::test::eventually(done, limit);
-}
+using bridge_test::eventually;
 
 std::vector<Event> all_events(Room& room) {
   std::vector<Event> out;
