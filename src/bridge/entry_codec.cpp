@@ -45,10 +45,11 @@ std::optional<std::string> too_long(std::string_view name, std::string_view valu
 }  // namespace
 
 std::vector<std::string> encode_entry(const StreamEvent& event) {
-  std::vector<std::string> out = {
-      "type",      event.type,      "agent_id", event.agent,  "to", event.to, "reply_to", event.reply_to.value_or(""),
-      "payload",   event.payload,   "timestamp", std::to_string(event.ts_ns), "origin_host", event.origin.host,
-      "origin_id", std::to_string(event.origin.id)};
+  std::vector<std::string> out = {"type", event.type, "agent_id", event.agent};
+  if (!event.to.empty()) out.insert(out.end(), {"to", event.to});
+  if (event.reply_to) out.insert(out.end(), {"reply_to", *event.reply_to});
+  out.insert(out.end(), {"payload", event.payload, "timestamp", std::to_string(event.ts_ns), "origin_host",
+                         event.origin.host, "origin_id", std::to_string(event.origin.id)});
   if (event.reply_to_origin) {
     out.insert(out.end(), {"reply_to_host", event.reply_to_origin->host, "reply_to_id",
                            std::to_string(event.reply_to_origin->id)});

@@ -1,8 +1,8 @@
 // bridge/entry_codec.hpp — an event as a Redis stream entry, and back.
 //
 // Fields, with agentroom's names where the two overlap (so agentroom's readers see our events):
-//   type, agent_id, to ("" = broadcast), reply_to ("" or the replied entry's stream id),
-//   payload, timestamp (unix ns, decimal)
+//   type, agent_id, to (left out for a broadcast), reply_to (the replied entry's stream id;
+//   left out when there is none), payload, timestamp (unix ns, decimal)
 // and ours: origin_host, origin_id (where the event was first published and its id there) and,
 // for a reply, reply_to_host + reply_to_id (the origin of the event it answers, which resolves
 // on every host while a stream id may have been trimmed).
