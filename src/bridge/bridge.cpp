@@ -183,7 +183,6 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
       }
     }
     if (!in_thread.joinable()) in_thread = std::thread([&] { inbound.run(halt); });
-    bus_state.heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
     for (int i = 0; i < 10 && !stop.load(std::memory_order_relaxed); ++i) std::this_thread::sleep_for(50ms);
   }
   log("stopping");

@@ -44,15 +44,24 @@ std::optional<std::string> too_long(std::string_view name, std::string_view valu
 
 }  // namespace
 
-std::vector<std::string> encode_entry(const StreamEvent& event) {
-  std::vector<std::string> out = {"type", event.type, "agent_id", event.agent};
-  if (!event.to.empty()) out.insert(out.end(), {"to", event.to});
-  if (event.reply_to) out.insert(out.end(), {"reply_to", *event.reply_to});
-  out.insert(out.end(), {"payload", event.payload, "timestamp", std::to_string(event.ts_ns), "origin_host",
-                         event.origin.host, "origin_id", std::to_string(event.origin.id)});
+std::vector<std::string> encode_entry(StreamEvent event) {
+  std::vector<std::string> out;
+  out.reserve(20);
+  const auto field = [&out](const char* name, std::string&& value) {
+    out.emplace_back(name);
+    out.push_back(std::move(value));
+  };
+  field("type", std::move(event.type));
+  field("agent_id", std::move(event.agent));
+  if (!event.to.empty()) field("to", std::move(event.to));
+  if (event.reply_to) field("reply_to", std::move(*event.reply_to));
+  field("payload", std::move(event.payload));
+  field("timestamp", std::to_string(event.ts_ns));
+  field("origin_host", std::move(event.origin.host));
+  field("origin_id", std::to_string(event.origin.id));
   if (event.reply_to_origin) {
-    out.insert(out.end(), {"reply_to_host", event.reply_to_origin->host, "reply_to_id",
-                           std::to_string(event.reply_to_origin->id)});
+    field("reply_to_host", std::move(event.reply_to_origin->host));
+    field("reply_to_id", std::to_string(event.reply_to_origin->id));
   }
   return out;
 }

@@ -47,7 +47,8 @@ struct StreamEvent {
 inline constexpr std::size_t kMaxEntryFields = 64;
 
 // XADD's field/value arguments, flat: name, value, name, value, ...
-[[nodiscard]] std::vector<std::string> encode_entry(const StreamEvent& event);
+// By value: a caller that passes a temporary has its strings moved, not copied (hot path).
+[[nodiscard]] std::vector<std::string> encode_entry(StreamEvent event);
 
 struct DecodedEntry {
   std::optional<StreamEvent> event;  // set when accepted

@@ -39,6 +39,9 @@ Outbound::Outbound(Room room, RoomStateRef state, ShipTarget target, OutboundSet
       spool_marked_ = true;
     }
   }
+  if (spool_.torn_dropped())
+    link_.log("spool " + spool_.path() + " ended in a torn record (the bridge was killed writing it); dropped: "
+              "its events were never committed, so they are read again");
   note_spool();
 }
 
@@ -83,7 +86,7 @@ std::optional<ShipEntry> Outbound::entry_for(const EventView& e) {
   s.ts_ns = e.ts_ns;
   s.origin = {settings_.host_id, e.id};
   if (e.reply_to) s.reply_to_origin = origin_of_reply(*e.reply_to);
-  return ShipEntry{e.id, encode_entry(s)};
+  return ShipEntry{e.id, encode_entry(std::move(s))};
 }
 
 // Up to batch_events events, after waiting up to `wait` for the first.
@@ -107,6 +110,11 @@ EventId Outbound::commit_limit(EventId wanted) {
   return unrecorded_.empty() ? wanted : std::min(wanted, unrecorded_.front());
 }
 
+void Outbound::drop_connection(const std::exception& why) {
+  conn_.reset();
+  link_.lost(why.what());
+}
+
 bool Outbound::drain_spool() {
   if (spool_.empty()) return true;
   if (!conn_) return false;
@@ -117,15 +125,13 @@ bool Outbound::drain_spool() {
   ShipTarget target = target_;
   target.incarnation = spool_incarnation_;
   try {
-    for (std::size_t at = 0; at < entries.size(); at += settings_.batch_events) {
-      const std::vector<ShipEntry> part(entries.begin() + at,
-                                        entries.begin() + std::min(entries.size(), at + settings_.batch_events));
-      const ShipResult r = ship(*conn_, script_, target, part);
+    const std::span<const ShipEntry> all(entries);
+    for (std::size_t at = 0; at < all.size(); at += settings_.batch_events) {
+      const ShipResult r = ship(*conn_, script_, target, all.subspan(at, std::min(settings_.batch_events, all.size() - at)));
       state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
     }
   } catch (const Error& e) {  // connection lost or script refused: the spool stays, retried later
-    conn_.reset();
-    link_.lost(e.what());
+    drop_connection(e);
     return false;
   }
   shm::failpoint(shm::Failpoint::bridge_after_spool_shipped);
@@ -145,12 +151,8 @@ bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
       state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
       shm::failpoint(shm::Failpoint::bridge_after_ship);
       return true;
-    } catch (const RedisDisconnected& e) {
-      conn_.reset();
-      link_.lost(e.what());
-    } catch (const Error& e) {  // Redis refused the script (ACL, OOM, ...): spool, retry later
-      conn_.reset();
-      link_.lost(e.what());
+    } catch (const Error& e) {  // connection lost, or the script refused (ACL, OOM): spool, retry later
+      drop_connection(e);
     }
   }
   // An older incarnation's spool ships first, on its own: this bus's entries wait in the ring.
@@ -216,8 +218,7 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
     try {
       push_presence(*conn_, room_, settings_.key_prefix, settings_.host_id);
     } catch (const RedisDisconnected& e) {
-      conn_.reset();
-      link_.lost(e.what());
+      drop_connection(e);
     }
   }
   if (!holding) {

@@ -55,6 +55,7 @@ class Outbound {
   EventId commit_limit(EventId wanted);
   bool ship_or_spool(const std::vector<ShipEntry>& entries);
   bool drain_spool();
+  void drop_connection(const std::exception& why);
   void note_spool();
 
   Room room_;

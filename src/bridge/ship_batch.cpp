@@ -34,13 +34,6 @@ std::optional<EventId> parse_id(std::string_view s) {
   return v;
 }
 
-// "<incarnation>:<20 digits>": the id when the incarnation is ours.
-std::optional<EventId> checkpoint_of(std::string_view value, std::string_view incarnation) {
-  const std::size_t colon = value.rfind(':');
-  if (colon == std::string_view::npos || value.substr(0, colon) != incarnation) return std::nullopt;
-  return parse_id(value.substr(colon + 1));
-}
-
 }  // namespace
 
 std::string serialise(const ShipEntry& e) {
@@ -69,15 +62,21 @@ std::optional<ShipEntry> parse_ship_entry(std::string_view in) {
 }
 
 ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target,
-                const std::vector<ShipEntry>& batch) {
-  std::vector<std::string> args = {target.incarnation, std::to_string(target.maxlen), std::to_string(target.ttl_ms),
-                                   std::to_string(batch.size())};
+                std::span<const ShipEntry> batch) {
+  // The fields are passed as views into the batch; only the numbers are made here. `numbers`
+  // is sized up front, so the views into it stay valid.
+  std::vector<std::string> numbers;
+  numbers.reserve(3 + 2 * batch.size());
+  std::vector<std::string_view> arg_views = {target.incarnation};
+  const auto number = [&](std::string text) { arg_views.push_back(numbers.emplace_back(std::move(text))); };
+  number(std::to_string(target.maxlen));
+  number(std::to_string(target.ttl_ms));
+  number(std::to_string(batch.size()));
   for (const ShipEntry& e : batch) {
-    args.push_back(id20(e.local_id));
-    args.push_back(std::to_string(e.fields.size() / 2));
-    args.insert(args.end(), e.fields.begin(), e.fields.end());
+    number(id20(e.local_id));
+    number(std::to_string(e.fields.size() / 2));
+    arg_views.insert(arg_views.end(), e.fields.begin(), e.fields.end());
   }
-  std::vector<std::string_view> arg_views(args.begin(), args.end());
   const std::string_view keys[] = {target.stream_key, target.checkpoint_key};
   const RedisReply r = conn.eval(script, keys, arg_views);
   if (r.is_error())
@@ -87,14 +86,6 @@ ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& ta
   const std::optional<std::string_view> last = r.at(1).string();
   if (!added || !last) throw Error(Errc::system, "the ship script answered " + r.describe());
   return {static_cast<std::uint64_t>(*added), last->empty() ? 0 : parse_id(*last).value_or(0)};
-}
-
-EventId shipped_checkpoint(RedisConnection& conn, const ShipTarget& target) {
-  const RedisReply r = conn.command({"GET", target.checkpoint_key});
-  if (r.is_nil()) return 0;
-  const std::optional<std::string_view> v = r.string();
-  if (!v) throw Error(Errc::system, "checkpoint " + target.checkpoint_key + " holds " + r.describe());
-  return checkpoint_of(*v, target.incarnation).value_or(0);
 }
 
 }  // namespace agentbus::bridge

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,9 +44,7 @@ struct ShipResult {
 // Runs the ship script. Throws RedisDisconnected when the connection goes (nothing is known
 // about the batch then: ship it again), Error{system} when Redis refuses the script.
 ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target,
-                const std::vector<ShipEntry>& batch);
+                std::span<const ShipEntry> batch);
 
-// The checkpoint Redis holds for this incarnation, 0 when none.
-[[nodiscard]] EventId shipped_checkpoint(RedisConnection& conn, const ShipTarget& target);
 
 }  // namespace agentbus::bridge

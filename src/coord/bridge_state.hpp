@@ -35,7 +35,6 @@ struct alignas(64) BusState {
   // bus destroyed and created again (by the same process, even) from the one before.
   std::uint64_t nonce;
   alignas(64) std::atomic<std::uint64_t> holder;      // shm::owner_bits::holder of the bridge; 0: none
-  std::atomic<std::int64_t> heartbeat_ns;             // CLOCK_MONOTONIC, refreshed by the bridge
   std::atomic<std::int64_t> started_ns;               // CLOCK_REALTIME
   std::atomic<std::uint64_t> connected;               // 1 while Redis answers
   std::atomic<std::uint64_t> reconnects;
@@ -78,7 +77,6 @@ struct alignas(64) RoomState {
   std::atomic<std::uint64_t> spool_bytes;
   std::atomic<std::uint64_t> spool_full;                 // batches refused by a full spool
   std::atomic<std::uint64_t> shipped_to;                 // every local event below is in Redis or the spool
-  std::atomic<std::uint64_t> in_redis_to;                // every local event below is in Redis
   // 1 while the bridge's in thread is between publishing an import and recording it in the
   // in-checkpoint: an uncovered imported event seen while it is 0 was imported by someone
   // else (`agentbus import`), and the out reader need not wait for it.
@@ -95,7 +93,7 @@ struct InPosition {
 
 inline constexpr std::uint64_t kBusStateMagic = 0x3153554247524241ull;   // "ABRGBUS1"
 inline constexpr std::uint64_t kRoomStateMagic = 0x314d4f4f52524241ull;  // "ABRROOM1"
-inline constexpr std::uint32_t kBridgeStateVersion = 4;  // 2: remote agents; 3: bus nonce; 4: importing
+inline constexpr std::uint32_t kBridgeStateVersion = 5;  // 2: remote agents; 3: bus nonce; 4: importing; 5: unused words gone
 
 // The bus's bridge state ("#bridge"); nullptr when absent and !create.
 [[nodiscard]] BusState* open_bus_state(shm::Segment& seg, bool create);
