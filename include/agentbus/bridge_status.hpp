@@ -23,6 +23,7 @@ struct BridgeRoomStatus {
   std::uint64_t spool_full = 0;       // batches a full spool refused
   std::uint64_t lag_events = 0;       // local events not yet in Redis or the spool
   std::int64_t oldest_lag_ns = 0;     // age of the oldest of them (0: none)
+  bool tasks_through_redis = false;   // the room's task claims are decided in Redis (a bridge attached its board)
 };
 
 struct BridgeStatus {

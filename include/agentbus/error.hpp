@@ -24,6 +24,7 @@ enum class Errc {
   invalid_argument, // any other misuse of the API
   conflict,         // lost a race, or a stale fencing token: someone else holds it now
   expired,          // it existed, but its time to live has passed
+  unavailable,      // a process this call needs (the bridge, Redis through it) is not answering
 };
 
 class Error : public std::runtime_error {

@@ -18,6 +18,12 @@
 //  * No lock anywhere: a process killed in the middle of any call leaves nothing that blocks
 //    others; its half-done transition is rolled back by the next caller that meets it once
 //    that process is confirmed dead.
+//  * In a room bridged to other hosts (agentbus-bridge attached its board), claims are also
+//    decided across hosts: each call wins locally first, then the bridge confirms it in Redis
+//    (docs/bridge.md, "Tasks across hosts"). Tasks of other hosts appear on the board; a claim
+//    held on another host is reported `held` with holder "agent@host"; a stale claimant of any
+//    host is refused. With the room's bridge dead or Redis away, claim/renew/complete/release
+//    throw Error{unavailable} rather than decide alone.
 //  * Done tasks are kept until their table space is needed by a new task; then the oldest
 //    done one is recycled, and state() of its id reports not_found.
 //
@@ -37,6 +43,10 @@
 #include <vector>
 
 namespace agentbus {
+
+namespace coord {
+struct TaskBoardAccess;  // the bridge's way in (src/coord/task_arbiter.hpp)
+}
 
 struct TaskBoardOptions {
   std::uint32_t task_capacity = 1024;      // tasks held at once (rounded up to a power of two)
@@ -149,6 +159,7 @@ class TaskBoard {
   struct Impl;
 
  private:
+  friend struct coord::TaskBoardAccess;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,6 +1,7 @@
 #include <agentbus/bridge/bridge.hpp>
 
 #include "coord/bridge_state.hpp"
+#include "bridge/claim_arbiter.hpp"
 #include "bridge/inbound.hpp"
 #include "bridge/link.hpp"
 #include "bridge/outbound.hpp"
@@ -127,8 +128,9 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
 
   Link link(o.redis, o.connect_timeout, bus_state, log);
   Inbound inbound(host, link);
+  ClaimArbiter arbiter(host, link, static_cast<std::uint64_t>(o.stream_ttl.count()));
   std::map<std::string, RunningRoom> rooms;
-  std::thread in_thread;
+  std::thread in_thread, arbiter_thread;
   // The threads stop on `halt`: set when the caller says stop, and when this call ends
   // any other way, so that no thread outlives what it uses.
   std::atomic<bool> halt{false};
@@ -136,13 +138,15 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
     std::atomic<bool>& halt;
     std::map<std::string, RunningRoom>& rooms;
     std::thread& in_thread;
+    std::thread& arbiter_thread;
     ~JoinAll() {
       halt.store(true);
       for (auto& [name, r] : rooms)
         if (r.thread.joinable()) r.thread.join();
       if (in_thread.joinable()) in_thread.join();
+      if (arbiter_thread.joinable()) arbiter_thread.join();
     }
-  } join_all{halt, rooms, in_thread};
+  } join_all{halt, rooms, in_thread, arbiter_thread};
   const ShipTarget defaults{.maxlen = o.stream_maxlen, .ttl_ms = static_cast<std::uint64_t>(o.stream_ttl.count())};
   const std::string incarnation = incarnation_of(seg, bus_state);
   std::set<std::string> refused_rooms;
@@ -173,6 +177,7 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
                                   .spool_max_bytes = o.spool_max_bytes, .key_prefix = room_key_prefix(name)};
         auto out = std::make_unique<Outbound>(room, state, std::move(target), std::move(settings), link);
         inbound.add_room(room, state, key);
+        arbiter.add_room(room, state, room_key_prefix(name));
         RunningRoom& r = rooms[name];
         r.out = std::move(out);
         r.thread = std::thread([&halt, out = r.out.get()] { out->run(halt); });
@@ -183,6 +188,7 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
       }
     }
     if (!in_thread.joinable()) in_thread = std::thread([&] { inbound.run(halt); });
+    if (!arbiter_thread.joinable()) arbiter_thread = std::thread([&] { arbiter.run(halt); });
     for (int i = 0; i < 10 && !stop.load(std::memory_order_relaxed); ++i) std::this_thread::sleep_for(50ms);
   }
   log("stopping");

@@ -11,11 +11,12 @@ namespace agentbus::bridge {
 namespace {
 
 enum Field : std::size_t {
-  kType, kAgent, kTo, kReplyTo, kPayload, kTimestamp, kOriginHost, kOriginId, kReplyToHost, kReplyToId, kFieldCount
+  kType, kAgent, kTo, kReplyTo, kPayload, kTimestamp, kOriginHost, kOriginId, kReplyToHost, kReplyToId, kTask,
+  kFieldCount
 };
 constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
     "type", "agent_id", "to", "reply_to", "payload", "timestamp", "origin_host", "origin_id", "reply_to_host",
-    "reply_to_id"};
+    "reply_to_id", "task"};
 
 // Untrusted bytes as they may appear in a message: printable ASCII, the rest escaped, cut short.
 std::string shown(std::string_view text) {
@@ -63,6 +64,7 @@ std::vector<std::string> encode_entry(StreamEvent event) {
     field("reply_to_host", std::move(event.reply_to_origin->host));
     field("reply_to_id", std::to_string(event.reply_to_origin->id));
   }
+  if (event.task) field("task", "1");
   return out;
 }
 
@@ -125,6 +127,8 @@ DecodedEntry decode_entry_fields(ReplyView fields, std::size_t payload_limit) {
   event.payload = std::string(payload);
   event.ts_ns = *ts;
   event.origin = EntryOrigin{std::string(*value[kOriginHost]), *origin_id};
+  if (value[kTask] && *value[kTask] != "1") return rejected("task " + shown(*value[kTask]) + " is not 1");
+  event.task = value[kTask].has_value();
   return DecodedEntry{std::move(event), {}};
 }
 

@@ -5,7 +5,7 @@
 //   left out when there is none), payload, timestamp (unix ns, decimal)
 // and ours: origin_host, origin_id (where the event was first published and its id there) and,
 // for a reply, reply_to_host + reply_to_id (the origin of the event it answers, which resolves
-// on every host while a stream id may have been trimmed).
+// on every host while a stream id may have been trimmed); task = 1 on a task (left out otherwise).
 //
 // Decoding treats Redis as untrusted: anything another client wrote is input. An entry with a
 // missing, wrongly typed, malformed, duplicated or oversized field is rejected with a reason,
@@ -40,6 +40,7 @@ struct StreamEvent {
   EntryOrigin origin;
   std::optional<EntryOrigin> reply_to_origin;
   std::optional<std::string> reply_to;  // the replied entry's stream id ("<ms>-<seq>")
+  bool task = false;  // a task on its host's board (its type is in the room's catalog there)
   bool operator==(const StreamEvent&) const = default;
 };
 

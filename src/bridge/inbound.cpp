@@ -2,6 +2,7 @@
 
 #include "bridge/presence_sync.hpp"
 #include "bridge/stream_keys.hpp"
+#include "coord/task_arbiter.hpp"
 #include "shm/failpoint.hpp"
 
 #include <agentbus/error.hpp>
@@ -23,7 +24,7 @@ constexpr std::size_t kMaxRemembered = 1 << 16;
 Inbound::Inbound(std::string host_id, Link& link) : host_(std::move(host_id)), link_(link) {}
 
 void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
-  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}});
+  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}, {}});
   const RoomInfo info = m->room.info();
   m->payload_limit = info.max_record_bytes;
   m->key_prefix = room_key_prefix(m->room.name());
@@ -42,7 +43,11 @@ void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
     if (r.event.origin.stream > m->last) m->last = r.event.origin.stream;
     if (!cp || r.event.id > cp->local_id) newest_uncovered = r.event.id;
     // Published but maybe not delivered when the bridge died: the checkpoint did not cover it.
-    if (!r.event.to.empty() && (!cp || r.event.id > cp->local_id)) deliver(*m, r.event, true);
+    if (!cp || r.event.id > cp->local_id) {
+      if (!r.event.to.empty()) deliver(*m, r.event, true);
+      const bool task = coord::has_task_board(m->room) && TaskBoard(m->room, {.create = false}).find_type(r.event.type);
+      apply_to_board(*m, r.event, task, EntryOrigin{std::string(r.event.origin.host), r.event.origin.id});
+    }
   }
   // Record what the scan found, so that the checkpoint covers it: the out reader never commits
   // past an import the checkpoint does not cover, and without this it would wait for the next
@@ -75,6 +80,27 @@ void Inbound::deliver(Mirror& m, const EventView& published, bool unless_held) {
   } catch (const Error& e) {  // a full inbox: the event stays in the room (`agentbus directed`)
     link_.log("could not store event " + std::to_string(published.id) + " in the inbox of " + std::string(published.to) +
               " in room " + m.room.name() + ": " + e.what());
+  }
+}
+
+// Idempotent, so that the restart scan may apply an import again.
+void Inbound::apply_to_board(Mirror& m, const EventView& published, bool task, const EntryOrigin& origin) {
+  const bool done = published.type == "TASK_DONE" && published.reply_to;
+  if (!task && !done) return;
+  try {
+    if (!m.board && (task || coord::has_task_board(m.room))) {
+      m.board.emplace(m.room);
+      coord::attach_arbiter(*m.board, *m.state);  // claims of it are decided through Redis at once
+    }
+    if (!m.board) return;
+    if (task)
+      coord::import_task(*m.board, published.id, published.type, published.agent, published.payload, published.ts_ns,
+                         origin.host, origin.id);
+    else
+      (void)coord::complete_imported(*m.board, *published.reply_to, published.agent, published.payload);
+  } catch (const Error& e) {  // a full table: the event stays in the room, not as a task
+    link_.log("room " + m.room.name() + ": event " + std::to_string(published.id) + " from " + origin.host +
+              " not applied to the task board: " + e.what());
   }
 }
 
@@ -119,16 +145,16 @@ void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
     }
     if (r.ok()) {
       shm::failpoint(shm::Failpoint::bridge_after_import_publish);
-      if (!e.to.empty()) {
-        EventView v;
-        v.id = r.id;
-        v.type = e.type;
-        v.agent = e.agent;
-        v.to = e.to;
-        v.reply_to = o.reply_to;
-        v.payload = e.payload;
-        deliver(m, v, false);
-      }
+      EventView v;
+      v.id = r.id;
+      v.type = e.type;
+      v.agent = e.agent;
+      v.to = e.to;
+      v.reply_to = o.reply_to;
+      v.payload = e.payload;
+      v.ts_ns = e.ts_ns;
+      if (!e.to.empty()) deliver(m, v, false);
+      apply_to_board(m, v, e.task, e.origin);
       m.state.set_in_checkpoint({id, r.id});
       m.state->in_events.fetch_add(1, std::memory_order_relaxed);
       remember(m, e.origin, r.id);

@@ -10,7 +10,8 @@
 // checkpoint does not cover yet, so that scan always finds it.
 // A directed entry (`to` set) is also stored in the recipient's inbox here, before the
 // checkpoint; the restart scan stores those it finds past the checkpoint unless the inbox
-// already holds them.
+// already holds them. So too for tasks: an entry marked `task` becomes a task of the local
+// board (with its origin) and an imported TASK_DONE marks the task it answers done.
 #pragma once
 
 #include "coord/bridge_state.hpp"
@@ -19,6 +20,7 @@
 
 #include <agentbus/inbox.hpp>
 #include <agentbus/room.hpp>
+#include <agentbus/tasks.hpp>
 
 #include <atomic>
 #include <map>
@@ -49,6 +51,7 @@ class Inbound {
     std::map<std::pair<std::string, EventId>, EventId> local_of;  // imported origin -> local id
     std::uint64_t rejected_logged = 0;
     std::optional<Inbox> inbox;  // opened on the first directed entry
+    std::optional<TaskBoard> board;  // opened on the first task or completion
     std::string key_prefix;      // presence keys
   };
 
@@ -57,6 +60,7 @@ class Inbound {
   std::optional<EventId> local_id_of(Mirror& m, const EntryOrigin& o) const;
   void deliver(Mirror& m, const EventView& published, bool unless_held);
   void remember(Mirror& m, const EntryOrigin& o, EventId local);
+  void apply_to_board(Mirror& m, const EventView& published, bool task, const EntryOrigin& origin);
 
   std::string host_;
   Link& link_;

@@ -3,10 +3,12 @@
 #include "bridge/entry_codec.hpp"
 #include "bridge/presence_sync.hpp"
 #include "bridge/ship_script.hpp"
+#include "coord/task_arbiter.hpp"
 #include "shm/failpoint.hpp"
 
 #include <agentbus/error.hpp>
 
+#include <algorithm>
 #include <thread>
 
 namespace agentbus::bridge {
@@ -85,6 +87,7 @@ std::optional<ShipEntry> Outbound::entry_for(const EventView& e) {
   s.payload = e.payload;
   s.ts_ns = e.ts_ns;
   s.origin = {settings_.host_id, e.id};
+  s.task = board_ && board_->find_type(e.type).has_value();
   if (e.reply_to) s.reply_to_origin = origin_of_reply(*e.reply_to);
   return ShipEntry{e.id, encode_entry(std::move(s))};
 }
@@ -95,12 +98,23 @@ void Outbound::read_batch(Batch& b, std::chrono::milliseconds wait) {
   for (std::size_t n = 0; n < settings_.batch_events; ++n) {
     const ReadResult r = reader_.next(n == 0 ? std::chrono::nanoseconds(wait) : 0ns);
     if (r.status == ReadStatus::timeout) break;
+    // A board made before this batch's first event is seen here, so that its first task is marked.
+    if (n == 0 && !board_ && coord::has_task_board(room_)) board_.emplace(room_, TaskBoardOptions{.create = false});
     if (r.has_event()) {
       if (r.event.imported && !recorded_by_inbound(r.event.id)) unrecorded_.push_back(r.event.id);
       if (std::optional<ShipEntry> entry = entry_for(r.event)) b.entries.push_back(std::move(*entry));
     }
   }
   b.commit_to = reader_.position();
+  if (!board_ && !b.entries.empty() && coord::has_task_board(room_)) {
+    // The board appeared while this batch was read: mark the tasks among its events now.
+    board_.emplace(room_, TaskBoardOptions{.create = false});
+    for (ShipEntry& entry : b.entries)
+      if (entry.fields.size() > 1 && board_->find_type(entry.fields[1])) {
+        entry.fields.emplace_back("task");
+        entry.fields.emplace_back("1");
+      }
+  }
 }
 
 // How far the reader may commit: not past an imported event the inbound side has not

@@ -15,6 +15,7 @@
 #include "bridge/spool.hpp"
 
 #include <agentbus/bus.hpp>
+#include <agentbus/tasks.hpp>
 
 #include <atomic>
 #include <deque>
@@ -76,6 +77,9 @@ class Outbound {
   std::unordered_map<EventId, EntryOrigin> imported_;
   std::deque<EventId> unrecorded_;  // imported events read but not yet in the in-checkpoint
   EventId committed_ = 0;
+  // The room's board, once it has one: an event whose type is in its catalog is a task
+  // (agentroom's rule), and ships marked as one.
+  std::optional<TaskBoard> board_;
   std::chrono::steady_clock::time_point presence_due_{};
 };
 

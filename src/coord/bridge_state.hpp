@@ -41,6 +41,8 @@ struct alignas(64) BusState {
   std::atomic<std::uint64_t> error_seq;               // seqlock over last_error (odd: writing)
   std::atomic<std::uint32_t> error_len;
   char last_error[kMaxErrorBytes];
+  // Bumped (and futex-woken) by every task call that asks the bridge to arbitrate a claim.
+  alignas(64) std::atomic<std::uint32_t> task_requests;
 };
 
 // One consistent in-checkpoint: written to the slot not in use, then `current` flips to it,
@@ -77,6 +79,10 @@ struct alignas(64) RoomState {
   std::atomic<std::uint64_t> spool_bytes;
   std::atomic<std::uint64_t> spool_full;                 // batches refused by a full spool
   std::atomic<std::uint64_t> shipped_to;                 // every local event below is in Redis or the spool
+  // The bridge that arbitrates this room's task claims through Redis (owner_bits::holder);
+  // 0: the room's claims are decided here. Once set it stays, with a dead holder too, so that
+  // claims wait for a bridge rather than decide alone while another host decides in Redis.
+  std::atomic<std::uint64_t> task_arbiter;
   // 1 while the bridge's in thread is between publishing an import and recording it in the
   // in-checkpoint: an uncovered imported event seen while it is 0 was imported by someone
   // else (`agentbus import`), and the out reader need not wait for it.
@@ -93,7 +99,7 @@ struct InPosition {
 
 inline constexpr std::uint64_t kBusStateMagic = 0x3153554247524241ull;   // "ABRGBUS1"
 inline constexpr std::uint64_t kRoomStateMagic = 0x314d4f4f52524241ull;  // "ABRROOM1"
-inline constexpr std::uint32_t kBridgeStateVersion = 5;  // 2: remote agents; 3: bus nonce; 4: importing; 5: unused words gone
+inline constexpr std::uint32_t kBridgeStateVersion = 6;  // 2: remote agents; 3: bus nonce; 4: importing; 5: unused words gone; 6: task arbiter
 
 // The bus's bridge state ("#bridge"); nullptr when absent and !create.
 [[nodiscard]] BusState* open_bus_state(shm::Segment& seg, bool create);

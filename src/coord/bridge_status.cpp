@@ -33,6 +33,7 @@ BridgeStatus bridge_status(const Bus& bus) {
     r.spooled_events = s->spooled_events.load(std::memory_order_relaxed);
     r.spool_bytes = s->spool_bytes.load(std::memory_order_relaxed);
     r.spool_full = s->spool_full.load(std::memory_order_relaxed);
+    r.tasks_through_redis = s->task_arbiter.load(std::memory_order_relaxed) != 0;
     // Lag: the local events the bridge has not put anywhere yet, and the spooled ones.
     Room room = const_cast<Bus&>(bus).room(name, {.create = false});
     const EventId shipped = s->shipped_to.load(std::memory_order_relaxed);

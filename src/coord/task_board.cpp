@@ -7,6 +7,7 @@
 
 #include "bus/room_access.hpp"
 #include "coord/region.hpp"
+#include "coord/task_arbiter.hpp"
 #include "coord/task_table.hpp"
 #include "shm/layout.hpp"
 #include "shm/clock.hpp"
@@ -97,6 +98,10 @@ TaskBoard::TaskBoard(Room room, const TaskBoardOptions& o) {
       static_cast<std::uint32_t>(::getpid())});
 }
 
+bool coord::has_task_board(const Room& room) {
+  return coord::Region::find(*RoomAccess::segment(room), room.name(), kRegion, 0, false, {}).has_value();
+}
+
 TaskBoard::~TaskBoard() = default;
 TaskBoard::TaskBoard(TaskBoard&&) noexcept = default;
 TaskBoard& TaskBoard::operator=(TaskBoard&&) noexcept = default;
@@ -120,7 +125,12 @@ EventId TaskBoard::post_task(std::string_view type, std::string_view agent, std:
   f.payload_len = static_cast<std::uint32_t>(payload.size());
   f.type_len = static_cast<std::uint8_t>(put(f.type, type));
   f.creator_len = static_cast<std::uint8_t>(put(f.creator, agent));
+  m.insert(id, f, payload);
+  return id;
+}
 
+void TaskBoard::Impl::insert(EventId id, const coord::TaskFields& f, std::string_view payload) {
+  Impl& m = *this;
   for (int attempt = 0; attempt < 64; ++attempt) {
     // A free entry in either bucket; else the done task finished longest ago.
     std::int64_t pick = -1;
@@ -167,137 +177,10 @@ EventId TaskBoard::post_task(std::string_view type, std::string_view agent, std:
     std::uint64_t expected = reserving;
     if (e.state.compare_exchange_strong(expected, make_state(Phase::open, token_of(reserving), {}),
                                         std::memory_order_acq_rel))
-      return id;
+      return;
     // Rolled back by someone who thought we were dead (a recycled pid): insert again.
   }
   throw Error(Errc::timeout, "could not insert task " + std::to_string(id) + ": the table kept changing");
-}
-
-Claim TaskBoard::claim(EventId id, std::string_view agent, const ClaimOptions& o) {
-  Impl& m = *impl_;
-  coord::ClaimFields c{};
-  check_len("agent", agent, sizeof c.claimant, false);
-  if (o.ttl <= std::chrono::milliseconds::zero())
-    throw Error(Errc::invalid_argument, "a claim's ttl must be positive");
-  const auto pid = static_cast<std::uint32_t>(o.session_pid != 0 ? o.session_pid : static_cast<int>(m.self_pid));
-  c.owner_pid = pid;
-  c.owner_start = shm::process_start_time_cached(pid);
-  if (c.owner_start == 0)
-    throw Error(Errc::invalid_argument, "session process " + std::to_string(pid) + " does not exist");
-  c.claimant_len = static_cast<std::uint8_t>(put(c.claimant, agent));
-
-  coord::TaskEntry& e = m.find(id);
-  for (;;) {
-    // Someone live is claiming, renewing or completing it right now: we lost, no need to wait.
-    const std::uint64_t now_state = e.state.load(std::memory_order_acquire);
-    const Phase now_phase = phase_of(now_state);
-    if (coord::transitional(now_phase) && now_phase != Phase::reserving &&
-        coord::TaskStateWord::holder_alive_cached(now_state)) {
-      Claim lost;
-      lost.status = now_phase == Phase::completing ? ClaimStatus::done : ClaimStatus::held;
-      lost.id = id;
-      lost.holder_token = token_of(now_state);
-      return lost;
-    }
-    std::uint64_t s = m.settled_state(e, id);
-    bool expired = false, dead = false;
-    switch (phase_of(s)) {
-      case Phase::open: break;
-      case Phase::claimed: {
-        const coord::ClaimFields held = load_fields(e.claim);
-        const std::int64_t deadline = e.lease_deadline_ns.load(std::memory_order_acquire);
-        if (e.state.load(std::memory_order_acquire) != s) continue;
-        expired = monotonic_ns() >= deadline;
-        dead = !expired && !m.alive(held.owner_pid, held.owner_start);
-        if (!expired && !dead) {
-          Claim lost{ClaimStatus::held, id, 0, o.ttl, get(held.claimant, held.claimant_len), token_of(s),
-                     std::chrono::milliseconds((deadline - monotonic_ns() + 999'999) / 1'000'000)};
-          return lost;
-        }
-        break;
-      }
-      case Phase::done: {
-        Claim lost;
-        lost.status = ClaimStatus::done;
-        lost.id = id;
-        return lost;
-      }
-      default:
-        throw Error(Errc::not_found, "no task " + std::to_string(id) + " in room '" + m.room.name() + "'");
-    }
-    const std::uint64_t claiming = make_state(Phase::claiming, token_of(s) + 1, shm::self_process());
-    if (!e.state.compare_exchange_strong(s, claiming, std::memory_order_acq_rel)) continue;
-    store_fields(e.claim, c);
-    e.lease_deadline_ns.store(monotonic_ns() + std::chrono::nanoseconds(o.ttl).count(), std::memory_order_release);
-    std::uint64_t expected = claiming;
-    if (!e.state.compare_exchange_strong(expected, make_state(Phase::claimed, token_of(claiming), {pid, c.owner_start}),
-                                         std::memory_order_acq_rel))
-      continue;  // rolled back by someone who took us for dead: try again
-    m.header->claims.fetch_add(1, std::memory_order_relaxed);
-    if (expired) m.header->expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
-    if (dead) m.header->dead_sessions_reclaimed.fetch_add(1, std::memory_order_relaxed);
-    Claim won;
-    won.id = id;
-    won.token = token_of(claiming);
-    won.ttl = o.ttl;
-    return won;
-  }
-}
-
-void TaskBoard::renew(EventId id, std::uint32_t token, std::chrono::milliseconds ttl) {
-  Impl& m = *impl_;
-  if (ttl <= std::chrono::milliseconds::zero()) throw Error(Errc::invalid_argument, "ttl must be positive");
-  coord::TaskEntry& e = m.find(id);
-  for (;;) {
-    std::uint64_t s = m.settled_state(e, id);
-    if (phase_of(s) != Phase::claimed || token_of(s) != token) m.stale(id, token, e, s);
-    const std::uint64_t renewing = make_state(Phase::renewing, token, shm::self_process());
-    if (!e.state.compare_exchange_strong(s, renewing, std::memory_order_acq_rel)) continue;
-    e.lease_deadline_ns.store(monotonic_ns() + std::chrono::nanoseconds(ttl).count(), std::memory_order_release);
-    std::uint64_t expected = renewing;
-    if (e.state.compare_exchange_strong(expected, coord::TaskStateWord::keep_holder(s, Phase::claimed, token),
-                                        std::memory_order_acq_rel))
-      return;
-  }
-}
-
-EventId TaskBoard::complete(EventId id, std::uint32_t token, std::string_view result) {
-  Impl& m = *impl_;
-  check_len("task result", result, m.max_payload);
-  coord::TaskEntry& e = m.find(id);
-  for (;;) {
-    std::uint64_t s = m.settled_state(e, id);
-    if (phase_of(s) != Phase::claimed || token_of(s) != token) m.stale(id, token, e, s);
-    const std::uint64_t completing = make_state(Phase::completing, token, shm::self_process());
-    if (!e.state.compare_exchange_strong(s, completing, std::memory_order_acq_rel)) continue;
-    const coord::ClaimFields c = load_fields(e.claim);
-    PublishOptions po;
-    po.reply_to = id;
-    const PublishResult done_event = m.room.publish("TASK_DONE", get(c.claimant, c.claimant_len), result, po);
-    if (!done_event.ok()) {
-      std::uint64_t back = completing;
-      e.state.compare_exchange_strong(back, s, std::memory_order_acq_rel);
-      throw Error(Errc::timeout, "room '" + m.room.name() + "' is full: TASK_DONE could not be published; "
-                                     "the claim is kept, complete again later");
-    }
-    shm::copy_to_ring(m.result_of(e), result.data(), result.size());
-    store_fields(e.done, coord::DoneFields{realtime_ns(), static_cast<std::uint32_t>(result.size())});
-    std::uint64_t expected = completing;
-    if (e.state.compare_exchange_strong(expected, make_state(Phase::done, token, {}), std::memory_order_acq_rel))
-      return done_event.id;
-    // Rolled back meanwhile (we were taken for dead): the claim stands; report the event anyway.
-    return done_event.id;
-  }
-}
-
-void TaskBoard::release(EventId id, std::uint32_t token) {
-  Impl& m = *impl_;
-  coord::TaskEntry& e = m.find(id);
-  for (;;) {
-    std::uint64_t s = m.settled_state(e, id);
-    if (phase_of(s) != Phase::claimed || token_of(s) != token) m.stale(id, token, e, s);
-    if (e.state.compare_exchange_strong(s, make_state(Phase::open, token, {}), std::memory_order_acq_rel)) return;
-  }
 }
 
 // ---- queries ------------------------------------------------------------------------------

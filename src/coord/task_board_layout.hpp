@@ -31,7 +31,7 @@
 namespace agentbus::coord {
 
 inline constexpr std::uint64_t kTaskBoardMagic = 0x31534b5341544741ull;  // "AGTASKS1"
-inline constexpr std::uint32_t kTaskBoardVersion = 2;  // 2: owner words (pid + start time)
+inline constexpr std::uint32_t kTaskBoardVersion = 3;  // 2: owner words (pid + start time); 3: bridged tasks
 inline constexpr std::uint32_t kBucketEntries = 16;  // a task may live in one of two buckets
 
 enum class Phase : std::uint64_t {
@@ -92,6 +92,10 @@ struct TaskFields {
   std::uint8_t type_len, creator_len;
   char type[64];
   char creator[128];
+  // Where the task was first posted, for a task imported by the bridge; empty: posted here.
+  std::uint64_t origin_id;
+  std::uint8_t origin_host_len;
+  char origin_host[64];
 };
 
 // Written by the claimant while claiming.
@@ -100,6 +104,7 @@ struct ClaimFields {
   std::uint32_t owner_pid;
   std::uint8_t claimant_len;
   char claimant[128];
+  std::uint64_t remote_token;  // in a bridged room: the claim's fencing token in Redis
 };
 
 // Written by the completer while completing.
@@ -108,12 +113,41 @@ struct DoneFields {
   std::uint32_t result_len;
 };
 
+// A task's channel to the bridge, the arbiter of claims in a bridged room (coord/task_arbiter.hpp).
+// `request` is seq << 8 | state << 4 | op (state 0 pending, 1 answered, 2 withdrawn). The
+// process holding the task's transitional phase writes `ask`, then raises a pending request;
+// the bridge writes `answer`, then CASes pending -> answered and bumps `wake`. An asker that
+// gives up CASes pending -> withdrawn instead, so exactly one of the two wins.
+struct ArbiterAsk {
+  std::int64_t ttl_ms;          // claim, renew: the lease asked for
+  std::uint64_t remote_token;   // claim: the dead or lapsed claim of this host it replaces (0: none);
+                                // renew, complete, release: the claim's
+  std::uint32_t result_len;     // complete: the result, already in the entry's result bytes
+};
+
+struct ArbiterAnswer {
+  std::uint64_t remote_token;   // granted: the claim's token in Redis; held, stale: the holder's
+  std::int64_t lease_left_ms;   // held: what is left of the holder's lease
+  std::uint8_t verdict;         // coord::ArbiterVerdict
+  std::uint8_t holder_len, detail_len;
+  char holder[192];             // held, stale: "<agent>@<host>"
+  char detail[200];             // unavailable: why
+};
+
+struct ArbiterChannel {
+  std::atomic<std::uint64_t> request;
+  std::atomic<std::uint32_t> wake;  // futex word of the asker
+  ArbiterAsk ask;
+  ArbiterAnswer answer;
+};
+
 struct alignas(shm::kCacheLine) TaskEntry {
   std::atomic<std::uint64_t> state;
   std::atomic<std::int64_t> lease_deadline_ns;  // CLOCK_MONOTONIC, system-wide
   TaskFields task;
   ClaimFields claim;
   DoneFields done;
+  ArbiterChannel arbiter;
   // followed by payload[max_payload_bytes] and result[max_payload_bytes]
 };
 

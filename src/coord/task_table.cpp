@@ -24,8 +24,8 @@ namespace {
 
 using shm::monotonic_ns;
 using Clock = std::chrono::steady_clock;
-constexpr auto kTransitionWait = std::chrono::milliseconds(1000);  // bound on waiting for others
 constexpr auto kInsertWait = std::chrono::milliseconds(200);       // a posted task being inserted
+constexpr auto kReadWait = std::chrono::seconds(12);               // over the arbiter's wait
 
 }  // namespace
 
@@ -62,14 +62,15 @@ bool TaskBoard::Impl::roll_back(coord::TaskEntry& e, std::uint64_t s) const {
 }
 
 std::uint64_t TaskBoard::Impl::settled_state(coord::TaskEntry& e, EventId id) const {
-  const auto deadline = Clock::now() + kTransitionWait;
+  const auto deadline = Clock::now() + kReadWait;
   for (int spins = 0;; ++spins) {
     std::uint64_t s = e.state.load(std::memory_order_acquire);
     if (!coord::transitional(phase_of(s))) return s;
     if (roll_back(e, s)) continue;
     if (Clock::now() > deadline)
       throw Error(Errc::timeout, "task " + std::to_string(id) + " stayed mid-update by pid " +
-                                     std::to_string(pid_of(s)) + " for over a second");
+                                     std::to_string(pid_of(s)) + " for over " +
+                                     std::to_string(kReadWait.count()) + " s");
     // A transition takes well under a microsecond: spin first, then give the core away.
     if (spins < 256) __builtin_ia32_pause();
     else if (spins < 512) std::this_thread::yield();
@@ -118,13 +119,16 @@ namespace coord::tasks {
 
 std::optional<TaskState> read_task(const TaskBoard::Impl& m, std::uint32_t i, EventId id) {
   coord::TaskEntry& e = m.entry(i);
-  for (int attempt = 0; attempt < 1000; ++attempt) {
+  // A transition in a bridged room waits for Redis (up to kReadWait); elsewhere it is brief.
+  const auto deadline = Clock::now() + kReadWait;
+  for (int attempt = 0; Clock::now() < deadline; ++attempt) {
     const std::uint64_t s = e.state.load(std::memory_order_acquire);
     const Phase p = phase_of(s);
     if (p == Phase::free || p == Phase::reserving) return std::nullopt;
     if (coord::transitional(p)) {
       m.roll_back(e, s);
-      std::this_thread::yield();
+      if (attempt < 256) std::this_thread::yield();
+      else std::this_thread::sleep_for(std::chrono::microseconds(50));
       continue;
     }
     const coord::TaskFields f = load_fields(e.task);

@@ -24,6 +24,10 @@
 #include <string_view>
 
 namespace agentbus {
+namespace bridge {
+struct BusState;
+struct RoomState;
+}  // namespace bridge
 namespace coord::tasks {
 
 // Fields outside the state word are copied through ring_copy, so that ThreadSanitizer checks
@@ -65,6 +69,12 @@ struct TaskBoard::Impl {
   std::uint64_t stride;
   std::uint32_t capacity, catalog_capacity, max_payload;
   std::uint32_t self_pid;
+  // The room's bridge state, once found (task_arbiter.cpp); regions never move once made.
+  struct BridgeRegions {
+    std::atomic<bridge::RoomState*> room{nullptr};
+    std::atomic<bridge::BusState*> bus{nullptr};
+  };
+  std::unique_ptr<BridgeRegions> bridge_regions = std::make_unique<BridgeRegions>();
 
   coord::TaskEntry& entry(std::uint32_t i) const {
     return *reinterpret_cast<coord::TaskEntry*>(entries + std::uint64_t(i) * stride);
@@ -90,6 +100,9 @@ struct TaskBoard::Impl {
   bool roll_back(coord::TaskEntry& e, std::uint64_t s) const;
   // Waits (bounded) while another live process is mid-transition on `e`.
   std::uint64_t settled_state(coord::TaskEntry& e, EventId id) const;
+  // Puts task `id` (already published) into a free entry, or the done one finished longest
+  // ago. Throws Error{no_space} when every entry is open or claimed.
+  void insert(EventId id, const coord::TaskFields& f, std::string_view payload);
   // The entry of `id`, waiting briefly if its event was just posted and is being inserted.
   coord::TaskEntry& find(EventId id, std::uint32_t* index = nullptr) const;
   std::string holder_text(coord::TaskEntry& e, std::uint64_t s) const;

@@ -11,6 +11,7 @@
 //    the bridge attached and Redis killed, so the bridge spools  vs  a fresh bus, no bridge.
 // Every figure carries a placement probe taken before and after it (see probe.hpp).
 #include "bridge.hpp"
+#include "bridge_claims.hpp"
 
 #include "driver.hpp"
 #include "figure.hpp"
@@ -410,6 +411,8 @@ int run(const ModeSettings& s, bool json, std::FILE* out, const Names& names) {
     print_figure(out, json, "A->B one-way p50", "us", p50, "XADD->XREAD BLOCK p50");
     print_figure(out, json, "A->B one-way p99", "us", p99, "XADD->XREAD BLOCK p99");
   }
+
+  claim_cost_figure(a, names.a + "-unbridged", s.quick ? 200 : 2'000, json, out);
 
   // The usual 1to1 room on A, attached to the bridge while Redis still answers; then Redis is
   // killed and the bridge spools everything published.

@@ -93,14 +93,15 @@ std::string status_text(const BridgeStatus& s) {
   if (!s.last_error.empty()) out += "last error: " + s.last_error + "\n";
   if (s.rooms.empty()) return out + "rooms: none mirrored\n";
   char line[512];
-  std::snprintf(line, sizeof line, "%-28s %10s %10s %9s %9s %10s %10s %9s\n", "ROOM", "OUT", "IN", "LAG", "LAG AGE",
-                "SPOOLED", "REJECTED", "ECHOES");
+  std::snprintf(line, sizeof line, "%-28s %10s %10s %9s %9s %10s %10s %9s %6s\n", "ROOM", "OUT", "IN", "LAG", "LAG AGE",
+                "SPOOLED", "REJECTED", "ECHOES", "TASKS");
   out += line;
   for (const BridgeRoomStatus& r : s.rooms) {
-    std::snprintf(line, sizeof line, "%-28s %10llu %10llu %9llu %8.1fs %10llu %10llu %9llu\n", r.room.c_str(),
+    std::snprintf(line, sizeof line, "%-28s %10llu %10llu %9llu %8.1fs %10llu %10llu %9llu %6s\n", r.room.c_str(),
                   (unsigned long long)r.out_events, (unsigned long long)r.in_events, (unsigned long long)r.lag_events,
                   double(r.oldest_lag_ns) / 1e9, (unsigned long long)r.spooled_events,
-                  (unsigned long long)r.rejected, (unsigned long long)r.echoes_skipped);
+                  (unsigned long long)r.rejected, (unsigned long long)r.echoes_skipped,
+                  r.tasks_through_redis ? "redis" : "local");
     out += line;
   }
   return out;
@@ -118,7 +119,7 @@ std::string status_json(const BridgeStatus& s) {
            ",\"oldest_lag_ns\":" + std::to_string(r.oldest_lag_ns) + ",\"spooled\":" + std::to_string(r.spooled_events) +
            ",\"spool_bytes\":" + std::to_string(r.spool_bytes) + ",\"spool_full\":" + std::to_string(r.spool_full) +
            ",\"rejected\":" + std::to_string(r.rejected) + ",\"echoes_skipped\":" + std::to_string(r.echoes_skipped) +
-           "}";
+           ",\"tasks_through_redis\":" + (r.tasks_through_redis ? "true" : "false") + "}";
   }
   return out + "]}";
 }
