@@ -218,7 +218,60 @@ void Outbound::run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(1s);
     }
   }
+  if (in_flight_ && conn_) (void)confirm_in_flight();  // else it is shipped again after a restart
   reader_.close();
+}
+
+void Outbound::commit(EventId to) {
+  const EventId limit = commit_limit(to);
+  committed_ = std::max(limit, committed_);
+  reader_.commit(committed_);
+  state_->shipped_to.store(to, std::memory_order_relaxed);
+}
+
+// Reads the reply of the batch in flight and commits past it. False when the connection went:
+// the batch is then unconfirmed.
+bool Outbound::confirm_in_flight() {
+  if (!in_flight_) return true;
+  try {
+    const ShipResult r = receive_ship(*conn_, script_, target_);
+    state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
+    shm::failpoint(shm::Failpoint::bridge_after_ship);
+  } catch (const Error& e) {
+    drop_connection(e);
+    unconfirmed_ = std::move(in_flight_->entries);
+    unconfirmed_to_ = in_flight_->commit_to;
+    in_flight_.reset();
+    return false;
+  }
+  commit(in_flight_->commit_to);
+  in_flight_.reset();
+  return true;
+}
+
+// Sends `b` behind the batch in flight, then confirms that one; `b` is in flight after.
+// False when the connection went: everything sent is then unconfirmed, in order.
+bool Outbound::send_behind_in_flight(Batch& b) {
+  try {
+    send_ship(*conn_, script_, target_, b.entries);
+  } catch (const Error& e) {
+    drop_connection(e);
+  }
+  if (conn_ && confirm_in_flight()) {
+    in_flight_ = std::move(b);
+    b = Batch{};
+    return true;
+  }
+  // Lost: the batch before and this one go again, in order.
+  if (in_flight_) {
+    for (ShipEntry& e : in_flight_->entries) unconfirmed_.push_back(std::move(e));
+    unconfirmed_to_ = std::max(unconfirmed_to_, in_flight_->commit_to);
+    in_flight_.reset();
+  }
+  for (ShipEntry& e : b.entries) unconfirmed_.push_back(std::move(e));
+  unconfirmed_to_ = std::max(unconfirmed_to_, b.commit_to);
+  b = Batch{};
+  return false;
 }
 
 void Outbound::step(Retry& retry, Batch& b, bool& holding) {
@@ -227,7 +280,8 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
     retry.failed();  // Redis refused the spool (or went): back off, never reconnect in a tight loop
     return;
   }
-  if (conn_ && std::chrono::steady_clock::now() >= presence_due_) {
+  const bool presence_due = std::chrono::steady_clock::now() >= presence_due_;
+  if (conn_ && presence_due && confirm_in_flight()) {  // the connection carries one reply at a time here
     presence_due_ = std::chrono::steady_clock::now() + 1s;
     try {
       push_presence(*conn_, room_, settings_.key_prefix, settings_.host_id);
@@ -235,10 +289,28 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
       drop_connection(e);
     }
   }
+  if (!unconfirmed_.empty()) {  // sent before a lost connection: Redis may or may not have them
+    if (!ship_or_spool(unconfirmed_)) {
+      std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
+      return;
+    }
+    commit(unconfirmed_to_);
+    unconfirmed_.clear();
+  }
   if (!holding) {
     b.complete = false;
-    read_batch(b, 100ms);
+    read_batch(b, in_flight_ ? 0ms : 100ms);
     b.complete = true;
+  }
+  if (!holding && conn_ && spool_.empty() && !b.entries.empty()) {
+    (void)send_behind_in_flight(b);
+    return;
+  }
+  if (!confirm_in_flight()) {  // nothing new to send: confirm the batch in flight on its own
+    for (ShipEntry& e : b.entries) unconfirmed_.push_back(std::move(e));
+    unconfirmed_to_ = std::max(unconfirmed_to_, b.commit_to);
+    b = Batch{};
+    return;
   }
   holding = !ship_or_spool(b.entries);
   if (holding) {
@@ -246,10 +318,7 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
     std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
     return;
   }
-  const EventId to = commit_limit(b.commit_to);
-  reader_.commit(std::max(to, committed_));
-  committed_ = std::max(to, committed_);
-  state_->shipped_to.store(b.commit_to, std::memory_order_relaxed);
+  commit(b.commit_to);
   b.entries.clear();
 }
 

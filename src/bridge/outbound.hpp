@@ -55,6 +55,9 @@ class Outbound {
   bool recorded_by_inbound(EventId id) const;
   EventId commit_limit(EventId wanted);
   bool ship_or_spool(const std::vector<ShipEntry>& entries);
+  bool send_behind_in_flight(Batch& b);
+  bool confirm_in_flight();
+  void commit(EventId to);
   bool drain_spool();
   void drop_connection(const std::exception& why);
   void note_spool();
@@ -77,6 +80,13 @@ class Outbound {
   std::unordered_map<EventId, EntryOrigin> imported_;
   std::deque<EventId> unrecorded_;  // imported events read but not yet in the in-checkpoint
   EventId committed_ = 0;
+  // The batch whose ship script was sent and whose reply is not read yet: the next batch is
+  // read and sent before it is confirmed, so that Redis runs one script while the bridge
+  // encodes the next. After a lost connection neither is known to be in Redis: `unconfirmed_`
+  // holds them (in order) until they are shipped again or spooled.
+  std::optional<Batch> in_flight_;
+  std::vector<ShipEntry> unconfirmed_;
+  EventId unconfirmed_to_ = 0;
   // The room's board, once it has one: an event whose type is in its catalog is a task
   // (agentroom's rule), and ships marked as one.
   std::optional<TaskBoard> board_;

@@ -170,6 +170,19 @@ RedisReply RedisConnection::eval(RedisScript& script, std::span<const std::strin
   return reply;
 }
 
+void RedisConnection::append_eval(RedisScript& script, std::span<const std::string_view> keys,
+                                  std::span<const std::string_view> args) {
+  if (script.sha.empty()) {
+    if (pending_ != 0) throw Error(Errc::invalid_argument, "loading a script behind pipelined commands");
+    load(script);
+  }
+  const std::string key_count = std::to_string(keys.size());
+  std::vector<std::string_view> argv = {"EVALSHA", script.sha, key_count};
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  append(argv);
+}
+
 void RedisConnection::set_command_timeout(std::chrono::milliseconds timeout) {
   check_usable();
   timeout_ = timeout;

@@ -67,6 +67,10 @@ class RedisConnection {
   RedisReply eval(RedisScript& script, std::span<const std::string_view> keys,
                   std::span<const std::string_view> args);
 
+  // The EVALSHA of eval(), queued as a pipelined command (read its reply with read_reply()).
+  // The script is loaded first if this process has not; a NOSCRIPT reply is the caller's.
+  void append_eval(RedisScript& script, std::span<const std::string_view> keys, std::span<const std::string_view> args);
+
   // A longer bound for one blocking command (XREAD BLOCK ms needs more than ms).
   void set_command_timeout(std::chrono::milliseconds timeout);
 

@@ -61,24 +61,29 @@ std::optional<ShipEntry> parse_ship_entry(std::string_view in) {
   return e;
 }
 
-ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target,
-                std::span<const ShipEntry> batch) {
-  // The fields are passed as views into the batch; only the numbers are made here. `numbers`
-  // is sized up front, so the views into it stay valid.
+namespace {
+
+// The script's arguments. The fields are views into the batch; only the numbers are made
+// here, in `numbers`, sized up front so that the views into it stay valid.
+struct ShipArgs {
   std::vector<std::string> numbers;
-  numbers.reserve(3 + 2 * batch.size());
-  std::vector<std::string_view> arg_views = {target.incarnation};
-  const auto number = [&](std::string text) { arg_views.push_back(numbers.emplace_back(std::move(text))); };
-  number(std::to_string(target.maxlen));
-  number(std::to_string(target.ttl_ms));
-  number(std::to_string(batch.size()));
-  for (const ShipEntry& e : batch) {
-    number(id20(e.local_id));
-    number(std::to_string(e.fields.size() / 2));
-    arg_views.insert(arg_views.end(), e.fields.begin(), e.fields.end());
+  std::vector<std::string_view> views;
+  ShipArgs(const ShipTarget& target, std::span<const ShipEntry> batch) {
+    numbers.reserve(3 + 2 * batch.size());
+    views.push_back(target.incarnation);
+    number(std::to_string(target.maxlen));
+    number(std::to_string(target.ttl_ms));
+    number(std::to_string(batch.size()));
+    for (const ShipEntry& e : batch) {
+      number(id20(e.local_id));
+      number(std::to_string(e.fields.size() / 2));
+      views.insert(views.end(), e.fields.begin(), e.fields.end());
+    }
   }
-  const std::string_view keys[] = {target.stream_key, target.checkpoint_key};
-  const RedisReply r = conn.eval(script, keys, arg_views);
+  void number(std::string text) { views.push_back(numbers.emplace_back(std::move(text))); }
+};
+
+ShipResult ship_result(const RedisReply& r, const ShipTarget& target) {
   if (r.is_error())
     throw Error(Errc::system, "Redis refused the ship script for " + target.stream_key + ": " +
                                   std::string(r.error().value_or("")));
@@ -86,6 +91,32 @@ ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& ta
   const std::optional<std::string_view> last = r.at(1).string();
   if (!added || !last) throw Error(Errc::system, "the ship script answered " + r.describe());
   return {static_cast<std::uint64_t>(*added), last->empty() ? 0 : parse_id(*last).value_or(0)};
+}
+
+}  // namespace
+
+ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target,
+                std::span<const ShipEntry> batch) {
+  const ShipArgs args(target, batch);
+  const std::string_view keys[] = {target.stream_key, target.checkpoint_key};
+  return ship_result(conn.eval(script, keys, args.views), target);
+}
+
+void send_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target, std::span<const ShipEntry> batch) {
+  const ShipArgs args(target, batch);
+  const std::string_view keys[] = {target.stream_key, target.checkpoint_key};
+  conn.append_eval(script, keys, args.views);
+}
+
+ShipResult receive_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target) {
+  const RedisReply r = conn.read_reply();
+  // Redis forgot the script (SCRIPT FLUSH): the batch was not run; load it again for the next
+  // call and report the batch as not confirmed, so that it is shipped again.
+  if (const auto error = r.error(); error && error->starts_with("NOSCRIPT")) {
+    script.sha.clear();
+    throw Error(Errc::system, "Redis forgot the ship script (" + std::string(*error) + ")");
+  }
+  return ship_result(r, target);
 }
 
 }  // namespace agentbus::bridge

@@ -46,5 +46,11 @@ struct ShipResult {
 ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target,
                 std::span<const ShipEntry> batch);
 
+// ship() in two halves, so that the next batch can be sent before this one's reply is read:
+// the calls run in order on one connection, and the script skips what the checkpoint covers,
+// so a pipeline keeps exactly-once. receive_ship() reads the oldest pending reply.
+void send_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target, std::span<const ShipEntry> batch);
+ShipResult receive_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target);
+
 
 }  // namespace agentbus::bridge
