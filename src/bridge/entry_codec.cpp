@@ -3,6 +3,7 @@
 #include "bridge/decimal.hpp"
 #include <agentbus/names.hpp>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -66,6 +67,13 @@ std::vector<std::string> encode_entry(StreamEvent event) {
   }
   if (event.task) field("task", "1");
   return out;
+}
+
+std::optional<std::string_view> entry_origin_host(ReplyView fields) {
+  const std::size_t count = std::min<std::size_t>(fields.size(), 2 * kMaxEntryFields);
+  for (std::size_t i = 0; i + 1 < count; i += 2)
+    if (fields.at(i).string() == kFieldNames[kOriginHost]) return fields.at(i + 1).string();
+  return std::nullopt;
 }
 
 DecodedEntry decode_entry_fields(ReplyView fields, std::size_t payload_limit) {

@@ -57,6 +57,9 @@ struct DecodedEntry {
   [[nodiscard]] bool ok() const noexcept { return event.has_value(); }
 };
 
+// The entry's origin_host, without decoding the rest (echoes are skipped before they cost more).
+[[nodiscard]] std::optional<std::string_view> entry_origin_host(ReplyView fields);
+
 // The field/value array of one entry (XRANGE's entry[1]). payload_limit: the local room's.
 [[nodiscard]] DecodedEntry decode_entry_fields(ReplyView fields, std::size_t payload_limit);
 

@@ -106,6 +106,10 @@ void Inbound::apply_to_board(Mirror& m, const EventView& published, bool task, c
 
 void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
   m.last = id;
+  if (entry_origin_host(fields) == host_) {  // shipped from here: never echoed back, nor decoded
+    m.state->echoes_skipped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   const DecodedEntry d = decode_entry_fields(fields, m.payload_limit);
   if (!d.ok()) {
     m.state->rejected.fetch_add(1, std::memory_order_relaxed);
