@@ -97,7 +97,8 @@ void Inbound::apply_to_board(Mirror& m, const EventView& published, bool task, c
       coord::import_task(*m.board, published.id, published.type, published.agent, published.payload, published.ts_ns,
                          origin.host, origin.id);
     else
-      (void)coord::complete_imported(*m.board, *published.reply_to, published.agent, published.payload);
+      (void)coord::complete_imported(*m.board, *published.reply_to, std::string(published.agent) + "@" + origin.host,
+                                     published.payload);
   } catch (const Error& e) {  // a full table: the event stays in the room, not as a task
     link_.log("room " + m.room.name() + ": event " + std::to_string(published.id) + " from " + origin.host +
               " not applied to the task board: " + e.what());

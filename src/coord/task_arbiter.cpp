@@ -219,7 +219,7 @@ bool complete_imported(TaskBoard& board, EventId id, std::string_view claimant, 
     if (phase_of(s) != Phase::open && phase_of(s) != Phase::claimed) return false;
     const std::uint64_t completing = make_state(Phase::completing, token_of(s) + 1, shm::self_process());
     if (!e.state.compare_exchange_strong(s, completing, std::memory_order_acq_rel)) continue;
-    ClaimFields c = load_fields(e.claim);
+    ClaimFields c{};  // the claim was another host's: no session here
     c.claimant_len = static_cast<std::uint8_t>(put(c.claimant, who));
     store_fields(e.claim, c);
     shm::copy_to_ring(m.result_of(e), kept.data(), kept.size());

@@ -97,7 +97,8 @@ void import_task(TaskBoard& board, EventId local_id, std::string_view type, std:
                  std::string_view payload, std::int64_t created_ts_ns, std::string_view origin_host,
                  EventId origin_id);
 
-// Marks task `id` done with another host's result (its TASK_DONE was imported). Returns false
+// Marks task `id` done with another host's result (its TASK_DONE was imported); `claimant` is
+// "<agent>@<host>". Returns false
 // when the board has no such task. Idempotent.
 bool complete_imported(TaskBoard& board, EventId id, std::string_view claimant, std::string_view result);
 
