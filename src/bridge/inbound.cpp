@@ -24,7 +24,7 @@ constexpr std::size_t kMaxRemembered = 1 << 16;
 Inbound::Inbound(std::string host_id, Link& link) : host_(std::move(host_id)), link_(link) {}
 
 void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
-  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}, {}});
+  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}, {}, {}});
   const RoomInfo info = m->room.info();
   m->payload_limit = info.max_record_bytes;
   m->key_prefix = room_key_prefix(m->room.name());
@@ -179,7 +179,9 @@ void Inbound::read_once(RedisConnection& conn) {
   std::vector<Mirror*> order;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& m : mirrors_) order.push_back(m.get());
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& m : mirrors_)
+      if (!m->wrong_type_until || now >= *m->wrong_type_until) order.push_back(m.get());
   }
   if (order.empty()) {
     std::this_thread::sleep_for(kBlock);  // no room mirrored yet: the bridge adds them as they appear
@@ -190,7 +192,10 @@ void Inbound::read_once(RedisConnection& conn) {
   const std::vector<std::string_view> argv(args.begin(), args.end());
   const RedisReply reply = conn.command(argv);
   if (reply.is_nil()) return;  // nothing within the block time
-  if (reply.is_error()) throw Error(Errc::system, "XREAD: " + std::string(reply.error().value_or("")));
+  if (reply.is_error()) {
+    if (reply.error().value_or("").starts_with("WRONGTYPE")) return set_aside_wrong_types(conn, order);
+    throw Error(Errc::system, "XREAD: " + std::string(reply.error().value_or("")));
+  }
   for (std::size_t s = 0; s < reply.size(); ++s) {
     const ReplyView stream = reply.at(s);
     const std::optional<std::string_view> key = stream.at(0).string();
@@ -209,6 +214,23 @@ void Inbound::read_once(RedisConnection& conn) {
       if (stop_ && stop_->load(std::memory_order_relaxed)) return;
       import(*m, *id, entry.at(1));
     }
+  }
+}
+
+// XREAD refused a key that is not a stream: find which, and leave those rooms out for a while
+// (logged once per look), so that the other rooms go on importing.
+void Inbound::set_aside_wrong_types(RedisConnection& conn, const std::vector<Mirror*>& order) {
+  for (Mirror* m : order) {
+    const RedisReply type = conn.command({"TYPE", m->key});
+    const std::string_view t = type.status().value_or(type.string().value_or(""));
+    if (t == "stream" || t == "none") {
+      m->wrong_type_until.reset();
+      continue;
+    }
+    if (!m->wrong_type_until)
+      link_.log("room " + m->room.name() + ": " + m->key + " in Redis is a " + std::string(t) +
+                ", not a stream; not importing it (the other rooms go on) until it is one again");
+    m->wrong_type_until = std::chrono::steady_clock::now() + 10s;
   }
 }
 

@@ -53,9 +53,14 @@ class Inbound {
     std::optional<Inbox> inbox;  // opened on the first directed entry
     std::optional<TaskBoard> board;  // opened on the first task or completion
     std::string key_prefix;      // presence keys
+    // Set while the room's key in Redis is not a stream (someone else wrote it): the room is
+    // left out of the shared XREAD, which would otherwise fail for every room, and looked at
+    // again at this time.
+    std::optional<std::chrono::steady_clock::time_point> wrong_type_until;
   };
 
   void read_once(RedisConnection& conn);
+  void set_aside_wrong_types(RedisConnection& conn, const std::vector<Mirror*>& order);
   void import(Mirror& m, StreamId id, ReplyView fields);
   std::optional<EventId> local_id_of(Mirror& m, const EntryOrigin& o) const;
   void deliver(Mirror& m, const EventView& published, bool unless_held);

@@ -317,6 +317,20 @@ TEST_F(BridgeRun, MalformedEntriesAreSkippedCountedAndDoNotStopTheRest) {
   EXPECT_EQ(bridge_status(*b_).rooms.at(0).rejected, bad.size());
 }
 
+TEST_F(BridgeRun, AMirroredKeyOfTheWrongTypeStopsOnlyItsOwnRoom) {
+  Room rb = b_->room("r");
+  Room bad = b_->room("bad");
+  RedisConnection c = redis();
+  ASSERT_FALSE(c.command({"SET", "agentbus:room:bad:events", "not a stream"}).is_error());
+  CliProcess& bridge = start_bridge(b_);
+  ASSERT_FALSE(c.command({"XADD", "agentbus:room:r:events", "*", "type", "chat", "agent_id", "carol", "payload", "good",
+                          "timestamp", "1", "origin_host", "host-c", "origin_id", "7"})
+                   .is_error());
+  ASSERT_TRUE(eventually([&] { return payloads_from(rb, "host-c").size() == 1; }));
+  EXPECT_TRUE(bridge.wait_until([&] { return bridge.err().find("is a string, not a stream") != std::string::npos; }, 10s))
+      << bridge.err();
+}
+
 TEST_F(BridgeRun, OneBridgePerBusTheSecondNamesTheFirst) {
   Room ra = a_->room("r");
   CliProcess& first = start_bridge(a_);
