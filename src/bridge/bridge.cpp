@@ -166,7 +166,9 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
       // and left alone; the others go on. Its Outbound exists before the inbound side imports
       // into it, so that a half-set-up room is never imported into twice.
       try {
-        Room room = bus.room(name, {.create = false});
+        // A full room (a durable reader there not draining) refuses an import within 10 ms, so
+        // that the in thread sets it aside and goes on with the other rooms.
+        Room room = bus.room(name, {.publish_timeout = 10ms, .create = false});
         RoomStateRef state(open_room_state(seg, name, true));
         ShipTarget target = defaults;
         target.stream_key = stream_key(name);

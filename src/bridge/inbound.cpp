@@ -8,6 +8,7 @@
 #include <agentbus/error.hpp>
 
 #include <thread>
+#include <utility>
 
 namespace agentbus::bridge {
 
@@ -18,13 +19,14 @@ using namespace std::chrono_literals;
 constexpr auto kBlock = 500ms;
 constexpr std::size_t kReadCount = 256;
 constexpr std::size_t kMaxRemembered = 1 << 16;
+constexpr auto kFullRetry = 50ms;  // a full room's imports are tried again this often
 
 }  // namespace
 
 Inbound::Inbound(std::string host_id, Link& link) : host_(std::move(host_id)), link_(link) {}
 
 void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
-  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}, {}, {}});
+  auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}, {}, {}, {}, false});
   const RoomInfo info = m->room.info();
   m->payload_limit = info.max_record_bytes;
   m->key_prefix = room_key_prefix(m->room.name());
@@ -105,11 +107,13 @@ void Inbound::apply_to_board(Mirror& m, const EventView& published, bool task, c
   }
 }
 
-void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
+// False when the local room is full: the entry is not imported, and is read again later.
+bool Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
+  const StreamId before = m.last;
   m.last = id;
   if (entry_origin_host(fields) == host_) {  // shipped from here: never echoed back, nor decoded
     m.state->echoes_skipped.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return true;
   }
   const DecodedEntry d = decode_entry_fields(fields, m.payload_limit);
   if (!d.ok()) {
@@ -117,12 +121,12 @@ void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
     if (m.rejected_logged++ < 10 || m.rejected_logged % 1000 == 0)
       link_.log("skipped entry " + id.to_string() + " of " + m.key + ": " + d.rejection + " (" +
                 std::to_string(m.state->rejected.load(std::memory_order_relaxed)) + " skipped so far)");
-    return;
+    return true;
   }
   const StreamEvent& e = *d.event;
   if (e.origin.host == host_) {  // shipped from here: never echoed back
     m.state->echoes_skipped.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return true;
   }
   PublishOptions o;
   o.to = e.to;
@@ -133,20 +137,19 @@ void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
     else
       o.reply_to_origin = OriginRef{e.reply_to_origin->host, e.reply_to_origin->id, {}};
   }
-  bool said_full = false;
   m.state->importing.store(1, std::memory_order_seq_cst);
   struct Done {  // after the checkpoint, or when nothing was published
     RoomStateRef s;
     ~Done() { s->importing.store(0, std::memory_order_release); }
   } done{m.state};
-  for (;;) {
+  {
     PublishResult r;
     try {
       r = m.room.publish(e.type, e.agent, e.payload, o);
     } catch (const Error& err) {  // fits Redis, not this room (a smaller max record)
       m.state->rejected.fetch_add(1, std::memory_order_relaxed);
       link_.log("skipped entry " + id.to_string() + " of " + m.key + ": " + err.what());
-      return;
+      return true;
     }
     if (r.ok()) {
       shm::failpoint(shm::Failpoint::bridge_after_import_publish);
@@ -163,13 +166,17 @@ void Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
       m.state.set_in_checkpoint({id, r.id});
       m.state->in_events.fetch_add(1, std::memory_order_relaxed);
       remember(m, e.origin, r.id);
-      return;
+      if (std::exchange(m.full_said, false)) link_.log("room " + m.room.name() + " takes imports again");
+      return true;
     }
-    if (!said_full) {
-      said_full = true;
-      link_.log("room " + m.room.name() + " is full (a durable reader holds it); waiting to import " + id.to_string());
-    }
-    if (stop_ && stop_->load(std::memory_order_relaxed)) return;
+    // Full: a durable reader there holds the ring. The entry waits in Redis, and the other
+    // rooms are not held up by this one.
+    if (!std::exchange(m.full_said, true))
+      link_.log("room " + m.room.name() + " is full (a durable reader holds it); its imports wait from " +
+                id.to_string() + ", the other rooms go on");
+    m.full_until = std::chrono::steady_clock::now() + kFullRetry;
+    m.last = before;
+    return false;
   }
 }
 
@@ -180,12 +187,17 @@ void Inbound::read_once(RedisConnection& conn) {
   {
     std::lock_guard lock(mutex_);
     const auto now = std::chrono::steady_clock::now();
-    for (const auto& m : mirrors_)
-      if (!m->wrong_type_until || now >= *m->wrong_type_until) order.push_back(m.get());
-  }
-  if (order.empty()) {
-    std::this_thread::sleep_for(kBlock);  // no room mirrored yet: the bridge adds them as they appear
-    return;
+    bool set_aside = false;
+    for (const auto& m : mirrors_) {
+      if (m->full_until && now >= *m->full_until) m->full_until.reset();
+      const bool aside = (m->wrong_type_until && now < *m->wrong_type_until) || m->full_until;
+      set_aside |= aside;
+      if (!aside) order.push_back(m.get());
+    }
+    if (order.empty()) {  // none mirrored yet (the bridge adds them as they appear), or all set aside
+      std::this_thread::sleep_for(set_aside ? kFullRetry : kBlock);
+      return;
+    }
   }
   for (Mirror* m : order) args.push_back(m->key);
   for (Mirror* m : order) args.push_back(m->last.to_string());
@@ -212,7 +224,7 @@ void Inbound::read_once(RedisConnection& conn) {
       // Stopping: an entry import() gave up on (a full room) must not be passed by a later
       // one, whose checkpoint would then name a stream id past it.
       if (stop_ && stop_->load(std::memory_order_relaxed)) return;
-      import(*m, *id, entry.at(1));
+      if (!import(*m, *id, entry.at(1))) break;  // full: the rest of this room's entries wait too
     }
   }
 }

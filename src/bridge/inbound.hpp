@@ -57,11 +57,15 @@ class Inbound {
     // left out of the shared XREAD, which would otherwise fail for every room, and looked at
     // again at this time.
     std::optional<std::chrono::steady_clock::time_point> wrong_type_until;
+    // Set while the local room is full (a durable reader there does not drain): its entries
+    // wait in Redis, and the other rooms go on importing.
+    std::optional<std::chrono::steady_clock::time_point> full_until;
+    bool full_said = false;  // logged once per time it fills
   };
 
   void read_once(RedisConnection& conn);
   void set_aside_wrong_types(RedisConnection& conn, const std::vector<Mirror*>& order);
-  void import(Mirror& m, StreamId id, ReplyView fields);
+  bool import(Mirror& m, StreamId id, ReplyView fields);
   std::optional<EventId> local_id_of(Mirror& m, const EntryOrigin& o) const;
   void deliver(Mirror& m, const EventView& published, bool unless_held);
   void remember(Mirror& m, const EntryOrigin& o, EventId local);

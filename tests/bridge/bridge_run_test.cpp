@@ -331,6 +331,44 @@ TEST_F(BridgeRun, AMirroredKeyOfTheWrongTypeStopsOnlyItsOwnRoom) {
       << bridge.err();
 }
 
+TEST_F(BridgeRun, AFullRoomHoldsUpOnlyItsOwnImportsAndGetsThemAllOnceItDrains) {
+  Room full = b_->room("full", {.ring_bytes = 64 << 10});
+  Subscription stuck = full.subscribe({.from = StartFrom::earliest, .durable_name = "stuck"});
+  Room rb = b_->room("r");
+  start_bridge(b_);
+  RedisConnection c = redis();
+  const std::string payload(1000, 'p');
+  constexpr int kEntries = 200;  // about 200 KiB: more than the 64 KiB ring holds
+  for (int i = 0; i < kEntries; ++i)
+    ASSERT_FALSE(c.command({"XADD", "agentbus:room:full:events", "*", "type", "chat", "agent_id", "carol", "payload",
+                            payload + std::to_string(i), "timestamp", "1", "origin_host", "host-c", "origin_id",
+                            std::to_string(i)})
+                     .is_error());
+  ASSERT_FALSE(c.command({"XADD", "agentbus:room:r:events", "*", "type", "chat", "agent_id", "carol", "payload", "other",
+                          "timestamp", "1", "origin_host", "host-c", "origin_id", "1"})
+                   .is_error());
+  const auto in_events = [&](const std::string& room) -> std::uint64_t {
+    for (const BridgeRoomStatus& r : bridge_status(*b_).rooms)
+      if (r.room == room) return r.in_events;
+    return 0;
+  };
+  // The other room's entry arrives while the full one waits.
+  ASSERT_TRUE(eventually([&] { return payloads_from(rb, "host-c").size() == 1; }));
+  EXPECT_LT(in_events("full"), std::uint64_t{kEntries});
+  // The stuck reader goes: every entry arrives, once, in order.
+  stuck.close();
+  ASSERT_TRUE(full.drop_reader("stuck"));
+  Subscription tail = full.subscribe({.from = StartFrom::earliest, .durable_name = "check"});
+  std::vector<int> seen;
+  ASSERT_TRUE(eventually([&] {
+    for (ReadResult r = tail.next(0ns); r.status != ReadStatus::timeout; r = tail.next(0ns))
+      if (r.has_event()) seen.push_back(std::stoi(std::string(r.event.payload.substr(payload.size()))));
+    return in_events("full") >= std::uint64_t{kEntries} && seen.size() + 0 >= 1 && seen.back() == kEntries - 1;
+  })) << in_events("full");
+  EXPECT_EQ(in_events("full"), std::uint64_t{kEntries});
+  for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_EQ(seen[i], seen[i - 1] + 1) << "at " << i;
+}
+
 TEST_F(BridgeRun, OneBridgePerBusTheSecondNamesTheFirst) {
   Room ra = a_->room("r");
   CliProcess& first = start_bridge(a_);
