@@ -72,8 +72,24 @@ std::optional<EventId> commit_conversation_state(Room& room, const ConversationS
   if (expected != 0) options.reply_to = expected;
   const PublishResult r = room.publish(kConversationStateEvent, agent.empty() ? "orchestration" : agent, payload, options);
   if (!r.ok()) throw Error(Errc::no_space, "room '" + room.name() + "' is full: the conversation state could not be saved");
-  const Chain chain = read_chain(room, r.id + 1);
-  if (std::find(chain.ids.begin(), chain.ids.end(), r.id) == chain.ids.end()) return std::nullopt;
+  if (expected == 0) {
+    const Chain chain = read_chain(room, r.id + 1);
+    if (std::find(chain.ids.begin(), chain.ids.end(), r.id) == chain.ids.end()) return std::nullopt;
+    return r.id;
+  }
+  // `expected` is on the chain (the caller read it as the head, or committed it), so its
+  // successor is the first state event after it that names it: ours, or a faster writer's.
+  // Reading from `expected` keeps a commit's cost independent of the room's length.
+  EventId successor = 0;
+  scan_room(
+      room,
+      [&](const EventView& e) {
+        if (successor == 0 && e.type == kConversationStateEvent && e.reply_to && *e.reply_to == expected &&
+            state_of(e.payload))
+          successor = e.id;
+      },
+      r.id + 1, expected);
+  if (successor != r.id) return std::nullopt;
   return r.id;
 }
 

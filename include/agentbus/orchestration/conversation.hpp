@@ -82,7 +82,8 @@ struct StoredState {
 // The room's current state (see the chain rule above). Reads the room from its oldest event.
 [[nodiscard]] StoredState load_conversation_state(Room& room);
 
-// Publishes `next` as the successor of the state in event `expected` (0: the room has none).
+// Publishes `next` as the successor of the state in event `expected` (0: the room has none),
+// which must be on the chain: the id load_conversation_state() gave, or an earlier commit's.
 // Returns the new event's id, or nullopt when another writer got there first (reload, retry).
 // `agent` is the event's agent field; `extra` (a JSON object's members, without braces, e.g.
 // "\"run\":\"r1\",\"step\":3") is added to the payload beside "state".
