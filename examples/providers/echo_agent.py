@@ -5,8 +5,9 @@ It reads one request on stdin and prints one reply on stdout. Rules, by the agen
   * a role containing "review": approves (a reply whose last line is "VERDICT: APPROVED") when
     the text under review contains the word in $APPROVE_WHEN (default "final"), else asks for
     a revision ("VERDICT: REVISE");
-  * anything else: echoes the latest message, prefixed with the agent's id, and marks it
-    "final" once it has seen feedback $FINAL_AFTER times (default 1).
+  * anything else: echoes what the previous agent said (or the task), prefixed with its id; on
+    feedback it revises the task, and marks a revision "final" from the $FINAL_AFTER'th on
+    (default 1).
 Try it: echo '{"version":1,"agent":{"id":"a","role":"writer"},"messages":[{"role":"user","content":"hi"}]}' | ./echo_agent.py
 """
 import json
@@ -32,9 +33,16 @@ def main() -> int:
         verdict = "APPROVED" if word in latest else "REVISE"
         text = f"{agent.get('id')} reviewed: {'looks good' if verdict == 'APPROVED' else 'needs work'}\nVERDICT: {verdict}"
     else:
-        feedback = sum(1 for m in messages if m.get("role") == "user") - 1
-        final = feedback >= int(os.environ.get("FINAL_AFTER", "1"))
-        text = f"[{agent.get('id')}] {latest}" + (" (final)" if final else "")
+        # Feedback comes back as further "user" messages: then this is a revision of the task.
+        users = [m for m in messages if m.get("role") == "user" and not m.get("content", "").startswith("[Context")]
+        revisions = len(users) - 1
+        said = [m for m in messages if m.get("role") == "assistant"]
+        base = users[0]["content"] if users and (revisions > 0 or not said) else said[-1]["content"] if said else ""
+        text = f"[{agent.get('id')}] {base}"
+        if revisions > 0:
+            text += f" (revision {revisions})"
+        if revisions >= int(os.environ.get("FINAL_AFTER", "1")):
+            text += " final"
     reply = {"version": 1, "text": text, "tool_calls": [],
              "usage": {"input_tokens": sum(len(m.get("content", "")) for m in messages), "output_tokens": len(text)}}
     print(json.dumps(reply))

@@ -1,0 +1,39 @@
+// agentbus/orchestration/run_file.hpp — a run declared in a JSON file (`agentbus run FILE`):
+// its agents with their provider commands, the strategy and its options, budgets. The format
+// is in docs/orchestration.md.
+//
+// Parsing is strict (simdjson): every error names the file, the line and the field, e.g.
+// "team.json:7: agents[1].command: must be a string", and unknown fields are errors (a typo
+// must not silently drop an option). Agent commands run in the run file's directory.
+#pragma once
+
+#include <agentbus/orchestration/run.hpp>
+#include <agentbus/orchestration/strategies.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentbus::orchestration {
+
+struct RunSpec {
+  std::string input;
+  std::string run_id;             // empty: generated
+  RunBudget budget{};
+  std::vector<Agent> agents;      // command providers
+  std::unique_ptr<Strategy> strategy;
+  std::string json;               // the spec as stored in RUN_STARTED (with "base_dir")
+};
+
+// Parses run-file text. `source` names it in errors; `base_dir` is where commands run (empty:
+// inherit). Throws Error{invalid_argument} with "<source>:<line>: <field>: <what>".
+[[nodiscard]] RunSpec parse_run_spec(std::string_view text, std::string_view source, std::string_view base_dir = {});
+
+// Reads and parses FILE (base_dir = its directory). Throws Error{not_found} if it cannot be read.
+[[nodiscard]] RunSpec load_run_file(const std::string& path);
+
+// The spec a run was started with (RUN_STARTED's "spec"), for --resume.
+[[nodiscard]] RunSpec spec_of_run(const Run& run);
+
+}  // namespace agentbus::orchestration
