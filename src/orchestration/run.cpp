@@ -190,6 +190,8 @@ std::uint64_t Run::reserve_steps(std::uint64_t n) {
 
 std::uint64_t Run::next_step() { return reserve_steps(1); }
 
+void Run::set_budget(const RunBudget& budget) { impl_->budget = budget; }
+
 std::string Run::tags(std::uint64_t step, std::string_view key) const {
   json::ObjectWriter w;
   w.str("run", impl_->id).num("step", step);

@@ -1,5 +1,6 @@
 // run_file.cpp — a run declared in JSON: agents (command providers), strategy, budget.
 #include <agentbus/error.hpp>
+#include <agentbus/orchestration/bus_agent.hpp>
 #include <agentbus/orchestration/command_provider.hpp>
 #include <agentbus/orchestration/run_file.hpp>
 
@@ -92,13 +93,23 @@ class Reader {
 
 constexpr std::uint64_t kDayMs = 24ull * 3600 * 1000;
 
-Agent read_agent(const Reader& r, const Node& n, const std::string& path, std::string_view base_dir) {
+Agent read_agent(const Reader& r, const Node& n, const std::string& path, std::string_view base_dir, const Bus* bus) {
   r.object(n, path);
-  r.only(n, path, {"id", "role", "description", "command", "max_stdout_bytes", "env"});
+  r.only(n, path, {"id", "role", "description", "command", "max_stdout_bytes", "env", "on_bus"});
   Agent a;
   a.id = r.string(r.required(n, "id", path), path + ".id");
   if (const Node* role = n.find("role")) a.role = r.string(*role, path + ".role", false);
   if (const Node* d = n.find("description")) a.description = r.string(*d, path + ".description", false);
+  if (const Node* ob = n.find("on_bus"); ob && r.boolean(*ob, path + ".on_bus")) {
+    if (n.find("command")) r.fail(*ob, path + ".on_bus", "an agent served on the bus has no \"command\" here (give it to `agentbus agent`)");
+    if (!bus) r.fail(*ob, path + ".on_bus", "needs a bus to reach the agent's processes");
+    try {
+      a.provider = std::make_shared<BusAgentProvider>(*bus, a.id);
+    } catch (const Error& e) {
+      r.fail(n, path + ".id", e.what());
+    }
+    return a;
+  }
   CommandOptions c;
   c.command = r.string(r.required(n, "command", path), path + ".command");
   c.working_directory = std::string(base_dir);
@@ -183,7 +194,7 @@ std::unique_ptr<Strategy> read_strategy(const Reader& r, const Node& n, const st
 
 }  // namespace
 
-RunSpec parse_run_spec(std::string_view text, std::string_view source, std::string_view base_dir) {
+RunSpec parse_run_spec(std::string_view text, std::string_view source, std::string_view base_dir, const Bus* bus) {
   Node root;
   std::string why;
   int line = 0;
@@ -209,7 +220,7 @@ RunSpec parse_run_spec(std::string_view text, std::string_view source, std::stri
   std::set<std::string> ids;
   for (std::size_t i = 0; i < agents.items.size(); ++i) {
     const std::string path = "agents[" + std::to_string(i) + "]";
-    Agent a = read_agent(r, agents.items[i], path, dir);
+    Agent a = read_agent(r, agents.items[i], path, dir, bus);
     if (!ids.insert(a.id).second) r.fail(agents.items[i], path + ".id", "agent id '" + a.id + "' appears twice");
     spec.agents.push_back(std::move(a));
   }
@@ -236,7 +247,7 @@ RunSpec parse_run_spec(std::string_view text, std::string_view source, std::stri
   return spec;
 }
 
-RunSpec load_run_file(const std::string& path) {
+RunSpec load_run_file(const std::string& path, const Bus* bus) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(Errc::not_found, "cannot read run file '" + path + "'");
   std::stringstream buf;
@@ -245,11 +256,11 @@ RunSpec load_run_file(const std::string& path) {
   if (auto slash = path.find_last_of('/'); slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
   char resolved[4096];
   if (::realpath(dir.c_str(), resolved)) dir = resolved;
-  return parse_run_spec(buf.str(), path, dir);
+  return parse_run_spec(buf.str(), path, dir, bus);
 }
 
-RunSpec spec_of_run(const Run& run) {
-  return parse_run_spec(run.spec(), "run " + run.id() + " (its RUN_STARTED spec)");
+RunSpec spec_of_run(const Run& run, const Bus* bus) {
+  return parse_run_spec(run.spec(), "run " + run.id() + " (its RUN_STARTED spec)", {}, bus);
 }
 
 }  // namespace agentbus::orchestration

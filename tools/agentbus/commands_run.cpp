@@ -4,6 +4,8 @@
 #include "output.hpp"
 
 #include <agentbus/clock.hpp>
+#include <agentbus/orchestration/bus_agent.hpp>
+#include <agentbus/orchestration/command_provider.hpp>
 #include <agentbus/orchestration/run.hpp>
 #include <agentbus/orchestration/run_file.hpp>
 #include <agentbus/orchestration/strategies.hpp>
@@ -112,12 +114,13 @@ int run_run(const Globals& g, const RunArgs& a) {
   std::optional<Run> run;
   RunSpec spec;
   if (!a.resume.empty()) {
-    // The budget is not in the journal's replay: it comes from the spec the run was started with.
+    // Agents, strategy and budget come from the spec the run was started with.
     Run probe = Run::resume(bus, a.resume, options);
-    spec = spec_of_run(probe);
+    spec = spec_of_run(probe, &bus);
+    probe.set_budget(spec.budget);
     run.emplace(std::move(probe));
   } else {
-    spec = load_run_file(a.file);
+    spec = load_run_file(a.file, &bus);
     if (a.input_opt->count() > 0) spec.input = a.input;
     if (!a.run_id.empty()) spec.run_id = a.run_id;
     if (spec.run_id.empty()) {
@@ -172,6 +175,42 @@ int run_runs(const Globals& g, bool json) {
   return 0;
 }
 
+struct AgentArgs {
+  std::string id, role, description, command, member;
+};
+
+int run_agent(const Globals& g, const AgentArgs& a) {
+  Bus bus = open_bus(g);
+  install_stop_handlers();
+  AgentServerOptions o;
+  o.agent_id = a.id;
+  o.role = a.role;
+  o.description = a.description;
+  o.member = a.member;
+  o.provider = std::make_shared<CommandProvider>(a.command);
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!g_stop && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stop = true;
+  });
+  std::fprintf(stderr, "agent %s: serving room %s%s on bus %s\n", a.id.c_str(), std::string(kAgentRoomPrefix).c_str(), a.id.c_str(),
+               bus.name().c_str());
+  AgentServerStats stats;
+  try {
+    stats = serve_agent(bus, o, stop);
+  } catch (...) {
+    stop = true;
+    watcher.join();
+    throw;
+  }
+  stop = true;
+  watcher.join();
+  std::fprintf(stderr, "agent %s: served %llu, failed %llu, expired %llu\n", a.id.c_str(),
+               static_cast<unsigned long long>(stats.served), static_cast<unsigned long long>(stats.failed),
+               static_cast<unsigned long long>(stats.expired));
+  return 0;
+}
+
 }  // namespace
 
 void add_run_commands(CLI::App& app, const Globals& g, Commands& commands) {
@@ -187,6 +226,17 @@ void add_run_commands(CLI::App& app, const Globals& g, Commands& commands) {
   run->add_flag("--follow,-f", args->follow, "Print each step on stderr as it happens");
   run->add_flag("--json", args->json, "Print the result as one JSON object");
   commands.push_back({run, [&g, args] { return run_run(g, *args); }});
+
+  auto agent = std::make_shared<AgentArgs>();
+  CLI::App* serve = app.add_subcommand("agent", "Serve an agent from this process: answer its requests on the bus");
+  serve->footer("Requests come from drivers whose run file marks the agent \"on_bus\": true. Start several\n"
+                "with one --id for more capacity; a request whose server dies goes to another.");
+  serve->add_option("--id", agent->id, "Agent id (its room is agents/ID)")->required();
+  serve->add_option("--role", agent->role, "Role told to the provider");
+  serve->add_option("--description", agent->description, "Description told to the provider");
+  serve->add_option("--provider-cmd", agent->command, "Provider command (JSON on stdin/stdout, docs/orchestration.md)")->required();
+  serve->add_option("--member", agent->member, "Consumer-group member name (default ID-PID)");
+  commands.push_back({serve, [&g, agent] { return run_agent(g, *agent); }});
 
   auto json = std::make_shared<bool>(false);
   CLI::App* runs = app.add_subcommand("runs", "List orchestration runs with their state");

@@ -97,6 +97,9 @@ class Run {
   [[nodiscard]] Room& room() noexcept;
   [[nodiscard]] bool resumed() const noexcept;
 
+  // Replaces the budget (a resumed run takes the one its spec declares).
+  void set_budget(const RunBudget& budget);
+
   // The next step index (0, 1, ...); throws BudgetExceeded past max_steps or wall_clock.
   std::uint64_t next_step();
   // `n` consecutive step indices for a fan-out, the first returned.

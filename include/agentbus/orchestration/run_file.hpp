@@ -28,12 +28,15 @@ struct RunSpec {
 
 // Parses run-file text. `source` names it in errors; `base_dir` is where commands run (empty:
 // inherit). Throws Error{invalid_argument} with "<source>:<line>: <field>: <what>".
-[[nodiscard]] RunSpec parse_run_spec(std::string_view text, std::string_view source, std::string_view base_dir = {});
+// An agent with "on_bus": true is served by `agentbus agent` processes on `bus`
+// (bus_agent.hpp) instead of running a command; such a spec needs `bus`.
+[[nodiscard]] RunSpec parse_run_spec(std::string_view text, std::string_view source, std::string_view base_dir = {},
+                                     const Bus* bus = nullptr);
 
 // Reads and parses FILE (base_dir = its directory). Throws Error{not_found} if it cannot be read.
-[[nodiscard]] RunSpec load_run_file(const std::string& path);
+[[nodiscard]] RunSpec load_run_file(const std::string& path, const Bus* bus = nullptr);
 
 // The spec a run was started with (RUN_STARTED's "spec"), for --resume.
-[[nodiscard]] RunSpec spec_of_run(const Run& run);
+[[nodiscard]] RunSpec spec_of_run(const Run& run, const Bus* bus = nullptr);
 
 }  // namespace agentbus::orchestration
