@@ -116,18 +116,31 @@ BusAgentProvider::BusAgentProvider(Bus bus, std::string agent_id, WaitStrategy w
 
 CallResult BusAgentProvider::call(const ProviderRequest& request, std::chrono::milliseconds timeout) {
   const std::string who = "agent '" + agent_id_ + "' (served on bus '" + bus_.name() + "')";
-  Room room = bus_.room(agent_room(agent_id_));
-  // Subscribe before publishing, so the reply cannot slip past.
+  std::unique_lock lock(mutex_, std::try_to_lock);
+  std::optional<Room> own_room;
+  std::optional<Subscription> own_sub;
+  Room* room = nullptr;
+  Subscription* sub = nullptr;
   SubscribeOptions so;
   so.from = StartFrom::latest;
   so.wait = wait_;
-  Subscription sub = room.subscribe(so);
+  if (lock.owns_lock()) {
+    if (!room_) room_ = bus_.room(agent_room(agent_id_));
+    if (!sub_) sub_ = room_->subscribe(so);  // before publishing, so the reply cannot slip past
+    room = &*room_;
+    sub = &*sub_;
+  } else {
+    own_room = bus_.room(agent_room(agent_id_));
+    own_sub = own_room->subscribe(so);
+    room = &*own_room;
+    sub = &*own_sub;
+  }
   const std::int64_t deadline_ns = realtime_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
   const std::string payload =
       json::ObjectWriter().num("deadline_ns", deadline_ns).raw("request", request_to_json(request)).finish();
   PublishOptions po;
   po.to = agent_id_;
-  const PublishResult sent = room.publish(kAgentRequestEvent, "driver", payload, po);
+  const PublishResult sent = room->publish(kAgentRequestEvent, "driver", payload, po);
   if (!sent.ok()) return CallResult::failure(who + ": its room is full (is a server for it stuck?)");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -136,8 +149,8 @@ CallResult BusAgentProvider::call(const ProviderRequest& request, std::chrono::m
       return CallResult::failure(who + ": no reply within " + std::to_string(timeout.count()) +
                                      " ms (is `agentbus agent --id " + agent_id_ + "` running?)",
                                  CallStatus::timeout);
-    ReadResult r = sub.next(left);
-    if (r.status != ReadStatus::event) continue;
+    ReadResult r = sub->next(left);
+    if (r.status != ReadStatus::event) continue;  // a kept subscription may be lapped: fine, the reply is ahead
     if (r.event.type != kAgentReplyEvent || !r.event.reply_to || *r.event.reply_to != sent.id) continue;
     return result_from(r.event.payload, who);
   }

@@ -63,7 +63,7 @@ std::optional<HandoffResult> HandoffResult::from_json(std::string_view text, std
 
 HandoffHandler::HandoffHandler(Room room, std::set<std::string> bound_agents, HandoffOptions options)
     : room_(std::move(room)), bound_(std::move(bound_agents)), options_(std::move(options)),
-      mutex_(std::make_shared<std::mutex>()) {}
+      mutex_(std::make_shared<std::mutex>()), status_(std::make_shared<StatusBus>(room_)) {}
 
 void HandoffHandler::bind(const std::string& agent_id) {
   std::lock_guard lock(*mutex_);
@@ -138,7 +138,7 @@ HandoffResult HandoffHandler::handle(std::string_view calling_agent, const Hando
 void HandoffHandler::announce(std::string_view calling_agent, const HandoffArguments& arguments, const HandoffResult& result,
                               std::string_view tags) {
   const std::string target = resolve_alias(arguments.target);
-  StatusBus status(room_);
+  StatusBus& status = *status_;
   if (result.accepted) {
     const std::string text = "[Handoff: " + std::string(calling_agent) + " -> " + target + "] " + arguments.reason;
     const std::string body = members(json::ObjectWriter()

@@ -21,6 +21,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,6 +42,11 @@ class BusAgentProvider : public Provider {
   Bus bus_;
   std::string agent_id_;
   WaitStrategy wait_;
+  // The room and one subscription kept between calls (a call that finds it in use by another
+  // thread subscribes afresh): opening and subscribing are most of a call's fixed cost.
+  std::mutex mutex_;
+  std::optional<Room> room_;
+  std::optional<Subscription> sub_;
 };
 
 struct AgentServerOptions {

@@ -21,6 +21,7 @@
 #include <agentbus/orchestration/conversation.hpp>
 #include <agentbus/orchestration/provider.hpp>
 #include <agentbus/room.hpp>
+#include <agentbus/status_bus.hpp>
 
 #include <functional>
 #include <map>
@@ -98,6 +99,7 @@ class HandoffHandler {
   std::set<std::string> bound_;
   HandoffOptions options_;
   std::shared_ptr<std::mutex> mutex_;
+  std::shared_ptr<StatusBus> status_;  // made once: a handoff posts an entry each time
 };
 
 // The handoff tool an agent may call; `targets` (id, description) limits "target" to those
