@@ -218,7 +218,13 @@ void add_run_commands(CLI::App& app, const Globals& g, Commands& commands) {
   CLI::App* run = app.add_subcommand("run", "Drive an orchestration run declared in a JSON file, or resume one");
   run->footer("The file declares agents (provider commands), the strategy and budgets: docs/orchestration.md.\n"
               "Every step is an event in room runs/<RUN_ID>; a driver killed with kill -9 is resumed with\n"
-              "`agentbus run --resume RUN_ID`, and no agent is called again for a step that finished.");
+              "`agentbus run --resume RUN_ID`, and no agent is called again for a step that finished.\n"
+              "Exit codes: 0 completed, 1 failed, budget_exceeded or a bad run file, 2 usage,\n"
+              "3 the run has finished or its driver is alive, 4 no such run or file.\n\n"
+              "Examples:\n"
+              "  agentbus run examples/providers/loop.json --follow\n"
+              "  agentbus run team.json --input \"Summarise the incident\" --run-id incident-7 --json\n"
+              "  agentbus run --resume incident-7");
   run->add_option("file", args->file, "Run file (JSON)");
   run->add_option("--resume", args->resume, "Resume the interrupted run RUN_ID")->type_name("RUN_ID");
   args->input_opt = run->add_option("--input", args->input, "The run's input (overrides the file's \"input\")");
@@ -230,7 +236,10 @@ void add_run_commands(CLI::App& app, const Globals& g, Commands& commands) {
   auto agent = std::make_shared<AgentArgs>();
   CLI::App* serve = app.add_subcommand("agent", "Serve an agent from this process: answer its requests on the bus");
   serve->footer("Requests come from drivers whose run file marks the agent \"on_bus\": true. Start several\n"
-                "with one --id for more capacity; a request whose server dies goes to another.");
+                "with one --id for more capacity; a request whose server dies goes to another.\n\n"
+                "Examples:\n"
+                "  agentbus agent --id editor --role Reviewer --provider-cmd \"python3 examples/providers/echo_agent.py\"\n"
+                "  agentbus --bus team agent --id writer --provider-cmd ./my_llm_agent.sh");
   serve->add_option("--id", agent->id, "Agent id (its room is agents/ID)")->required();
   serve->add_option("--role", agent->role, "Role told to the provider");
   serve->add_option("--description", agent->description, "Description told to the provider");
@@ -241,6 +250,11 @@ void add_run_commands(CLI::App& app, const Globals& g, Commands& commands) {
   auto json = std::make_shared<bool>(false);
   CLI::App* runs = app.add_subcommand("runs", "List orchestration runs with their state");
   runs->add_flag("--json", *json, "One JSON object per run");
+  runs->footer("STATE is running, interrupted (its driver died: resume it), completed, failed or\n"
+               "budget_exceeded.\n\n"
+               "Examples:\n"
+               "  agentbus runs\n"
+               "  agentbus runs --json");
   commands.push_back({runs, [&g, json] { return run_runs(g, *json); }});
 }
 
