@@ -151,3 +151,22 @@ TEST_F(orch_resume, run_file_errors_name_the_line_and_field) {
   EXPECT_EQ(agentbus_cli(bus, {"run", dir.path() + "/missing.json"}).code, 4);
   EXPECT_EQ(agentbus_cli(bus, {"run"}).code, 2);
 }
+
+TEST_F(orch_resume, follow_prints_each_step_and_a_budget_overrun_exits_1) {
+  const std::string file = dir.path() + "/swarm.json";
+  // Two agents that always hand off: the step limit ends the run.
+  const auto handing = [](const std::string& id, const std::string& to) {
+    return R"({"id":")" + id + R"(","command":"printf '{\"version\":1,\"text\":\"over\",\"tool_calls\":[{\"name\":\"handoff\",\"arguments\":{\"target\":\")" +
+           to + R"(\",\"reason\":\"yours\",\"summary\":\"s\"}}]}'"})";
+  };
+  write_file(file, R"({"input":"go","run_id":"F1","agents":[)" + handing("a", "b") + "," + handing("b", "a") +
+                       R"(],"strategy":{"type":"swarm"},"budget":{"max_steps":4}})");
+  test::ChildProcess p({"/bin/sh", "-c", test::cli() + " --bus " + bus + " run " + file + " --follow 2>&1"});
+  const std::string out = p.read_all(30s);
+  EXPECT_EQ(p.wait(30s), 1);
+  EXPECT_NE(out.find("run F1: started swarm"), std::string::npos) << out;
+  EXPECT_NE(out.find("[step 0] a: called"), std::string::npos) << out;
+  EXPECT_NE(out.find("[step 0] [Handoff: a -> b] yours"), std::string::npos) << out;
+  EXPECT_NE(out.find("[step 3] b: over"), std::string::npos) << out;
+  EXPECT_NE(out.find("error: run F1 budget_exceeded: step limit reached: 4 steps (max_steps), 4 taken"), std::string::npos) << out;
+}

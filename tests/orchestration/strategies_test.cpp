@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 using namespace agentbus;
 using namespace agentbus::orchestration;
 using namespace std::chrono_literals;
@@ -402,4 +404,49 @@ TEST_F(orch_strategy, a_run_id_is_used_once_and_a_finished_run_cannot_be_resumed
   EXPECT_EQ(error_of([&] { drive_resume(*bus, p, "once"); }), "run 'once' has already finished (completed)");
   EXPECT_TRUE(contains(error_of([&] { drive_resume(*bus, p, "never-ran"); }), "no run 'never-ran' on bus"));
   EXPECT_EQ(error_of([&] { drive(*bus, p, "go", opts("bad id")); }), "run id 'bad id' may contain only [A-Za-z0-9._-]");
+}
+
+TEST_F(orch_strategy, the_wall_clock_budget_ends_a_run_that_never_finishes) {
+  // Two agents hand the conversation back and forth, each call taking ~50 ms.
+  auto slow_handoff = [](std::string target) {
+    return [target](const ProviderRequest&) {
+      std::this_thread::sleep_for(50ms);
+      return CallResult::success(handoff_to(target));
+    };
+  };
+  auto a = scripted_agent("a", slow_handoff("b"));
+  auto b = scripted_agent("b", slow_handoff("a"));
+  Swarm s({a, b});
+  RunOptions o = opts("wall");
+  o.budget.max_steps = 1000;
+  o.budget.wall_clock = 300ms;
+  const RunResult r = drive(*bus, s, "ping", o);
+  EXPECT_EQ(r.state, RunState::budget_exceeded);
+  EXPECT_TRUE(contains(r.error, "wall-clock limit reached: ")) << r.error;
+  EXPECT_TRUE(contains(r.error, "ms spent, limit 300 ms")) << r.error;
+  EXPECT_LT(provider_of(a).calls() + provider_of(b).calls(), 1000u);
+}
+
+TEST_F(orch_strategy, parallel_branches_are_recorded_as_they_finish_not_at_the_slowest) {
+  auto sup = scripted_agent("sup", {Reply::say("done")});
+  auto slow = scripted_agent("slow", [](const ProviderRequest&) {
+    std::this_thread::sleep_for(300ms);
+    return CallResult::success(Reply::say("late"));
+  });
+  auto fast = scripted_agent("fast", {Reply::say("early")});
+  Supervisor s(sup, {slow, fast}, {.strategy = "parallel", .auto_delegate = true, .refine_task = false});
+  const RunResult r = drive(*bus, s, "go", opts("fanout"));
+  ASSERT_EQ(r.state, RunState::completed) << r.error;
+  Room room = run_room("fanout");
+  EventId fast_reply = 0, slow_reply = 0;
+  for (const auto& e : events_of(room, "STEP_REPLY")) {
+    if (e.agent == "fast") fast_reply = e.id;
+    if (e.agent == "slow") slow_reply = e.id;
+  }
+  ASSERT_NE(fast_reply, 0u);
+  ASSERT_NE(slow_reply, 0u);
+  EXPECT_LT(fast_reply, slow_reply);  // the fast branch's result is in the log first
+  // ...though the slow worker has the lower step index: steps are taken before the fan-out.
+  EXPECT_EQ(provider_of(slow).requests().at(0).step, 0u);
+  EXPECT_EQ(provider_of(fast).requests().at(0).step, 1u);
 }
