@@ -141,6 +141,15 @@ TEST_F(orch_resume, a_resume_while_the_driver_lives_is_refused) {
   ASSERT_NE(listed.out.find(R"("state":"running")"), std::string::npos) << listed.out;
   const Outcome refused = agentbus_cli(bus, {"run", "--resume", "S1"});
   EXPECT_EQ(refused.code, 3);
+  // `top` shows the active run with its driver; once the driver is killed, how to resume it.
+  const Outcome top = agentbus_cli(bus, {"top", "--once"});
+  EXPECT_NE(top.out.find("run S1 pipeline: running, 0 steps done, driver pid " + std::to_string(driver.pid())), std::string::npos)
+      << top.out;
+  ::kill(driver.pid(), SIGKILL);
+  ASSERT_EQ(driver.wait(10s), 128 + SIGKILL);
+  const Outcome after = agentbus_cli(bus, {"top", "--once"});
+  EXPECT_NE(after.out.find("run S1 pipeline: interrupted (driver gone), 0 steps done: agentbus run --resume S1"), std::string::npos)
+      << after.out;
 }
 
 TEST_F(orch_resume, run_file_errors_name_the_line_and_field) {
