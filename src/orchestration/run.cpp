@@ -185,6 +185,13 @@ std::uint64_t Run::reserve_steps(std::uint64_t n) {
       throw BudgetExceeded("wall-clock limit reached: " + std::to_string(spent.count()) + " ms spent, limit " +
                            std::to_string(impl_->budget.wall_clock.count()) + " ms");
   }
+  if (impl_->budget.max_tokens > 0) {
+    const Usage u = usage_total();
+    const std::uint64_t used = u.input_tokens + u.output_tokens;
+    if (used >= impl_->budget.max_tokens)
+      throw BudgetExceeded("token limit reached: " + std::to_string(used) + " tokens used (" + std::to_string(u.input_tokens) +
+                           " in, " + std::to_string(u.output_tokens) + " out), limit " + std::to_string(impl_->budget.max_tokens));
+  }
   return first;
 }
 

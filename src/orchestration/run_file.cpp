@@ -226,9 +226,10 @@ RunSpec parse_run_spec(std::string_view text, std::string_view source, std::stri
   }
   if (const Node* b = root.find("budget")) {
     r.object(*b, "budget");
-    r.only(*b, "budget", {"max_steps", "call_timeout_ms", "wall_clock_ms"});
+    r.only(*b, "budget", {"max_steps", "call_timeout_ms", "wall_clock_ms", "max_tokens"});
     if (const Node* v = b->find("max_steps")) spec.budget.max_steps = r.integer(*v, "budget.max_steps", 1, 1'000'000);
     if (const Node* v = b->find("call_timeout_ms")) spec.budget.call_timeout = std::chrono::milliseconds(r.integer(*v, "budget.call_timeout_ms", 1, kDayMs));
+    if (const Node* v = b->find("max_tokens")) spec.budget.max_tokens = r.integer(*v, "budget.max_tokens", 0, 1ull << 50);
     if (const Node* v = b->find("wall_clock_ms")) spec.budget.wall_clock = std::chrono::milliseconds(r.integer(*v, "budget.wall_clock_ms", 0, 7 * kDayMs));
   }
   spec.strategy = read_strategy(r, r.required(root, "strategy", ""), spec.agents);

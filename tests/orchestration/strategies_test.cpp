@@ -450,3 +450,16 @@ TEST_F(orch_strategy, parallel_branches_are_recorded_as_they_finish_not_at_the_s
   EXPECT_EQ(provider_of(slow).requests().at(0).step, 0u);
   EXPECT_EQ(provider_of(fast).requests().at(0).step, 1u);
 }
+
+TEST_F(orch_strategy, the_token_budget_ends_the_run_with_the_figures) {
+  auto a = scripted_agent("a", {Reply{"x", {{"handoff", R"({"target":"b","reason":"r","summary":"s"})"}}, {300, 100}}});
+  auto b = scripted_agent("b", {Reply{"y", {{"handoff", R"({"target":"a","reason":"r","summary":"s"})"}}, {500, 200}}});
+  Swarm s({a, b});
+  RunOptions o = opts("tokens");
+  o.budget.max_tokens = 1000;
+  const RunResult r = drive(*bus, s, "go", o);
+  EXPECT_EQ(r.state, RunState::budget_exceeded);
+  // a (400) + b (700) = 1100 >= 1000 after two steps: the third is not taken.
+  EXPECT_EQ(r.error, "token limit reached: 1100 tokens used (800 in, 300 out), limit 1000");
+  EXPECT_EQ(provider_of(a).calls() + provider_of(b).calls(), 2u);
+}

@@ -12,8 +12,9 @@
 // called again, and the request carries run id and step so a provider can tell.
 //
 // Budgets: a step limit (each agent call is one step), a wall-clock limit for this driver's
-// part of the run, and a per-call timeout; exceeding one ends the run as budget_exceeded.
-// Tokens reported by providers are summed per agent and per run.
+// part of the run, a per-call timeout, and a token limit; exceeding one ends the run as
+// budget_exceeded. Tokens reported by providers are summed per agent and per run (replayed
+// steps included), and checked before each step.
 // Thread safety: call(), record() and recorded() may be used from several threads (fan-out).
 #pragma once
 
@@ -39,6 +40,7 @@ struct RunBudget {
   std::uint64_t max_steps = 200;                    // agent calls in the whole run
   std::chrono::milliseconds call_timeout{std::chrono::seconds(120)};  // each call
   std::chrono::milliseconds wall_clock{0};          // this driver's time on the run; 0: none
+  std::uint64_t max_tokens = 0;                     // input + output tokens providers reported; 0: none
 };
 
 struct RunOptions {
@@ -100,7 +102,8 @@ class Run {
   // Replaces the budget (a resumed run takes the one its spec declares).
   void set_budget(const RunBudget& budget);
 
-  // The next step index (0, 1, ...); throws BudgetExceeded past max_steps or wall_clock.
+  // The next step index (0, 1, ...); throws BudgetExceeded past max_steps, wall_clock or
+  // max_tokens.
   std::uint64_t next_step();
   // `n` consecutive step indices for a fan-out, the first returned.
   std::uint64_t reserve_steps(std::uint64_t n);
