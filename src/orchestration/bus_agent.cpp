@@ -189,7 +189,12 @@ AgentServerStats serve_agent(Bus& bus, const AgentServerOptions& options, const 
       else {
         request->agent = AgentInfo{options.agent_id, options.role.empty() ? request->agent.role : options.role,
                                    options.description.empty() ? request->agent.description : options.description};
-        result = options.provider->call(*request, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(left_ns)));
+        try {
+          result = options.provider->call(*request, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(left_ns)));
+        } catch (const std::exception& e) {
+          // The driver gets the reason instead of waiting for its timeout; the server goes on.
+          result = CallResult::failure("agent '" + options.agent_id + "': the provider failed: " + e.what());
+        }
       }
     }
     PublishOptions po;

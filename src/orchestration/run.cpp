@@ -235,7 +235,18 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
   request.agent = agent.info();
   if (timeout.count() <= 0 || timeout > impl_->budget.call_timeout) timeout = impl_->budget.call_timeout;
   thread_local simdjson::dom::parser parser;
+  // A replay must take the same steps: a journaled step of another agent means the strategy
+  // or its spec changed under the run, and going on would mix two runs.
+  auto same_agent = [&](const std::string& payload) {
+    simdjson::dom::object obj;
+    std::string why, recorded_agent;
+    if (json::parse_object(parser, payload, obj, why) && json::get_string(obj, "agent", recorded_agent, true, why) &&
+        recorded_agent != agent.id)
+      throw Error(Errc::conflict, "run '" + impl_->id + "' does not replay: its step " + std::to_string(step) + " called agent '" +
+                                      recorded_agent + "', this driver calls '" + agent.id + "'");
+  };
   if (auto payload = recorded("STEP_REPLY", step)) {
+    same_agent(*payload);
     simdjson::dom::object obj;
     simdjson::dom::element reply;
     std::string why;
@@ -248,6 +259,7 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
     throw Error(Errc::corrupt, "run '" + impl_->id + "': the journaled reply of step " + std::to_string(step) + " is unreadable: " + why);
   }
   if (auto payload = recorded("STEP_FAILED", step)) {
+    same_agent(*payload);
     simdjson::dom::object obj;
     std::string why, error, status, err_text;
     if (!json::parse_object(parser, *payload, obj, why)) throw Error(Errc::corrupt, "run '" + impl_->id + "': step " + std::to_string(step) + ": " + why);

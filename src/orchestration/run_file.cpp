@@ -202,7 +202,7 @@ RunSpec parse_run_spec(std::string_view text, std::string_view source, std::stri
     throw Error(Errc::invalid_argument, std::string(source) + ":" + std::to_string(line) + ": not valid JSON: " + why);
   const Reader r{std::string(source)};
   if (root.kind != Node::Kind::object) r.fail(root, "(top level)", "must be an object");
-  r.only(root, "", {"input", "run_id", "agents", "strategy", "budget", "base_dir"});
+  r.only(root, "", {"input", "run_id", "agents", "strategy", "budget", "base_dir", "ring_bytes"});
   RunSpec spec;
   std::string dir(base_dir);
   if (const Node* b = root.find("base_dir")) dir = r.string(*b, "base_dir");
@@ -214,6 +214,10 @@ RunSpec parse_run_spec(std::string_view text, std::string_view source, std::stri
     } catch (const Error& e) {
       r.fail(*id, "run_id", e.what());
     }
+  }
+  if (const Node* rb = root.find("ring_bytes")) {
+    spec.ring_bytes = r.integer(*rb, "ring_bytes", 64 << 10, 1ull << 30);
+    if ((spec.ring_bytes & (spec.ring_bytes - 1)) != 0) r.fail(*rb, "ring_bytes", "must be a power of two");
   }
   const Node& agents = r.required(root, "agents", "");
   if (agents.kind != Node::Kind::array || agents.items.empty()) r.fail(agents, "agents", "must be a non-empty array of agents");

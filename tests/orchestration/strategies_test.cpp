@@ -463,3 +463,21 @@ TEST_F(orch_strategy, the_token_budget_ends_the_run_with_the_figures) {
   EXPECT_EQ(r.error, "token limit reached: 1100 tokens used (800 in, 300 out), limit 1000");
   EXPECT_EQ(provider_of(a).calls() + provider_of(b).calls(), 2u);
 }
+
+TEST_F(orch_strategy, a_resume_with_another_strategy_or_other_agents_is_refused) {
+  auto a = scripted_agent("a", [](const ProviderRequest&) { return CallResult::failure("down"); });
+  RunOptions o = opts("mismatch");
+  // Start a run and leave it unfinished: a Run whose strategy is never driven.
+  { orchestration::Run started = orchestration::Run::start(*bus, "pipeline", "go", "{}", o); }
+  auto b = scripted_agent("b", {Reply::say("x")});
+  Swarm s({b});
+  EXPECT_EQ(error_of([&] { drive_resume(*bus, s, "mismatch"); }), "run 'mismatch' was started as a pipeline, not a swarm");
+  // A journaled step of agent 'a' replayed by a pipeline of 'b'.
+  {
+    orchestration::Run r = orchestration::Run::resume(*bus, "mismatch");
+    r.call(r.next_step(), a, {});
+  }
+  Pipeline other({b});
+  EXPECT_EQ(error_of([&] { drive_resume(*bus, other, "mismatch"); }),
+            "run 'mismatch' does not replay: its step 0 called agent 'a', this driver calls 'b'");
+}

@@ -130,6 +130,7 @@ int run_run(const Globals& g, const RunArgs& a) {
     }
     options.run_id = spec.run_id;
     options.budget = spec.budget;
+    options.ring_bytes = spec.ring_bytes;
     run.emplace(Run::start(bus, spec.strategy->name(), spec.input, spec.json, options));
   }
   std::fprintf(stderr, "run %s: %s %s\n", run->id().c_str(), a.resume.empty() ? "started" : "resumed", run->strategy().c_str());

@@ -46,7 +46,10 @@ struct RunBudget {
 struct RunOptions {
   std::string run_id;  // empty: generated, "r-<hex realtime ms>-<pid>"
   RunBudget budget{};
-  std::size_t ring_bytes = 4 << 20;  // the run room's ring, when this call creates it
+  // The run room's ring, when this call creates it. Its start (RUN_STARTED) must stay in the
+  // ring for the run to be resumable: about 2,000 steps of short replies fit in 1 MiB. Each
+  // run is one room of the bus's room table (BusOptions::max_rooms).
+  std::size_t ring_bytes = 1 << 20;
 };
 
 enum class RunState { running, completed, failed, budget_exceeded };

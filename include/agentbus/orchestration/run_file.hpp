@@ -21,7 +21,8 @@ struct RunSpec {
   std::string input;
   std::string run_id;             // empty: generated
   RunBudget budget{};
-  std::vector<Agent> agents;      // command providers
+  std::size_t ring_bytes = 1 << 20;  // the run room's ring ("ring_bytes": a power of two)
+  std::vector<Agent> agents;      // command providers, or agents served on the bus
   std::unique_ptr<Strategy> strategy;
   std::string json;               // the spec as stored in RUN_STARTED (with "base_dir")
 };
