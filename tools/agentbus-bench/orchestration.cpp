@@ -3,6 +3,8 @@
 //    one STEP_CALLED event to the next (journal events, state commit, handoff notice, status);
 //  * the same with each agent served by its own process (serve_agent, block-mode waits):
 //    per step, p50 and p99 over every step of every run;
+//  * one agent's call round trip through its server process, back to back and with 500 us of
+//    driver work between calls (what waking a server that fell asleep costs);
 //  * baseline, same run: one Room::publish + block-mode tail round trip to another process
 //    and back (two hops), p50.
 // Step times are taken from the run room's own event timestamps (CLOCK_REALTIME at publish).
@@ -109,6 +111,24 @@ double round_trip_p50(const std::string& bus_name, int samples) {
   return median(rtt);
 }
 
+// One agent's call round trip through its server process, back to back (the server stays
+// awake) or with `gap_us` of driver work between calls (long enough for it to fall asleep).
+double call_p50(orch::BusAgentProvider& agent, int calls, int gap_us) {
+  orch::ProviderRequest req;
+  req.agent.id = "stage0";
+  req.messages = {{"user", "", "benchmark input"}};
+  std::vector<double> v;
+  for (int i = 0; i < calls; ++i) {
+    const std::int64_t t0 = now_ns();
+    if (!agent.call(req, std::chrono::seconds(5)).ok()) throw std::runtime_error("agent call failed");
+    v.push_back(double(now_ns() - t0));
+    const std::int64_t until = now_ns() + std::int64_t(gap_us) * 1000;
+    while (now_ns() < until) {
+    }
+  }
+  return median(v);
+}
+
 }  // namespace
 
 int run_orchestration_bench(const ModeSettings& settings, bool json, std::FILE* out) {
@@ -149,6 +169,9 @@ int run_orchestration_bench(const ModeSettings& settings, bool json, std::FILE* 
     }
     run_pipelines(bus, remote, 1, "warm-remote");
     const std::vector<double> cross = run_pipelines(bus, remote, runs, "remote");
+    orch::BusAgentProvider first(bus, "stage0");
+    const int calls = settings.quick ? 200 : 2000;
+    const double hot = call_p50(first, calls, 0), after_gap = call_p50(first, calls, 500);
     for (pid_t p : servers) ::kill(p, SIGKILL);
     reap_children(servers, now_ns() + 5'000'000'000);
     const double rtt_after = probe_round_trip_ns();
@@ -166,6 +189,12 @@ int run_orchestration_bench(const ModeSettings& settings, bool json, std::FILE* 
     f.value = percentile_sorted(cross, 0.99) / 1000;
     f.note.clear();
     print_figure(out, json, "pipeline step, agent processes p99", "us", f, "publish+tail round trip p50");
+    f.value = hot / 1000;
+    f.note = "one agent process, back to back";
+    print_figure(out, json, "agent call round trip p50", "us", f, "publish+tail round trip p50");
+    f.value = after_gap / 1000;
+    f.note = "500 us of driver work between calls";
+    print_figure(out, json, "agent call after a gap p50", "us", f, "publish+tail round trip p50");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "orchestration bench failed: %s\n", e.what());
     agentbus::Bus::destroy(bus_name);
