@@ -4,6 +4,7 @@
 // The constructor validates the graph and throws Error{invalid_argument} with RoomKit's
 // messages: "Stage 'review' has next='nope' which is not a valid phase", and the same for
 // can_return_to. An empty pipeline is allowed; a stage whose next is itself is allowed.
+// Immutable once built: every member function is const and safe from any thread.
 #pragma once
 
 #include <agentbus/orchestration/handoff.hpp>

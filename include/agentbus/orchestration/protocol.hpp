@@ -3,6 +3,7 @@
 //
 // Reply parsing trusts nothing: it is simdjson-validated, every field is type-checked, and a
 // reply of another protocol version is refused with a message saying which versions we speak.
+// Pure functions, safe from any thread.
 #pragma once
 
 #include <agentbus/orchestration/provider.hpp>

@@ -5,6 +5,7 @@
 // Parsing is strict (simdjson): every error names the file, the line and the field, e.g.
 // "team.json:7: agents[1].command: must be a string", and unknown fields are errors (a typo
 // must not silently drop an option). Agent commands run in the run file's directory.
+// Thread safety: parsing is a pure function; the RunSpec it returns is used by one driver.
 #pragma once
 
 #include <agentbus/orchestration/run.hpp>
