@@ -139,3 +139,13 @@ TEST(orch_command, the_child_gets_the_request_on_stdin) {
 TEST(orch_command, empty_command_is_refused) {
   EXPECT_THROW(CommandProvider(std::string()), agentbus::Error);
 }
+
+TEST(orch_command, a_missing_working_directory_is_a_clear_failure) {
+  CommandOptions o;
+  o.command = "true";
+  o.working_directory = "/nonexistent/agentbus-dir";
+  CommandProvider p(o);
+  auto r = p.call(request_for("lost"), 10s);
+  EXPECT_EQ(r.status, CallStatus::failed);
+  EXPECT_TRUE(contains(r.error, "agent 'lost': command 'true' could not be started: No such file or directory")) << r.error;
+}

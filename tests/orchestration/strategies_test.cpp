@@ -481,3 +481,11 @@ TEST_F(orch_strategy, a_resume_with_another_strategy_or_other_agents_is_refused)
   EXPECT_EQ(error_of([&] { drive_resume(*bus, other, "mismatch"); }),
             "run 'mismatch' does not replay: its step 0 called agent 'a', this driver calls 'b'");
 }
+
+TEST_F(orch_strategy, a_handoff_with_bad_arguments_is_refused_and_explained_to_the_agent) {
+  auto a = scripted_agent("a", {tool("moving on", "handoff", R"({"target":"b","reason":"r"})"), Reply::say("ok, staying")});
+  Swarm s({a, scripted_agent("b", {Reply::say("b")})});
+  const RunResult r = drive(*bus, s, "go", opts("badargs"));
+  EXPECT_EQ(r.output, "ok, staying");
+  EXPECT_EQ(provider_of(a).requests().at(1).messages.back().content, "Handoff rejected: invalid arguments: missing \"summary\"");
+}
