@@ -343,7 +343,9 @@ std::vector<RunSummary> list_runs(Bus& bus) {
     ro.create = false;
     Room room = bus.room(name, ro);
     const RunJournal j = read_journal(room, id);
+    if (!j.started && j.entries.empty() && !j.finished) continue;  // being created: nothing to show yet
     RunSummary s;
+    s.start_lost = !j.started;
     s.run_id = id;
     s.started_ns = j.started_ns;
     s.finished_ns = j.finished_ns;

@@ -160,7 +160,7 @@ int run_runs(const Globals& g, bool json) {
   std::vector<std::vector<std::string>> rows{{"RUN", "STRATEGY", "STATE", "STEPS", "STARTED", "OUTPUT"}};
   for (const auto& r : runs) {
     std::string state(to_string(r.state));
-    if (r.state == RunState::running && !r.driver_alive) state = "interrupted";  // resume it
+    if (r.state == RunState::running && !r.driver_alive) state = r.start_lost ? "lost" : "interrupted";  // resume it
     if (json) {
       out += "{\"run\":" + json_string(r.run_id) + ",\"strategy\":" + json_string(r.strategy) + ",\"state\":" + json_string(state) +
              ",\"steps\":" + std::to_string(r.steps) + ",\"started\":" + json_string(iso8601_utc(r.started_ns)) +
@@ -251,8 +251,8 @@ void add_run_commands(CLI::App& app, const Globals& g, Commands& commands) {
   auto json = std::make_shared<bool>(false);
   CLI::App* runs = app.add_subcommand("runs", "List orchestration runs with their state");
   runs->add_flag("--json", *json, "One JSON object per run");
-  runs->footer("STATE is running, interrupted (its driver died: resume it), completed, failed or\n"
-               "budget_exceeded.\n\n"
+  runs->footer("STATE is running, interrupted (its driver died: resume it), completed, failed,\n"
+               "budget_exceeded, or lost (its start was overwritten in its room: it cannot be resumed).\n\n"
                "Examples:\n"
                "  agentbus runs\n"
                "  agentbus runs --json");

@@ -82,6 +82,7 @@ struct RunSummary {
   int driver_pid = 0;              // the process that last started or resumed it
   bool driver_alive = false;
   std::string output;              // finished: the output (cut to 200 bytes)
+  bool start_lost = false;         // its RUN_STARTED was overwritten: it cannot be resumed
 };
 
 class Run {
@@ -142,7 +143,8 @@ class Run {
   std::shared_ptr<Impl> impl_;
 };
 
-// Every run on the bus (rooms "runs/..."), newest first.
+// Every run on the bus (rooms "runs/..."), newest first; a run room with nothing in it yet
+// (a driver between creating it and publishing RUN_STARTED) is left out.
 [[nodiscard]] std::vector<RunSummary> list_runs(Bus& bus);
 
 // A run id: 1..64 bytes of [A-Za-z0-9._-]. Throws Error{bad_name}.
