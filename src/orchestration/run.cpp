@@ -119,8 +119,12 @@ Run Run::start(Bus& bus, std::string_view strategy, std::string_view input, std:
   impl->budget = options.budget;
   const std::string payload = "{" + driver_members(id) + "," +
                               members_of(json::ObjectWriter().str("strategy", strategy).str("input", input).raw("spec", impl->spec).finish()) + "}";
-  if (!impl->room.publish("RUN_STARTED", "orchestration", payload).ok())
-    throw Error(Errc::no_space, "run room '" + impl->room.name() + "' is full");
+  const PublishResult started = impl->room.publish("RUN_STARTED", "orchestration", payload);
+  if (!started.ok()) throw Error(Errc::no_space, "run room '" + impl->room.name() + "' is full");
+  // Two drivers may start one run id at once: the first RUN_STARTED on the log wins.
+  const RunJournal after = read_journal(impl->room, id);
+  if (after.drivers.empty() || after.drivers.front().id != started.id)
+    throw Error(Errc::conflict, "run '" + id + "' was started by another process at the same time");
   impl->status.post("run", "run " + id, StatusLevel::pending, std::string(strategy) + " started");
   return Run(std::move(impl));
 }
@@ -147,8 +151,8 @@ Run Run::resume(Bus& bus, std::string_view run_id, const RunOptions& options) {
     if (json::parse_object(parser, *j.finished, obj, why)) json::get_string(obj, "state", state, false, why);
     throw Error(Errc::conflict, "run '" + id + "' has already finished (" + state + ")");
   }
-  if (j.driver_pid != ::getpid() && driver_alive(j.driver_pid, j.driver_start_time))
-    throw Error(Errc::conflict, "run '" + id + "' is being driven by process " + std::to_string(j.driver_pid) +
+  if (const auto live = live_driver(j, ::getpid()))
+    throw Error(Errc::conflict, "run '" + id + "' is being driven by process " + std::to_string(live->pid) +
                                     " (still alive); stop it before resuming");
   simdjson::dom::parser parser;
   simdjson::dom::object obj;
@@ -161,7 +165,14 @@ Run Run::resume(Bus& bus, std::string_view run_id, const RunOptions& options) {
   impl->id = id;
   impl->budget = options.budget;
   impl->resumed = true;
-  impl->room.publish("RUN_RESUMED", "orchestration", "{" + driver_members(id) + "}");
+  // Two processes may resume at once: of the records after the previous driver's, the first
+  // on the log wins, and the others step back before calling anyone.
+  const EventId previous = j.drivers.empty() ? 0 : j.drivers.back().id;
+  const PublishResult resumed = impl->room.publish("RUN_RESUMED", "orchestration", "{" + driver_members(id) + "}");
+  if (!resumed.ok()) throw Error(Errc::no_space, "run room '" + impl->room.name() + "' is full");
+  for (const DriverRecord& d : read_journal(impl->room, id).drivers)
+    if (d.id > previous && d.id < resumed.id && driver_alive(d.pid, d.start_time))
+      throw Error(Errc::conflict, "run '" + id + "' is being resumed by process " + std::to_string(d.pid));
   impl->status.post("run", "run " + id, StatusLevel::info, "resumed after " + std::to_string(j.outcomes) + " finished steps");
   return Run(std::move(impl));
 }
@@ -351,7 +362,10 @@ std::vector<RunSummary> list_runs(Bus& bus) {
     s.finished_ns = j.finished_ns;
     s.steps = j.outcomes;
     s.driver_pid = j.driver_pid;
-    s.driver_alive = driver_alive(j.driver_pid, j.driver_start_time);
+    if (const auto live = live_driver(j)) {
+      s.driver_pid = live->pid;
+      s.driver_alive = true;
+    }
     simdjson::dom::parser parser;
     simdjson::dom::object obj;
     std::string why;

@@ -22,6 +22,12 @@ bool driver_alive(int pid, std::uint64_t start_time) {
   return st && st->state != 'Z' && st->start_time == start_time;
 }
 
+std::optional<DriverRecord> live_driver(const RunJournal& journal, int except_pid) {
+  for (auto it = journal.drivers.rbegin(); it != journal.drivers.rend(); ++it)
+    if (it->pid != except_pid && driver_alive(it->pid, it->start_time)) return *it;
+  return std::nullopt;
+}
+
 RunJournal read_journal(Room& room, std::string_view run_id) {
   RunJournal j;
   simdjson::dom::parser parser;
@@ -40,6 +46,7 @@ RunJournal read_journal(Room& room, std::string_view run_id) {
       if (json::get_uint(obj, "pid", pid, true, why) && json::get_uint(obj, "pid_start", start, true, why)) {
         j.driver_pid = static_cast<int>(pid);
         j.driver_start_time = start;
+        j.drivers.push_back({e.id, j.driver_pid, start});
       }
       return;
     }

@@ -9,10 +9,19 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace agentbus::orchestration {
 
+// A driver taking the run on: its RUN_STARTED or RUN_RESUMED event.
+struct DriverRecord {
+  EventId id = 0;
+  int pid = 0;
+  std::uint64_t start_time = 0;
+};
+
 struct RunJournal {
+  std::vector<DriverRecord> drivers;           // in log order
   std::map<std::string, std::string> entries;  // journal_key(type, step, key) -> payload
   std::optional<std::string> started;          // RUN_STARTED payload
   std::optional<std::string> finished;         // RUN_FINISHED payload
@@ -31,5 +40,9 @@ struct RunJournal {
 
 // Whether the process (pid, start time) recorded as a driver still runs.
 [[nodiscard]] bool driver_alive(int pid, std::uint64_t start_time);
+
+// A driver of the run that is still alive, other than `except_pid`: the latest such record
+// (a process that lost a race to resume left a record too, and is gone or going).
+[[nodiscard]] std::optional<DriverRecord> live_driver(const RunJournal& journal, int except_pid = 0);
 
 }  // namespace agentbus::orchestration

@@ -127,7 +127,10 @@ TEST_F(orch_resume, a_loop_killed_after_a_verdict_resumes_with_each_agent_called
 
 TEST_F(orch_resume, a_resume_while_the_driver_lives_is_refused) {
   const std::string file = dir.path() + "/slow.json";
-  write_file(file, R"({"input":"go","run_id":"S1","agents":[{"id":"slow","command":"sleep 5"}],"strategy":{"type":"pipeline"}})");
+  // The agent records its pid and hangs, so the run is still running whatever the machine's load.
+  const std::string pidfile = dir.path() + "/slow.pid";
+  write_file(file, R"({"input":"go","run_id":"S1","agents":[{"id":"slow","command":"echo $$ > )" + pidfile +
+                       R"(; exec sleep 60"}],"strategy":{"type":"pipeline"}})");
   std::vector<std::string> argv{test::cli(), "--bus", bus, "run", file};
   test::ChildProcess driver(argv);
   // The driver records itself in RUN_STARTED before the first call; wait for the run to show.
@@ -150,6 +153,10 @@ TEST_F(orch_resume, a_resume_while_the_driver_lives_is_refused) {
   const Outcome after = agentbus_cli(bus, {"top", "--once"});
   EXPECT_NE(after.out.find("run S1 pipeline: interrupted (driver gone), 0 steps done: agentbus run --resume S1"), std::string::npos)
       << after.out;
+  std::ifstream in(pidfile);
+  pid_t agent = 0;
+  in >> agent;
+  if (agent > 0) ::kill(agent, SIGKILL);  // the agent's process group outlives its driver
 }
 
 TEST_F(orch_resume, run_file_errors_name_the_line_and_field) {
@@ -178,4 +185,22 @@ TEST_F(orch_resume, follow_prints_each_step_and_a_budget_overrun_exits_1) {
   EXPECT_NE(out.find("[step 0] [Handoff: a -> b] yours"), std::string::npos) << out;
   EXPECT_NE(out.find("[step 3] b: over"), std::string::npos) << out;
   EXPECT_NE(out.find("error: run F1 budget_exceeded: step limit reached: 4 steps (max_steps), 4 taken"), std::string::npos) << out;
+}
+
+TEST_F(orch_resume, racing_resumes_call_each_agent_once) {
+  const std::string file = pipeline_file();
+  const Outcome killed = agentbus_cli(bus, {"run", file}, {"AGENTBUS_RUN_FAILPOINT=after_outcome@0"});
+  ASSERT_EQ(killed.code, 128 + SIGKILL);
+  // Four processes resume the run at once: one drives it, the others step back (exit 3).
+  std::vector<std::unique_ptr<test::ChildProcess>> resumers;
+  for (int i = 0; i < 4; ++i)
+    resumers.push_back(std::make_unique<test::ChildProcess>(std::vector<std::string>{test::cli(), "--bus", bus, "run", "--resume", "r1"}));
+  int ok = 0;
+  for (auto& r : resumers) {
+    const int code = r->wait(30s);
+    if (code == 0) ++ok;
+    else EXPECT_EQ(code, 3);
+  }
+  EXPECT_EQ(ok, 1);
+  for (const std::string a : {"a", "b", "c"}) EXPECT_EQ(calls(dir, a), 1) << a;
 }

@@ -429,8 +429,18 @@ TEST_F(orch_strategy, the_wall_clock_budget_ends_a_run_that_never_finishes) {
 
 TEST_F(orch_strategy, parallel_branches_are_recorded_as_they_finish_not_at_the_slowest) {
   auto sup = scripted_agent("sup", {Reply::say("done")});
-  auto slow = scripted_agent("slow", [](const ProviderRequest&) {
-    std::this_thread::sleep_for(300ms);
+  // The slow worker answers only once the fast one's reply is in the log (bounded): with a
+  // barrier that recorded branches after the slowest, it would wait out the bound and the
+  // order below would be the other way round.
+  Room watched = run_room("fanout");
+  auto slow = scripted_agent("slow", [watched](const ProviderRequest&) mutable {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool fast_done = false;
+      for (const auto& e : watched.recent(1000)) fast_done = fast_done || (e.type == "STEP_REPLY" && e.agent == "fast");
+      if (fast_done) break;
+      std::this_thread::sleep_for(5ms);
+    }
     return CallResult::success(Reply::say("late"));
   });
   auto fast = scripted_agent("fast", {Reply::say("early")});
