@@ -28,6 +28,7 @@ public_layer() {
     bridge_status.hpp | consumer_group.hpp | inbox.hpp | lease_paths.hpp | leases.hpp | presence.hpp | scratchpad.hpp | tasks.hpp) echo coord ;;
     event_json.hpp | status_bus.hpp) echo status ;;
     bridge/*.hpp) echo bridge ;;
+    orchestration/*.hpp) echo orchestration ;;
     agentbus.hpp) echo api ;;
     *) echo unknown ;;
   esac

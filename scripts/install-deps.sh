@@ -7,6 +7,7 @@ packages=(
   libboost-dev libconcurrentqueue-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libhiredis-dev
   libncurses-dev redis-server tmux
+  python3  # the example provider examples/providers/echo_agent.py, run by the orchestration tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@
 #include "systems.hpp"
 #include "groups.hpp"
 #include "status.hpp"
+#include "orchestration.hpp"
 #include "tasks.hpp"
 
 #include <CLI/CLI.hpp>
@@ -109,6 +110,10 @@ int main(int argc, char** argv) {
   app.add_flag("--bridge", bridge,
                "measure the Redis bridge instead: mirror rate vs pipelined XADD, A->B latency vs XADD->XREAD, "
                "local publishing with Redis stopped vs no bridge");
+  bool orchestration = false;
+  app.add_flag("--orchestration", orchestration,
+               "measure orchestration instead: per-step overhead of a 10-stage Pipeline, in-process and "
+               "with each agent in its own process, vs one publish+tail round trip");
   app.add_option("--samples", samples, "latency samples per producer")->check(CLI::Range(10, 1'000'000));
   CLI11_PARSE(app, argc, argv);
 
@@ -122,6 +127,10 @@ int main(int argc, char** argv) {
   if (groups) {
     header("--groups");
     return run_group_bench(mode, json, stdout);
+  }
+  if (orchestration) {
+    header("--orchestration");
+    return run_orchestration_bench(mode, json, stdout);
   }
   if (bridge) {
     header("--bridge");

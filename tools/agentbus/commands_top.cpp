@@ -12,6 +12,7 @@
 #include "top_view.hpp"
 
 #include <agentbus/bridge_status.hpp>
+#include <agentbus/orchestration/run.hpp>
 
 #include <agentbus/clock.hpp>
 
@@ -93,6 +94,9 @@ class Watcher {
       }
       snap.bridge = bridge_line(sum);
     }
+    for (const orchestration::RunSummary& r : orchestration::list_runs(*bus_))
+      if (r.state == orchestration::RunState::running && !r.start_lost)
+        snap.runs.push_back(run_line({r.run_id, r.strategy, r.steps, r.driver_pid, r.driver_alive}));
     return snap;
   }
 

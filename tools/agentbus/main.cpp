@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
   add_hook_commands(app, g, commands);
   add_welcome_commands(app, g, commands);
   add_top_commands(app, g, commands);
+  add_run_commands(app, g, commands);
 
   const bool as_hook = invoked_as_hook(argc, argv);
   try {

@@ -137,12 +137,20 @@ std::string bridge_line(const BridgeSummary& b) {
          ", spooled " + std::to_string(b.spooled_events);
 }
 
+std::string run_line(const TopRun& r) {
+  const std::string head = "run " + clean(r.id, 64) + " " + clean(r.strategy, 16) + ": ";
+  const std::string steps = std::to_string(r.steps) + (r.steps == 1 ? " step" : " steps") + " done";
+  if (!r.driver_alive) return head + "interrupted (driver gone), " + steps + ": agentbus run --resume " + clean(r.id, 64);
+  return head + "running, " + steps + ", driver pid " + std::to_string(r.driver_pid);
+}
+
 std::vector<std::string> render_top(const TopSnapshot& snap, std::size_t width, std::size_t height) {
   std::vector<std::string> lines;
   lines.push_back("agentbus top -- bus " + clean(snap.bus, 40) + " -- " + clock_local(snap.now_ns) + " -- " +
                   std::to_string(snap.rooms.size()) + (snap.rooms.size() == 1 ? " room" : " rooms") +
                   (snap.live ? " -- q quits" : ""));
   if (!snap.bridge.empty()) lines.push_back(snap.bridge);
+  for (const auto& run : snap.runs) lines.push_back(run);
   if (snap.rooms.empty()) {
     lines.push_back("");
     lines.push_back("no rooms yet: nothing has been posted on this bus");

@@ -61,7 +61,19 @@ struct TopSnapshot {
   bool bus_found = true;  // false: no bus of that name (yet)
   std::string note;  // a problem to show on the last line (e.g. a room that could not be read)
   std::string bridge;  // the Redis bridge's state in one line (bridge_line()), empty when none ran
+  std::vector<std::string> runs;  // active orchestration runs, one line each (run_line())
 };
+
+// An orchestration run still running (docs/orchestration.md), as top shows it.
+struct TopRun {
+  std::string id, strategy;
+  std::uint64_t steps = 0;
+  int driver_pid = 0;
+  bool driver_alive = false;
+};
+// "run r1 pipeline: running, 3 steps done, driver pid 42", or "... interrupted (driver gone):
+// agentbus run --resume r1".
+[[nodiscard]] std::string run_line(const TopRun& run);
 
 struct BridgeSummary {
   int pid = 0;  // 0: not running

@@ -1,0 +1,147 @@
+// handoff_chain.cpp — Pipeline's and Swarm's driver, replay-aware.
+#include <agentbus/error.hpp>
+
+#include "orchestration/handoff_chain.hpp"
+#include "orchestration/json_object.hpp"
+#include "orchestration/run_failpoint.hpp"
+#include "orchestration/strategy_support.hpp"
+
+#include <set>
+
+namespace agentbus::orchestration::detail {
+
+namespace {
+
+struct Handoff {
+  HandoffResult result;
+  std::optional<ConversationState> state;  // accepted: the new state
+};
+
+std::optional<HandoffResult> result_in(const std::string& payload, std::string_view field) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  simdjson::dom::element r;
+  std::string why;
+  if (!json::parse_object(parser, payload, obj, why) || obj[field].get(r)) return std::nullopt;
+  return HandoffResult::from_json(simdjson::minify(r), why);
+}
+
+// One handoff as step `step`: from the journal when it was decided before, else decided now.
+// Order on the log: state committed (carrying the result), announced, HANDOFF recorded; a
+// driver killed between any two resumes at the first missing one.
+// `state`/`head`: the current state and its event (head 0: unknown, read it from the room).
+Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const std::string& caller,
+                 const HandoffArguments& args, const ConversationState& state, EventId& head) {
+  if (auto p = run.recorded("HANDOFF", step)) {
+    Handoff h{result_in(*p, "result").value_or(HandoffResult{}), std::nullopt};
+    if (h.result.accepted)
+      if (auto s = run.recorded(std::string(kConversationStateEvent), step)) h.state = state_in(*s);
+    return h;
+  }
+  const std::string tags = run.tags(step);
+  Handoff h;
+  if (auto s = run.recorded(std::string(kConversationStateEvent), step)) {
+    h.result = result_in(*s, "handoff").value_or(HandoffResult{});
+    h.state = state_in(*s);
+    head = 0;  // the committed state's id is not known here; reload on the next commit
+  } else {
+    StoredState current = head != 0 ? StoredState{state, head} : load_conversation_state(run.room());
+    for (;;) {
+      ConversationState next;
+      h.result = handler.evaluate(current.state, caller, args, &next);
+      if (!h.result.accepted) break;
+      const std::string extra = tags + ",\"handoff\":" + h.result.to_json();
+      if (auto id = commit_conversation_state(run.room(), next, current.id, caller, extra)) {
+        h.state = std::move(next);
+        head = *id;
+        break;
+      }
+      current = load_conversation_state(run.room());
+    }
+    run_failpoint("after_state", step);
+  }
+  if (!h.result.accepted || !run.recorded("SYSTEM", step)) handler.announce(caller, args, h.result, tags);
+  run.record("HANDOFF", step, caller, "\"result\":" + h.result.to_json());
+  return h;
+}
+
+}  // namespace
+
+RunResult run_chain(Run& run, const ChainConfig& config) {
+  std::set<std::string> bound;
+  RouteContext context;
+  for (const auto& a : config.agents) {
+    bound.insert(a.id);
+    context.bind_agent(a.id);
+  }
+  HandoffHandler handler(run.room(), bound, config.handoff);
+  EventId head = 0;
+  ConversationState state = state_once(run, 0, "init", config.initial, "orchestration", {}, &head);
+  std::vector<Message> transcript{{"user", "", run.input()}};
+  const RouteEvent input_event{"user", "cli", {}, std::nullopt};
+  std::string output;
+  for (;;) {
+    const auto agent_id = config.router.select_agent(input_event, context, state);
+    if (!agent_id) {
+      RunResult r;
+      r.output = output;
+      r.detail = R"({"handed_to":"human"})";
+      return r;
+    }
+    const Agent& agent = find_agent(config.agents, *agent_id);
+    const std::uint64_t step = run.next_step();
+    ProviderRequest request;
+    request.messages = transcript;
+    auto from = state.context.find("handoff_from");
+    auto summary = state.context.find("handoff_summary");
+    if (from != state.context.end() && summary != state.context.end() && state.handoff_count > 0) {
+      // RoomKit's HandoffMemoryProvider: the previous agent's summary comes first.
+      thread_local simdjson::dom::parser parser;
+      std::string_view view;
+      std::string f, s;  // copies: the parser's next parse overwrites what a view points at
+      if (!parser.parse(from->second).get_string().get(view)) f = view;
+      if (!parser.parse(summary->second).get_string().get(view)) s = view;
+      if (!f.empty() && !s.empty())
+        request.messages.insert(request.messages.begin(), Message{"user", "", "[Context from previous agent (" + f + ")]: " + s});
+    }
+    request.tools = {build_handoff_tool(config.targets(agent.id)), finish_tool()};
+    const CallResult result = run.call(step, agent, std::move(request));
+    if (!result.ok()) return failed("step " + std::to_string(step) + ": " + result.error, output);
+    const Reply& reply = result.reply;
+    output = reply.text;
+    transcript.push_back({"assistant", agent.id, reply.text});
+    if (const ToolCall* finish = reply.find_tool("finish")) {
+      thread_local simdjson::dom::parser parser;
+      simdjson::dom::object obj;
+      std::string why, out;
+      if (json::parse_object(parser, finish->arguments, obj, why) && json::get_string(obj, "output", out, false, why) && !out.empty())
+        output = out;
+      return completed(output);
+    }
+    const ToolCall* call = reply.find_tool(kHandoffTool);
+    if (!call) call = reply.find_tool(kHandoffToolRoomKit);
+    HandoffArguments args;
+    if (call) {
+      std::string why;
+      auto parsed = HandoffArguments::from_json(call->arguments, why);
+      if (!parsed) {
+        transcript.push_back({"system", "", "Handoff rejected: invalid arguments: " + why});
+        continue;
+      }
+      args = std::move(*parsed);
+    } else {
+      const auto next = config.next_agent ? config.next_agent(agent.id) : std::nullopt;
+      if (!next) return completed(output);
+      args = HandoffArguments{*next, "stage complete", reply.text.substr(0, 500), std::nullopt, "same"};
+    }
+    Handoff h = hand_off(run, handler, step, agent.id, args, state, head);
+    if (!h.result.accepted) {
+      transcript.push_back({"system", "", "Handoff rejected: " + h.result.reason});
+      continue;
+    }
+    if (!h.state) throw Error(Errc::corrupt, "run '" + run.id() + "': the state of step " + std::to_string(step) + " is unreadable");
+    state = std::move(*h.state);
+  }
+}
+
+}  // namespace agentbus::orchestration::detail

@@ -1,0 +1,119 @@
+// Building the small JSON objects orchestration writes (requests, run events, state) and
+// reading fields of the ones it parses, with one message per kind of wrong field.
+#pragma once
+
+#include <agentbus/json_text.hpp>
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace agentbus::orchestration::json {
+
+// Appends "key":value pairs; finish() closes the object. Values are escaped unless raw.
+class ObjectWriter {
+ public:
+  ObjectWriter() : out_("{") {}
+  ObjectWriter& str(std::string_view key, std::string_view value) {
+    key_(key);
+    util::append_json_string(out_, value);
+    return *this;
+  }
+  ObjectWriter& num(std::string_view key, std::uint64_t value) { return raw(key, std::to_string(value)); }
+  ObjectWriter& num(std::string_view key, std::int64_t value) { return raw(key, std::to_string(value)); }
+  ObjectWriter& boolean(std::string_view key, bool value) { return raw(key, value ? "true" : "false"); }
+  // `value` must already be valid JSON.
+  ObjectWriter& raw(std::string_view key, std::string_view value) {
+    key_(key);
+    out_.append(value);
+    return *this;
+  }
+  [[nodiscard]] std::string finish() {
+    out_.push_back('}');
+    return std::move(out_);
+  }
+
+ private:
+  void key_(std::string_view key) {
+    if (out_.size() > 1) out_.push_back(',');
+    util::append_json_string(out_, key);
+    out_.push_back(':');
+  }
+  std::string out_;
+};
+
+// A JSON array of already-encoded values.
+template <class Range, class Encode>
+std::string array(const Range& items, Encode encode) {
+  std::string out = "[";
+  for (const auto& item : items) {
+    if (out.size() > 1) out.push_back(',');
+    out.append(encode(item));
+  }
+  out.push_back(']');
+  return out;
+}
+
+// Field readers: false with `why` when the field is present with the wrong type, or required
+// and absent. `out` is untouched when an optional field is absent.
+inline bool get_string(simdjson::dom::object obj, std::string_view key, std::string& out, bool required,
+                       std::string& why) {
+  simdjson::dom::element v;
+  if (obj[key].get(v)) {
+    if (required) why = "missing \"" + std::string(key) + "\"";
+    return !required;
+  }
+  std::string_view s;
+  if (v.get_string().get(s)) {
+    why = "\"" + std::string(key) + "\" must be a string";
+    return false;
+  }
+  out.assign(s);
+  return true;
+}
+
+inline bool get_uint(simdjson::dom::object obj, std::string_view key, std::uint64_t& out, bool required,
+                     std::string& why) {
+  simdjson::dom::element v;
+  if (obj[key].get(v)) {
+    if (required) why = "missing \"" + std::string(key) + "\"";
+    return !required;
+  }
+  if (v.get_uint64().get(out)) {
+    why = "\"" + std::string(key) + "\" must be a non-negative integer";
+    return false;
+  }
+  return true;
+}
+
+inline bool get_bool(simdjson::dom::object obj, std::string_view key, bool& out, bool required, std::string& why) {
+  simdjson::dom::element v;
+  if (obj[key].get(v)) {
+    if (required) why = "missing \"" + std::string(key) + "\"";
+    return !required;
+  }
+  if (v.get_bool().get(out)) {
+    why = "\"" + std::string(key) + "\" must be true or false";
+    return false;
+  }
+  return true;
+}
+
+// Parses `text` as one JSON object.
+inline bool parse_object(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::object& out,
+                         std::string& why) {
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(text.data(), text.size()).get(doc)) {
+    why = std::string("not valid JSON: ") + simdjson::error_message(err);
+    return false;
+  }
+  if (doc.get_object().get(out)) {
+    why = "not a JSON object";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace agentbus::orchestration::json

@@ -1,0 +1,112 @@
+// protocol.cpp — the provider protocol's request and reply JSON (docs/orchestration.md).
+#include <agentbus/orchestration/protocol.hpp>
+
+#include "orchestration/json_object.hpp"
+
+namespace agentbus::orchestration {
+
+std::string request_to_json(const ProviderRequest& request) {
+  json::ObjectWriter agent;
+  agent.str("id", request.agent.id).str("role", request.agent.role).str("description", request.agent.description);
+  const std::string messages = json::array(request.messages, [](const Message& m) {
+    return json::ObjectWriter().str("role", m.role).str("agent", m.agent).str("content", m.content).finish();
+  });
+  const std::string tools = json::array(request.tools, [](const ToolSpec& t) {
+    return json::ObjectWriter().str("name", t.name).str("description", t.description).raw("parameters", t.parameters).finish();
+  });
+  return json::ObjectWriter()
+      .str("protocol", "agentbus.provider")
+      .num("version", std::uint64_t(kProviderProtocolVersion))
+      .str("run", request.run_id)
+      .num("step", request.step)
+      .raw("agent", agent.finish())
+      .raw("messages", messages)
+      .raw("tools", tools)
+      .finish();
+}
+
+std::string reply_to_json(const Reply& reply) {
+  const std::string calls = json::array(reply.tool_calls, [](const ToolCall& c) {
+    return json::ObjectWriter().str("name", c.name).raw("arguments", c.arguments.empty() ? "{}" : c.arguments).finish();
+  });
+  const std::string usage = json::ObjectWriter()
+                                .num("input_tokens", reply.usage.input_tokens)
+                                .num("output_tokens", reply.usage.output_tokens)
+                                .finish();
+  return json::ObjectWriter()
+      .num("version", std::uint64_t(kProviderProtocolVersion))
+      .str("text", reply.text)
+      .raw("tool_calls", calls)
+      .raw("usage", usage)
+      .finish();
+}
+
+namespace {
+
+bool read_tool_calls(simdjson::dom::object obj, Reply& reply, std::string& why) {
+  simdjson::dom::element v;
+  if (obj["tool_calls"].get(v) || v.is_null()) return true;
+  simdjson::dom::array calls;
+  if (v.get_array().get(calls)) {
+    why = "\"tool_calls\" must be an array";
+    return false;
+  }
+  std::size_t i = 0;
+  for (simdjson::dom::element item : calls) {
+    const std::string where = "tool_calls[" + std::to_string(i++) + "]";
+    simdjson::dom::object call;
+    if (item.get_object().get(call)) {
+      why = where + " must be an object";
+      return false;
+    }
+    ToolCall tc;
+    if (!json::get_string(call, "name", tc.name, true, why) || tc.name.empty()) {
+      why = where + ": " + (why.empty() ? "\"name\" must not be empty" : why);
+      return false;
+    }
+    simdjson::dom::element args;
+    if (!call["arguments"].get(args) && !args.is_null()) {
+      if (!args.is_object()) {
+        why = where + ": \"arguments\" must be an object";
+        return false;
+      }
+      tc.arguments = simdjson::minify(args);
+    }
+    reply.tool_calls.push_back(std::move(tc));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Reply> reply_from_json(std::string_view text, std::string& why) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  if (!json::parse_object(parser, text, obj, why)) return std::nullopt;
+  std::uint64_t version = 0;
+  if (!json::get_uint(obj, "version", version, true, why)) return std::nullopt;
+  if (version != std::uint64_t(kProviderProtocolVersion)) {
+    why = "protocol version " + std::to_string(version) + " is not supported (this agentbus speaks version " +
+          std::to_string(kProviderProtocolVersion) + ")";
+    return std::nullopt;
+  }
+  Reply reply;
+  if (!json::get_string(obj, "text", reply.text, true, why)) return std::nullopt;
+  if (!read_tool_calls(obj, reply, why)) return std::nullopt;
+  simdjson::dom::element u;
+  if (!obj["usage"].get(u) && !u.is_null()) {
+    simdjson::dom::object usage;
+    if (u.get_object().get(usage)) {
+      why = "\"usage\" must be an object";
+      return std::nullopt;
+    }
+    if (!json::get_uint(usage, "input_tokens", reply.usage.input_tokens, false, why) ||
+        !json::get_uint(usage, "output_tokens", reply.usage.output_tokens, false, why)) {
+      why = "usage: " + why;
+      return std::nullopt;
+    }
+  }
+  return reply;
+}
+
+}  // namespace agentbus::orchestration

@@ -1,0 +1,206 @@
+// Durable runs through the real CLI: `agentbus run FILE` killed with SIGKILL at each step
+// boundary (AGENTBUS_RUN_FAILPOINT), then `agentbus run --resume RUN_ID` in a new process. The
+// agents are real commands that count their calls in files, so the counts survive the driver.
+#include "support/child_process.hpp"
+#include "support/expect.hpp"
+#include "support/test_bus.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+#include <csignal>
+#include <string>
+
+using namespace agentbus;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/agentbus-orch-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// An agent whose every call appends a line to <dir>/<id>.calls and answers "<id>-out".
+std::string counting_agent(const std::string& id, const std::string& role = "", const std::string& text = "") {
+  const std::string reply = text.empty() ? id + "-out" : text;
+  return R"({"id":")" + id + R"(","role":")" + role + R"(","command":"echo call >> )" + id +
+         R"(.calls; printf '{\"version\":1,\"text\":\")" + reply + R"(\"}'"})";
+}
+
+int calls(const TempDir& dir, const std::string& id) {
+  std::ifstream in(dir.path() + "/" + id + ".calls");
+  int n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+struct Outcome {
+  int code;
+  std::string out;
+};
+
+Outcome agentbus_cli(const std::string& bus, std::vector<std::string> args, std::vector<std::string> env = {}) {
+  std::vector<std::string> argv{test::cli(), "--bus", bus};
+  argv.insert(argv.end(), args.begin(), args.end());
+  test::ChildProcess p(argv, env);
+  std::string out = p.read_all(30s);
+  return {p.wait(30s), out};
+}
+
+void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+}  // namespace
+
+class orch_resume : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::string bus = test::fresh_bus_name("orch-resume");
+  void TearDown() override { Bus::destroy(bus); }
+
+  std::string pipeline_file() {
+    const std::string file = dir.path() + "/pipeline.json";
+    write_file(file, R"({"input":"go","run_id":"r1","agents":[)" + counting_agent("a") + "," + counting_agent("b") + "," +
+                         counting_agent("c") + R"(],"strategy":{"type":"pipeline"}})");
+    return file;
+  }
+};
+
+TEST_F(orch_resume, a_pipeline_killed_at_every_step_boundary_resumes_without_calling_a_finished_step_again) {
+  const std::vector<std::string> agents{"a", "b", "c"};
+  for (const std::string point : {"before_call", "before_outcome", "after_outcome", "after_state"}) {
+    for (std::uint64_t step = 0; step < 3; ++step) {
+      if (point == "after_state" && step == 2) continue;  // the last stage hands off to nobody
+      SCOPED_TRACE(point + "@" + std::to_string(step));
+      Bus::destroy(bus);
+      for (const auto& a : agents) fs::remove(dir.path() + "/" + a + ".calls");
+      const std::string file = pipeline_file();
+      const Outcome killed = agentbus_cli(bus, {"run", file}, {"AGENTBUS_RUN_FAILPOINT=" + point + "@" + std::to_string(step)});
+      ASSERT_EQ(killed.code, 128 + SIGKILL) << killed.out;
+      const Outcome listed = agentbus_cli(bus, {"runs"});
+      EXPECT_NE(listed.out.find("interrupted"), std::string::npos) << listed.out;
+      const Outcome resumed = agentbus_cli(bus, {"run", "--resume", "r1"});
+      ASSERT_EQ(resumed.code, 0) << resumed.out;
+      EXPECT_EQ(resumed.out, "c-out\n");
+      for (std::size_t i = 0; i < agents.size(); ++i) {
+        // Only a call that was under way when the driver died (no outcome recorded) is made again.
+        const int expected = (point == "before_outcome" && i == step) ? 2 : 1;
+        EXPECT_EQ(calls(dir, agents[i]), expected) << "agent " << agents[i];
+      }
+      const Outcome again = agentbus_cli(bus, {"run", "--resume", "r1"});
+      EXPECT_EQ(again.code, 3);  // finished: a conflict, nothing is called
+      EXPECT_EQ(calls(dir, "c"), point == "before_outcome" && step == 2 ? 2 : 1);
+    }
+  }
+}
+
+TEST_F(orch_resume, a_loop_killed_after_a_verdict_resumes_with_each_agent_called_once_per_step) {
+  const std::string file = dir.path() + "/loop.json";
+  // The editor approves nothing, so the loop runs all three iterations: 6 steps.
+  write_file(file, R"({"input":"write","run_id":"L1","agents":[)" + counting_agent("w") + "," +
+                       counting_agent("e", "Reviewer", "needs work\\nVERDICT: REVISE") +
+                       R"(],"strategy":{"type":"loop","agent":"w","reviewers":["e"],"max_iterations":3}})");
+  const Outcome killed = agentbus_cli(bus, {"run", file}, {"AGENTBUS_RUN_FAILPOINT=after_outcome@3"});
+  ASSERT_EQ(killed.code, 128 + SIGKILL);
+  EXPECT_EQ(calls(dir, "w"), 2);
+  EXPECT_EQ(calls(dir, "e"), 2);
+  const Outcome resumed = agentbus_cli(bus, {"run", "--resume", "L1", "--json"});
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find(R"("approved":false,"iterations":3)"), std::string::npos) << resumed.out;
+  EXPECT_EQ(calls(dir, "w"), 3);
+  EXPECT_EQ(calls(dir, "e"), 3);
+}
+
+TEST_F(orch_resume, a_resume_while_the_driver_lives_is_refused) {
+  const std::string file = dir.path() + "/slow.json";
+  // The agent records its pid and hangs, so the run is still running whatever the machine's load.
+  const std::string pidfile = dir.path() + "/slow.pid";
+  write_file(file, R"({"input":"go","run_id":"S1","agents":[{"id":"slow","command":"echo $$ > )" + pidfile +
+                       R"(; exec sleep 60"}],"strategy":{"type":"pipeline"}})");
+  std::vector<std::string> argv{test::cli(), "--bus", bus, "run", file};
+  test::ChildProcess driver(argv);
+  // The driver records itself in RUN_STARTED before the first call; wait for the run to show.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  Outcome listed;
+  while (std::chrono::steady_clock::now() < deadline) {
+    listed = agentbus_cli(bus, {"runs", "--json"});
+    if (listed.out.find(R"("run":"S1")") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_NE(listed.out.find(R"("state":"running")"), std::string::npos) << listed.out;
+  const Outcome refused = agentbus_cli(bus, {"run", "--resume", "S1"});
+  EXPECT_EQ(refused.code, 3);
+  // `top` shows the active run with its driver; once the driver is killed, how to resume it.
+  const Outcome top = agentbus_cli(bus, {"top", "--once"});
+  EXPECT_NE(top.out.find("run S1 pipeline: running, 0 steps done, driver pid " + std::to_string(driver.pid())), std::string::npos)
+      << top.out;
+  ::kill(driver.pid(), SIGKILL);
+  ASSERT_EQ(driver.wait(10s), 128 + SIGKILL);
+  const Outcome after = agentbus_cli(bus, {"top", "--once"});
+  EXPECT_NE(after.out.find("run S1 pipeline: interrupted (driver gone), 0 steps done: agentbus run --resume S1"), std::string::npos)
+      << after.out;
+  std::ifstream in(pidfile);
+  pid_t agent = 0;
+  in >> agent;
+  if (agent > 0) ::kill(agent, SIGKILL);  // the agent's process group outlives its driver
+}
+
+TEST_F(orch_resume, run_file_errors_name_the_line_and_field) {
+  const std::string file = dir.path() + "/bad.json";
+  write_file(file, "{\n  \"input\": \"x\",\n  \"agents\": [\n    {\"id\": \"a\", \"command\": 7}\n  ],\n  \"strategy\": {\"type\": \"pipeline\"}\n}\n");
+  // stderr is not captured by ChildProcess; run_file_test checks the messages themselves.
+  EXPECT_EQ(agentbus_cli(bus, {"run", file}).code, 1);
+  EXPECT_EQ(agentbus_cli(bus, {"run", dir.path() + "/missing.json"}).code, 4);
+  EXPECT_EQ(agentbus_cli(bus, {"run"}).code, 2);
+}
+
+TEST_F(orch_resume, follow_prints_each_step_and_a_budget_overrun_exits_1) {
+  const std::string file = dir.path() + "/swarm.json";
+  // Two agents that always hand off: the step limit ends the run.
+  const auto handing = [](const std::string& id, const std::string& to) {
+    return R"({"id":")" + id + R"(","command":"printf '{\"version\":1,\"text\":\"over\",\"tool_calls\":[{\"name\":\"handoff\",\"arguments\":{\"target\":\")" +
+           to + R"(\",\"reason\":\"yours\",\"summary\":\"s\"}}]}'"})";
+  };
+  write_file(file, R"({"input":"go","run_id":"F1","agents":[)" + handing("a", "b") + "," + handing("b", "a") +
+                       R"(],"strategy":{"type":"swarm"},"budget":{"max_steps":4}})");
+  test::ChildProcess p({"/bin/sh", "-c", test::cli() + " --bus " + bus + " run " + file + " --follow 2>&1"});
+  const std::string out = p.read_all(30s);
+  EXPECT_EQ(p.wait(30s), 1);
+  EXPECT_NE(out.find("run F1: started swarm"), std::string::npos) << out;
+  EXPECT_NE(out.find("[step 0] a: called"), std::string::npos) << out;
+  EXPECT_NE(out.find("[step 0] [Handoff: a -> b] yours"), std::string::npos) << out;
+  EXPECT_NE(out.find("[step 3] b: over"), std::string::npos) << out;
+  EXPECT_NE(out.find("error: run F1 budget_exceeded: step limit reached: 4 steps (max_steps), 4 taken"), std::string::npos) << out;
+}
+
+TEST_F(orch_resume, racing_resumes_call_each_agent_once) {
+  const std::string file = pipeline_file();
+  const Outcome killed = agentbus_cli(bus, {"run", file}, {"AGENTBUS_RUN_FAILPOINT=after_outcome@0"});
+  ASSERT_EQ(killed.code, 128 + SIGKILL);
+  // Four processes resume the run at once: one drives it, the others step back (exit 3).
+  std::vector<std::unique_ptr<test::ChildProcess>> resumers;
+  for (int i = 0; i < 4; ++i)
+    resumers.push_back(std::make_unique<test::ChildProcess>(std::vector<std::string>{test::cli(), "--bus", bus, "run", "--resume", "r1"}));
+  int ok = 0;
+  for (auto& r : resumers) {
+    const int code = r->wait(30s);
+    if (code == 0) ++ok;
+    else EXPECT_EQ(code, 3);
+  }
+  EXPECT_EQ(ok, 1);
+  for (const std::string a : {"a", "b", "c"}) EXPECT_EQ(calls(dir, a), 1) << a;
+}
