@@ -7,6 +7,8 @@
 //  * SpinPair/<b>           a publisher thread and a spinning durable reader thread: the
 //                           cross-core hand-off (on this 2-vCPU VM, sensitive to placement).
 //  * Recent10               Room::recent(10) on a room holding ~1000 events.
+//  * Recent10FullRing       Room::recent(10) on a 1 MiB ring filled past a lap of 64 B events
+//                           (the case hooks and `top` hit on every prompt).
 //  * ClaimComplete          TaskBoard claim + complete of a posted task (the complete publishes
 //                           TASK_DONE); tasks are posted outside the timed region.
 //  * StatusPost             StatusBus::post with a short detail and no subscriber.
@@ -39,6 +41,7 @@ class MicroBus {
     o.ring_bytes = kRingBytes;
     return bus_.room(name, o);
   }
+  agentbus::Room room(const std::string& name, const agentbus::RoomOptions& o) { return bus_.room(name, o); }
 
  private:
   static agentbus::Bus open(const std::string& name) {
@@ -135,6 +138,20 @@ void BM_Recent10(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Recent10);
+
+void BM_Recent10FullRing(benchmark::State& state) {
+  agentbus::RoomOptions o;
+  o.ring_bytes = 1 << 20;
+  auto room = micro_bus().room("recent-full", o);
+  const std::string payload(64, 'x');
+  while (room.info().oldest == 0 || room.info().tail < 3 * o.ring_bytes) room.publish("b", "p1", payload);
+  for (auto _ : state) {
+    auto events = room.recent(10);
+    benchmark::DoNotOptimize(events.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Recent10FullRing);
 
 }  // namespace
 

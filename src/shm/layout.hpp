@@ -19,9 +19,10 @@
 namespace agentbus::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 6;  // 3: RingControl::head; 4: FNV-1a basis fixed;
+inline constexpr std::uint32_t kLayoutVersion = 7;  // 3: RingControl::head; 4: FNV-1a basis fixed;
                                                     // 5: room slots claimed by owner word (claim_table.hpp);
-                                                    // 6: host id in the header, origin block in records
+                                                    // 6: host id in the header, origin block in records;
+                                                    // 7: RingControl::recent_index, writer lease
 inline constexpr std::size_t kCacheLine = 64;
 // Region and slot sizes are rounded up to whole cache lines, so no two writers share one.
 [[nodiscard]] constexpr std::uint64_t align64(std::uint64_t n) noexcept { return (n + 63) & ~std::uint64_t{63}; }
@@ -107,6 +108,14 @@ struct RingCounters {
 // `head` is the oldest intact record: a producer moves it, record by record, past everything
 // it is about to overwrite before it writes a byte (Ring::reclaim), so readers start there and
 // a reader's copy from `start` is intact while head <= start.
+//
+// `recent_index` is a sparse back-link for recent(n): slot (b / block) mod kRecentIndexSlots holds
+// the start of the record covering position b, for each block boundary b (block = capacity /
+// kRecentIndexSlots). A producer stores it after its commit. It is a hint: a reader accepts an
+// entry only if it lies within one max record below b and at or after `head`, and then walks
+// stamps forward from it, so a stale or missing entry costs a step back, never a wrong answer.
+inline constexpr std::size_t kRecentIndexSlots = 1024;
+
 struct RingControl {
   alignas(kCacheLine) std::atomic<std::uint64_t> tail;         // next position to claim
   alignas(kCacheLine) std::atomic<std::uint64_t> head;         // oldest intact record start
@@ -116,6 +125,7 @@ struct RingControl {
   std::atomic<std::uint32_t> waiters;
   alignas(kCacheLine) RingCounters counters;
   alignas(kCacheLine) ReaderSlot readers[kMaxReaders];
+  alignas(kCacheLine) std::atomic<std::uint64_t> recent_index[kRecentIndexSlots];
 };
 
 inline constexpr std::uint64_t limit_of(std::uint64_t word) { return (word >> 16) << 3; }

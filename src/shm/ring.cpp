@@ -13,6 +13,7 @@
 #include <agentbus/names.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -59,6 +60,7 @@ Ring::Ring(RingControl* control, std::byte* data, std::uint64_t capacity,
       capacity_(capacity),
       mask_(capacity - 1),
       max_record_(max_record),
+      index_shift_(static_cast<unsigned>(std::countr_zero(std::max<std::uint64_t>(capacity / kRecentIndexSlots, 8)))),
       timeouts_(timeouts),
       local_host_(local_host) {}
 
@@ -264,6 +266,7 @@ PublishResult Ring::publish(const RecordFields& f) {
       continue;
     }
     if (control_->waiters.load(std::memory_order_seq_cst) != 0) wake_readers();
+    note_in_index(pos, pos + len);
     return {PublishStatus::ok, pos};
   }
 }
@@ -293,6 +296,7 @@ std::optional<std::uint64_t> Ring::claim(std::uint64_t len) {
     if (!stamp_matches(seen, t))
       stamp.compare_exchange_strong(seen, make_stamp(t, to_end, RecordState::padding),
                                     std::memory_order_release);
+    note_in_index(t, end);
     control_->counters.wrap_paddings.fetch_add(1, std::memory_order_relaxed);
     t = end;
   }
@@ -366,6 +370,22 @@ std::uint64_t Ring::register_gate() noexcept {
       word, make_limit_word(limit_of(word), limit_seq(word) + 1), std::memory_order_seq_cst)) {
   }
   return limit_of(word) - capacity_;
+}
+
+void Ring::note_in_index(std::uint64_t pos, std::uint64_t end) noexcept {
+  const std::uint64_t block = index_block();
+  for (std::uint64_t b = (pos + block - 1) & ~(block - 1); b < end; b += block)
+    control_->recent_index[(b >> index_shift_) % kRecentIndexSlots].store(pos, std::memory_order_release);
+}
+
+std::optional<std::uint64_t> Ring::index_hint(std::uint64_t boundary, std::uint64_t oldest) const noexcept {
+  const std::uint64_t v =
+      control_->recent_index[(boundary >> index_shift_) % kRecentIndexSlots].load(std::memory_order_acquire);
+  // Entries of earlier laps, of a producer that died before storing one, or scribbled on by a
+  // foreign write all fail one of these; the walk from an accepted one checks every stamp.
+  if (v % 8 != 0 || v > boundary || boundary - v >= max_record_ || v < oldest) return std::nullopt;
+  if (!stamp_matches(stamp_at(v).load(std::memory_order_acquire), v)) return std::nullopt;
+  return v;
 }
 
 void Ring::wake_readers() noexcept {

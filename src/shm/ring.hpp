@@ -120,7 +120,17 @@ class Ring {
   // (for skipping an unreadable record); `end` if none.
   [[nodiscard]] std::uint64_t next_intact(std::uint64_t pos, std::uint64_t end) const noexcept;
 
+  // The sparse back-link of recent(n) (RingControl::recent_index): block boundaries are
+  // multiples of index_block(). index_hint(b) is a record start at or below the boundary `b`,
+  // within one max record of it and not before `oldest`, or nullopt when the entry is missing
+  // or stale, or when no stamp for its own position lies there. It is a hint: peek it.
+  [[nodiscard]] std::uint64_t index_block() const noexcept { return 1ull << index_shift_; }
+  [[nodiscard]] std::optional<std::uint64_t> index_hint(std::uint64_t boundary,
+                                                        std::uint64_t oldest) const noexcept;
+
  private:
+  // Stores `pos` as the covering record of every block boundary in [pos, end).
+  void note_in_index(std::uint64_t pos, std::uint64_t end) noexcept;
   std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;
   // Claims `len` bytes; returns the position, or nullopt after publish timeout (BusFull).
   std::optional<std::uint64_t> claim(std::uint64_t len);
@@ -136,6 +146,7 @@ class Ring {
   std::uint64_t capacity_;
   std::uint64_t mask_;
   std::uint64_t max_record_;
+  unsigned index_shift_;
   Timeouts timeouts_;
   std::string_view local_host_;
 };
