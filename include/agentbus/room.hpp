@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,6 +84,15 @@ class Room {
   // type is empty.
   PublishResult publish(std::string_view type, std::string_view agent, std::string_view payload,
                         const PublishOptions& options = {});
+
+  // Publishes all of `events` with one claim and one commit: readers see none of them or all,
+  // in order, and a producer killed midway leaves nothing (the claim is padded once it is
+  // confirmed dead). Returns the first event's id; the ids of all go to `ids` if it is not
+  // empty (it must hold events.size()). All events share one timestamp. Throws as publish()
+  // does for a bad event (nothing is published then), and Error{too_large} for a batch whose
+  // records take more than half the ring (a batch that meets the buffer end pads the rest and
+  // starts over at the beginning: both must fit past a caught-up reader). BusFull, as for publish(), means none was published.
+  PublishResult publish_batch(std::span<const EventIn> events, std::span<EventId> ids = {});
 
   [[nodiscard]] Subscription subscribe(const SubscribeOptions& options = {});
 

@@ -21,6 +21,16 @@ PublishResult Room::publish(std::string_view type, std::string_view agent, std::
   return impl_->ring.publish({type, agent, o.to, o.reply_to, payload, o.origin, o.reply_to_origin});
 }
 
+PublishResult Room::publish_batch(std::span<const EventIn> events, std::span<EventId> ids) {
+  thread_local std::vector<shm::RecordFields> fields;
+  fields.clear();
+  for (const EventIn& e : events) {
+    const PublishOptions& o = e.options;
+    fields.push_back({e.type, e.agent, o.to, o.reply_to, e.payload, o.origin, o.reply_to_origin});
+  }
+  return impl_->ring.publish_batch(fields, ids);
+}
+
 bool Room::drop_reader(std::string_view durable_name) {
   shm::ReaderSlot* s = find_durable(impl_->ring, durable_name);
   if (s == nullptr) return false;

@@ -217,6 +217,39 @@ std::uint64_t Ring::record_bytes(const RecordFields& f) const {
 
 // ---- producing ---------------------------------------------------------------------------
 
+void Ring::write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_ns) noexcept {
+  const RecordMeta meta{ts_ns,
+                        f.reply_to.value_or(0),
+                        static_cast<std::uint8_t>(f.type.size()),
+                        static_cast<std::uint8_t>((f.reply_to ? kFlagHasReplyTo : 0) |
+                                                  (f.origin ? kFlagHasOrigin : 0)),
+                        static_cast<std::uint8_t>(f.agent.size()),
+                        static_cast<std::uint8_t>(f.to.size()),
+                        static_cast<std::uint32_t>(f.payload.size())};
+  copy_to_ring(reinterpret_cast<std::byte*>(&h->meta), &meta, sizeof meta);
+  auto* body = reinterpret_cast<std::byte*>(h) + kRecordHeaderBytes;
+  if (f.origin) body = write_origin(body, *f.origin, f.reply_to_origin);
+  for (const std::string_view field : {f.type, f.agent, f.to, f.payload}) {
+    copy_to_ring(body, field.data(), field.size());
+    body += field.size();
+  }
+}
+
+bool Ring::stamp_claim(std::uint64_t pos, std::uint64_t len, std::uint64_t owner) {
+  auto& stamp = stamp_at(pos);
+  std::uint64_t seen = stamp.load(std::memory_order_relaxed);
+  // A matching stamp here can only be a repairer's ABORTED mark: we were presumed dead.
+  if (stamp_matches(seen, pos) ||
+      !stamp.compare_exchange_strong(seen, make_stamp(pos, len, RecordState::claimed),
+                                     std::memory_order_acq_rel)) {
+    control_->counters.aborted_claims.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  reinterpret_cast<RecordHeader*>(data_ + (pos & mask_))->owner.store(owner, std::memory_order_relaxed);
+  failpoint(Failpoint::after_claim);
+  return true;
+}
+
 PublishResult Ring::publish(const RecordFields& f) {
   const std::uint64_t len = record_bytes(f);
   const std::uint64_t owner = pack_owner(self_process());
@@ -227,34 +260,12 @@ PublishResult Ring::publish(const RecordFields& f) {
     reclaim(pos + len);
     failpoint(Failpoint::before_stamp);
 
-    auto& stamp = stamp_at(pos);
-    std::uint64_t seen = stamp.load(std::memory_order_relaxed);
-    const std::uint64_t claimed = make_stamp(pos, len, RecordState::claimed);
-    // A matching stamp here can only be a repairer's ABORTED mark: we were presumed dead.
-    if (stamp_matches(seen, pos) ||
-        !stamp.compare_exchange_strong(seen, claimed, std::memory_order_acq_rel)) {
-      control_->counters.aborted_claims.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
+    if (!stamp_claim(pos, len, owner)) continue;
     auto* h = reinterpret_cast<RecordHeader*>(data_ + (pos & mask_));
-    h->owner.store(owner, std::memory_order_relaxed);
-    failpoint(Failpoint::after_claim);
+    auto& stamp = h->stamp;
+    const std::uint64_t claimed = make_stamp(pos, len, RecordState::claimed);
 
-    const RecordMeta meta{realtime_ns(),
-                          f.reply_to.value_or(0),
-                          static_cast<std::uint8_t>(f.type.size()),
-                          static_cast<std::uint8_t>((f.reply_to ? kFlagHasReplyTo : 0) |
-                                                    (f.origin ? kFlagHasOrigin : 0)),
-                          static_cast<std::uint8_t>(f.agent.size()),
-                          static_cast<std::uint8_t>(f.to.size()),
-                          static_cast<std::uint32_t>(f.payload.size())};
-    copy_to_ring(reinterpret_cast<std::byte*>(&h->meta), &meta, sizeof meta);
-    auto* body = reinterpret_cast<std::byte*>(h) + kRecordHeaderBytes;
-    if (f.origin) body = write_origin(body, *f.origin, f.reply_to_origin);
-    for (const std::string_view field : {f.type, f.agent, f.to, f.payload}) {
-      copy_to_ring(body, field.data(), field.size());
-      body += field.size();
-    }
+    write_record(h, f, realtime_ns());
     failpoint(Failpoint::before_commit);
 
     // seq_cst: ordered before the waiter check below (Dekker with Subscription's block wait).

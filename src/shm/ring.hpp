@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -70,6 +71,10 @@ class Ring {
   [[nodiscard]] std::uint64_t record_bytes(const RecordFields& f) const;
 
   PublishResult publish(const RecordFields& fields);
+  // Publishes `batch` with one claim of all its records and one commit (ring_batch.cpp); the
+  // ids go to `ids` when it is not empty (it must then hold batch.size()). Throws
+  // Error{too_large} for a batch larger than half the ring, or holding a record past max_record.
+  PublishResult publish_batch(std::span<const RecordFields> batch, std::span<EventId> ids = {});
 
   // Throws Error{corrupt} when the stamp at `pos` carries an impossible length.
   // With consult_tail false, a position without a matching stamp is reported as `unstamped`
@@ -134,6 +139,11 @@ class Ring {
   std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;
   // Claims `len` bytes; returns the position, or nullopt after publish timeout (BusFull).
   std::optional<std::uint64_t> claim(std::uint64_t len);
+  // Stamps the claim at `pos` CLAIMED (length `len`) and stores `owner`; false (counted in
+  // aborted_claims) when a repairer marked it first because we looked dead: claim again.
+  bool stamp_claim(std::uint64_t pos, std::uint64_t len, std::uint64_t owner);
+  // The header fields and body of a record whose stamp and owner are already stored.
+  void write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_ns) noexcept;
   // Moves the head past everything a write below `end` overwrites; throws Error{corrupt}.
   void reclaim(std::uint64_t end);
   bool wait_for_room(std::uint64_t end, std::chrono::steady_clock::time_point deadline);
