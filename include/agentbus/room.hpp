@@ -14,6 +14,7 @@
 
 #include <agentbus/counter.hpp>
 #include <agentbus/event.hpp>
+#include <agentbus/exclusive_publisher.hpp>
 #include <agentbus/subscription.hpp>
 
 #include <chrono>
@@ -56,6 +57,8 @@ struct RoomCounters {
   std::uint64_t bus_full = 0;          // publishes that gave up with BusFull
   std::uint64_t dead_sessions_reclaimed = 0; // reader slots taken back from dead processes
   std::uint64_t wakeups = 0;           // futex wake calls issued by publishers
+  std::uint64_t exclusive_revokes = 0; // times a shared writer took the fast path from an exclusive one
+  std::uint64_t dead_writer_leases = 0;// exclusive-writer leases taken back from dead holders
 };
 [[nodiscard]] std::vector<Counter> counter_list(const RoomCounters& c);
 
@@ -93,6 +96,11 @@ class Room {
   // records take more than half the ring (a batch that meets the buffer end pads the rest and
   // starts over at the beginning: both must fit past a caught-up reader). BusFull, as for publish(), means none was published.
   PublishResult publish_batch(std::span<const EventIn> events, std::span<EventId> ids = {});
+
+  // This room's exclusive writer (agentbus/exclusive_publisher.hpp): publishes without a
+  // locked instruction while nobody else writes. Throws Error{conflict} while another live
+  // one exists (in any process).
+  [[nodiscard]] ExclusivePublisher exclusive_publisher();
 
   [[nodiscard]] Subscription subscribe(const SubscribeOptions& options = {});
 

@@ -56,7 +56,8 @@ RoomInfo Room::info() const {
   info.counters = {get(c.counters.wrap_paddings), get(c.counters.dead_claims_padded),
                    get(c.counters.gaps_padded),   get(c.counters.aborted_claims),
                    get(c.counters.overruns),      get(c.counters.bus_full),
-                   get(c.counters.dead_sessions_reclaimed), get(c.counters.wakeups)};
+                   get(c.counters.dead_sessions_reclaimed), get(c.counters.wakeups),
+                   get(c.counters.exclusive_revokes), get(c.counters.dead_writer_leases)};
   for (const shm::ReaderSlot& s : c.readers) {
     const std::uint64_t kind = s.state.load(std::memory_order_acquire) & shm::kReaderKindMask;
     if (kind != shm::kReaderTailer && kind != shm::kReaderDurable) continue;
@@ -78,7 +79,8 @@ std::vector<Counter> counter_list(const RoomCounters& c) {
   return {{"wrap_paddings", c.wrap_paddings},   {"dead_claims_padded", c.dead_claims_padded},
           {"gaps_padded", c.gaps_padded},       {"aborted_claims", c.aborted_claims},
           {"overruns", c.overruns},             {"bus_full", c.bus_full},
-          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed}, {"wakeups", c.wakeups}};
+          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed}, {"wakeups", c.wakeups},
+          {"exclusive_revokes", c.exclusive_revokes}, {"dead_writer_leases", c.dead_writer_leases}};
 }
 
 }  // namespace agentbus

@@ -99,6 +99,8 @@ struct RingCounters {
   std::atomic<std::uint64_t> bus_full;
   std::atomic<std::uint64_t> dead_sessions_reclaimed;
   std::atomic<std::uint64_t> wakeups;
+  std::atomic<std::uint64_t> exclusive_revokes;     // a shared writer took the fast path away
+  std::atomic<std::uint64_t> dead_writer_leases;    // leases of dead exclusive writers taken back
 };
 
 // Producers may claim up to `limit` = min(commit_head, durable cursors) + capacity. The word
@@ -126,7 +128,21 @@ struct RingControl {
   alignas(kCacheLine) RingCounters counters;
   alignas(kCacheLine) ReaderSlot readers[kMaxReaders];
   alignas(kCacheLine) std::atomic<std::uint64_t> recent_index[kRecentIndexSlots];
+  // Exclusive publication (shm/exclusive_writer.hpp): the holder's owner word (0: none), and
+  // the arming word it reads on every publish ([unarmed:1 | revoke generation:31 | revokers in
+  // progress:32]; 0 = armed), both rarely written; and `writer_busy`, written only by the
+  // holder, 1 while it is inside a fast-path publish.
+  alignas(kCacheLine) std::atomic<std::uint64_t> writer_lease;
+  std::atomic<std::uint64_t> writer_state;
+  alignas(kCacheLine) std::atomic<std::uint64_t> writer_busy;
 };
+
+// `tail` carries this bit while an exclusive writer is armed: it then owns `tail` and moves it
+// with plain stores, and a shared claimer's CAS cannot succeed until a revoke clears the bit.
+inline constexpr std::uint64_t kTailExclusive = 1ull << 62;
+inline constexpr std::uint64_t kWriterUnarmed = 1ull << 63;
+inline constexpr std::uint64_t kWriterRevokersMask = (1ull << 32) - 1;
+inline constexpr std::uint64_t kWriterGenerationMask = ((1ull << 31) - 1) << 32;
 
 inline constexpr std::uint64_t limit_of(std::uint64_t word) { return (word >> 16) << 3; }
 inline constexpr std::uint64_t limit_seq(std::uint64_t word) { return word & 0xffff; }

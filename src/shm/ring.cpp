@@ -72,7 +72,10 @@ std::atomic<std::uint64_t>& Ring::stamp_at(std::uint64_t pos) const noexcept {
   return *reinterpret_cast<std::atomic<std::uint64_t>*>(data_ + (pos & mask_));
 }
 
-std::uint64_t Ring::tail() const noexcept { return control_->tail.load(std::memory_order_acquire); }
+std::uint64_t Ring::tail() const noexcept { return tail_position(); }
+std::uint64_t Ring::tail_position() const noexcept {
+  return control_->tail.load(std::memory_order_acquire) & ~kTailExclusive;
+}
 // Producers write only below `limit` (they acquire it before claiming), and the limit moves
 // about once per lap, so checking it first keeps a caught-up reader off the head's cache line.
 // Past that, the head decides: a producer moves it past whatever it overwrites before writing.
@@ -131,17 +134,18 @@ std::string Ring::check_control() const {
   // make a sane ring look broken.
   const std::uint64_t head = control_->head.load(std::memory_order_acquire);
   const std::uint64_t commit = control_->commit_head.load(std::memory_order_acquire);
-  const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t raw_tail = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t tail = raw_tail & ~kTailExclusive;  // the bit: an exclusive writer owns it
   const std::uint64_t limit = limit_of(control_->limit_word.load(std::memory_order_acquire));
   constexpr std::uint64_t kMaxPosition = 1ull << 60;
   if (tail % 8 != 0 || tail >= kMaxPosition)
-    return bad("tail", tail, "a multiple of 8 below 2^60");
+    return bad("tail", raw_tail, "a multiple of 8 below 2^60");
   if (head % 8 != 0 || head > tail) return bad("head", head, "a multiple of 8 from 0 to tail " + std::to_string(tail));
   if (commit % 8 != 0 || commit > tail)
     return bad("commit_head", commit, "a multiple of 8 from 0 to tail " + std::to_string(tail));
   if (limit < capacity_ || tail > limit)
     return bad("limit", limit, "from tail " + std::to_string(tail) + " and at least " + std::to_string(capacity_));
-  const std::uint64_t tail_now = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t tail_now = tail_position();
   if (tail_now > control_->head.load(std::memory_order_acquire) + 2 * capacity_)
     return bad("tail", tail_now, "at most two ring capacities (" + std::to_string(2 * capacity_) +
                                      ") past head " + std::to_string(head));
@@ -157,7 +161,7 @@ std::string Ring::check_control() const {
       return "reader slot " + std::to_string(i) + " has state kind " + std::to_string(kind >> 56) + ", expected 0..3";
     if (kind != kReaderDurable) continue;
     const std::uint64_t cursor = r.cursor.load(std::memory_order_acquire);
-    if (cursor % 8 != 0 || cursor > control_->tail.load(std::memory_order_acquire))
+    if (cursor % 8 != 0 || cursor > tail_position())
       return "durable reader slot " + std::to_string(i) + ": " +
              bad("cursor", cursor, "a multiple of 8 up to the tail");
     if (r.name_len == 0 || r.name_len > kMaxReaderName)
@@ -289,6 +293,12 @@ std::optional<std::uint64_t> Ring::claim(std::uint64_t len) {
     const std::uint64_t to_end = capacity_ - (t & mask_);
     const bool wraps = len > to_end;
     const std::uint64_t end = t + (wraps ? to_end : len);
+    if (t & kTailExclusive) [[unlikely]] {
+      if (!deadline) deadline = Clock::now() + timeouts_.publish;
+      if (!revoke_exclusive(*deadline)) return std::nullopt;
+      t = control_->tail.load(std::memory_order_relaxed);
+      continue;
+    }
     if (end > limit_of(control_->limit_word.load(std::memory_order_acquire))) {
       if (!deadline) deadline = Clock::now() + timeouts_.publish;
       if (!wait_for_room(end, *deadline)) return std::nullopt;
@@ -344,7 +354,7 @@ bool Ring::wait_for_room(std::uint64_t end, Clock::time_point deadline) {
 std::uint64_t Ring::advance_commit_head() {
   std::uint64_t head = control_->commit_head.load(std::memory_order_acquire);
   const std::uint64_t start = head;
-  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t t = tail_position();
   while (head < t) {
     const PeekResult p = peek(head);
     if (p.kind != Peek::committed && p.kind != Peek::padding) break;

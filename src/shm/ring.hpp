@@ -134,6 +134,19 @@ class Ring {
                                                         std::uint64_t oldest) const noexcept;
 
  private:
+  friend class ExclusiveWriter;
+  // `tail` without the exclusive-writer bit (layout.hpp, kTailExclusive).
+  [[nodiscard]] std::uint64_t tail_position() const noexcept;
+  // A shared claimer found the exclusive bit in `tail`: take the fast path away from its
+  // holder (exclusive_writer.cpp). False when a live holder stayed inside a publish past
+  // `deadline` (BusFull for the caller).
+  bool revoke_exclusive(std::chrono::steady_clock::time_point deadline);
+  // Moves `tail` past records an exclusive writer committed but did not publish in it (it
+  // died first) and clears the exclusive bit. Only when no armed writer can store `tail`.
+  void settle_tail() noexcept;
+  // reclaim() for the exclusive writer: walks every record up to a sixteenth of the ring past
+  // what `end` needs and moves the head there with one CAS. Returns the new head.
+  std::uint64_t reclaim_bulk(std::uint64_t end);
   // Stores `pos` as the covering record of every block boundary in [pos, end).
   void note_in_index(std::uint64_t pos, std::uint64_t end) noexcept;
   std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;

@@ -4,6 +4,7 @@
 
 #include "shm/fences.hpp"
 #include "shm/futex.hpp"
+#include "shm/membarrier.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 
@@ -37,7 +38,7 @@ PeekResult Ring::peek(std::uint64_t pos, bool consult_tail) const {
                                    ": length " + std::to_string(len) + " is out of bounds");
   }
   if (!consult_tail) return {Peek::unstamped, 0};
-  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t t = tail_position();
   if (t > pos + capacity_) return {Peek::lapped, 0};
   if (t > pos) return {Peek::pending, 0};  // claimed, stamp not yet stored
   return {Peek::empty, 0};
@@ -113,7 +114,7 @@ bool Ring::repair(std::uint64_t pos) {
 // ABORTED (a live claimer there now fails its stamp CAS), then every word up to the next real
 // stamp, the tail or the buffer end, then publish the padding.
 bool Ring::repair_gap(std::uint64_t pos) {
-  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t t = tail_position();
   if (t <= pos || t > pos + capacity_) return false;
   auto& head_stamp = stamp_at(pos);
   std::uint64_t seen = head_stamp.load(std::memory_order_acquire);
@@ -155,6 +156,9 @@ std::uint32_t Ring::publish_seq() const noexcept {
 void Ring::add_waiter() noexcept {
   control_->waiters.fetch_add(1, std::memory_order_seq_cst);
   store_load_fence();
+  // An exclusive writer checks `waiters` with a plain load after a plain commit: make its
+  // commit visible before we re-check, or our registration visible before its check.
+  if (control_->writer_lease.load(std::memory_order_relaxed) != 0) membarrier_global();
 }
 void Ring::remove_waiter() noexcept { control_->waiters.fetch_sub(1, std::memory_order_relaxed); }
 void Ring::wait_for_publish(std::uint32_t seen_seq, std::chrono::nanoseconds timeout) noexcept {

@@ -1,5 +1,6 @@
 // agentbus-test-helper: the other process in multi-process tests.
 //   publish BUS ROOM PRODUCER COUNT   publish "<producer>:<seq>" COUNT times; exit 3 on BusFull
+//   publish-exclusive BUS ROOM PRODUCER COUNT   the same through Room::exclusive_publisher()
 //   tail BUS ROOM EXPECTED            print "ready", read from the start until EXPECTED events,
 //                                     then print "events N checksum C order ok|<error>"
 //   group-worker BUS ROOM GROUP MEMBER OUTFILE [CRASH_ON]
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <map>
+#include <optional>
 #include <string>
 #include <unistd.h>
 
@@ -22,10 +24,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int publish(Room& room, int producer, int count) {
+int publish(Room& room, int producer, int count, bool exclusive = false) {
+  std::optional<ExclusivePublisher> ex;
+  if (exclusive) ex.emplace(room.exclusive_publisher());
   for (int seq = 0; seq < count; ++seq) {
     const std::string payload = std::to_string(producer) + ":" + std::to_string(seq);
-    if (!room.publish("t", "p" + std::to_string(producer), payload).ok()) {
+    const std::string agent = "p" + std::to_string(producer);
+    if (!(ex ? ex->publish("t", agent, payload) : room.publish("t", agent, payload)).ok()) {
       std::printf("busfull after %d\n", seq);
       return 3;
     }
@@ -95,6 +100,7 @@ int main(int argc, char** argv) {
     Bus bus = Bus::open({.name = argv[2], .segment_bytes = 64ull << 20});
     Room room = bus.room(argv[3], {.ring_bytes = 4 << 20, .publish_timeout = 200ms});
     if (mode == "publish" && argc >= 6) return publish(room, std::stoi(argv[4]), std::stoi(argv[5]));
+    if (mode == "publish-exclusive" && argc >= 6) return publish(room, std::stoi(argv[4]), std::stoi(argv[5]), true);
     if (mode == "tail") return tail(room, std::stol(argv[4]));
     if (mode == "group-worker" && argc >= 7)
       return group_worker(room, argv[4], argv[5], argv[6], argc >= 8 ? argv[7] : "");
