@@ -231,7 +231,7 @@ PublishResult ExclusiveWriter::publish(const RecordFields& f) {
     }
     auto* h = reinterpret_cast<RecordHeader*>(const_cast<std::byte*>(ring_.at(at)));
     h->owner.store(owner_, std::memory_order_relaxed);
-    ring_.write_record(h, f, realtime_ns());
+    ring_.write_record(h, f, ring_.event_time());
     failpoint(Failpoint::exclusive_before_commit);
     h->stamp.store(make_stamp(at, len, RecordState::committed), std::memory_order_release);
     failpoint(Failpoint::exclusive_before_tail);

@@ -221,6 +221,13 @@ std::uint64_t Ring::record_bytes(const RecordFields& f) const {
 
 // ---- producing ---------------------------------------------------------------------------
 
+std::int64_t Ring::event_time() const noexcept {
+  if (!timeouts_.coarse_clock) return realtime_ns();
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &t);
+  return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 void Ring::write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_ns) noexcept {
   const RecordMeta meta{ts_ns,
                         f.reply_to.value_or(0),
@@ -269,7 +276,7 @@ PublishResult Ring::publish(const RecordFields& f) {
     auto& stamp = h->stamp;
     const std::uint64_t claimed = make_stamp(pos, len, RecordState::claimed);
 
-    write_record(h, f, realtime_ns());
+    write_record(h, f, event_time());
     failpoint(Failpoint::before_commit);
 
     // seq_cst: ordered before the waiter check below (Dekker with Subscription's block wait).

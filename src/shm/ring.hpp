@@ -56,6 +56,9 @@ class Ring {
   struct Timeouts {
     std::chrono::nanoseconds stall{std::chrono::milliseconds(100)};
     std::chrono::nanoseconds publish{std::chrono::seconds(1)};
+    // Stamp events with CLOCK_REALTIME_COARSE (vDSO, ~5 ns, a tick's resolution: 4 ms here)
+    // instead of CLOCK_REALTIME (~21 ns). Process-local, RoomOptions::coarse_timestamps.
+    bool coarse_clock = false;
   };
 
   // `local_host` names this bus in the origin of local events; it must outlive the ring (the
@@ -157,6 +160,8 @@ class Ring {
   bool stamp_claim(std::uint64_t pos, std::uint64_t len, std::uint64_t owner);
   // The header fields and body of a record whose stamp and owner are already stored.
   void write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_ns) noexcept;
+  // An event timestamp from the clock this handle was asked for.
+  [[nodiscard]] std::int64_t event_time() const noexcept;
   // Moves the head past everything a write below `end` overwrites; throws Error{corrupt}.
   void reclaim(std::uint64_t end);
   bool wait_for_room(std::uint64_t end, std::chrono::steady_clock::time_point deadline);

@@ -51,7 +51,7 @@ PublishResult Ring::publish_batch(std::span<const RecordFields> batch, std::span
     failpoint(Failpoint::before_stamp);
     if (!stamp_claim(pos, total, owner)) continue;
 
-    const std::int64_t ts = realtime_ns();
+    const std::int64_t ts = event_time();
     std::uint64_t at = pos;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto* h = reinterpret_cast<RecordHeader*>(data_ + (at & mask_));

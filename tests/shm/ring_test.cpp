@@ -395,3 +395,15 @@ TEST(RingHistory, EarliestReaderGetsTheIntactRecordsWhileAnotherProcessKeepsWrap
       << " posted meanwhile, " << overruns << " overruns (" << lost << " missed)";
   EXPECT_GE(room.info().tail - room.info().oldest, (kRing / kRecord - 2) * kRecord);
 }
+
+TEST(Ring, CoarseTimestampsAreWithinAKernelTick) {
+  TestBus bus("coarse");
+  Room room = bus->room("r", {.coarse_timestamps = true});
+  const auto before = now_ns();
+  const PublishResult r = room.publish("t", "a", "x");
+  const auto after = now_ns();
+  ASSERT_TRUE(r.ok());
+  const std::int64_t ts = room.recent(1).at(0).ts_ns;
+  EXPECT_LE(ts, after);
+  EXPECT_GE(ts, before - 50'000'000) << "more than 50 ms behind the precise clock";
+}
