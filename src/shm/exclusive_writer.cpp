@@ -10,6 +10,7 @@
 
 #include <agentbus/error.hpp>
 
+#include <algorithm>
 #include <string>
 
 namespace agentbus::shm {
@@ -89,9 +90,12 @@ void Ring::settle_tail() noexcept {
   }
 }
 
-std::uint64_t Ring::reclaim_bulk(std::uint64_t end) {
+std::uint64_t Ring::reclaim_bulk(std::uint64_t end, std::uint64_t limit) {
   const std::uint64_t needed = end - capacity_;
-  const std::uint64_t target = needed + capacity_ / 16;
+  // Never past limit - capacity: that is at most every durable cursor and the commit head
+  // when the limit was computed, so no unread record loses its place in history, and every
+  // record walked is finished.
+  const std::uint64_t target = std::min(needed + capacity_ / 16, limit - capacity_);
   for (;;) {
     const std::uint64_t h0 = control_->head.load(std::memory_order_acquire);
     std::uint64_t h = h0;
@@ -223,7 +227,7 @@ PublishResult ExclusiveWriter::publish(const RecordFields& f) {
         continue;
       }
     }
-    if (end > head_ + capacity) head_ = ring_.reclaim_bulk(end);
+    if (end > head_ + capacity) head_ = ring_.reclaim_bulk(end, limit_);
     if (wraps) {
       ring_.stamp_at(tail_).store(make_stamp(tail_, to_end, RecordState::padding), std::memory_order_release);
       ring_.note_in_index(tail_, at);

@@ -148,8 +148,9 @@ class Ring {
   // died first) and clears the exclusive bit. Only when no armed writer can store `tail`.
   void settle_tail() noexcept;
   // reclaim() for the exclusive writer: walks every record up to a sixteenth of the ring past
-  // what `end` needs and moves the head there with one CAS. Returns the new head.
-  std::uint64_t reclaim_bulk(std::uint64_t end);
+  // what `end` needs (at most to limit - capacity) and moves the head there with one CAS.
+  // Returns the new head.
+  std::uint64_t reclaim_bulk(std::uint64_t end, std::uint64_t limit);
   // Stores `pos` as the covering record of every block boundary in [pos, end).
   void note_in_index(std::uint64_t pos, std::uint64_t end) noexcept;
   std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;

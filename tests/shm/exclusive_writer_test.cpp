@@ -123,3 +123,27 @@ TEST(ExclusiveWriter, ThreadsRacingAnExclusiveAndASharedWriterKeepEachOrder) {
   EXPECT_EQ(events, 2 * kCount);
   EXPECT_EQ(ring_of(room).check_control(), "");
 }
+
+TEST(ExclusiveWriter, TheHeadNeverPassesALaggingDurableReader) {
+  TestBus bus("ex-gated");
+  Room room = bus->room("r", {.ring_bytes = 64 << 10, .publish_timeout = 50ms});
+  Subscription slow = room.subscribe({.from = StartFrom::earliest, .durable_name = "slow"});
+  ExclusivePublisher ex = room.exclusive_publisher();
+  int published = 0, read = 0;
+  auto check_order = [&](const EventView& e) { EXPECT_EQ(std::stoi(std::string(e.payload)), read++); };
+  // Fill the ring until the durable reader holds it full, reading a little now and then.
+  for (int round = 0; round < 40; ++round) {
+    while (ex.publish("t", "ex", std::to_string(published) + std::string(200, '.')).ok()) {
+      ++published;
+      const RoomInfo info = room.info();
+      const EventId cursor = info.readers.at(0).cursor;
+      ASSERT_LE(info.oldest, cursor) << "history passed an unread record after " << published;
+    }
+    slow.poll(check_order, 37);
+  }
+  EXPECT_GT(published, 1000);
+  while (slow.poll(check_order, 100000).events > 0) {
+  }
+  EXPECT_EQ(read, published) << "the durable reader lost nothing";
+  EXPECT_EQ(ring_of(room).check_control(), "");
+}
