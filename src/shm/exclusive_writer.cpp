@@ -69,23 +69,27 @@ bool Ring::revoke_exclusive(Clock::time_point deadline) {
   return idle;
 }
 
+std::uint64_t Ring::past_committed(std::uint64_t from) const noexcept {
+  // Records committed past `tail` can only be an exclusive writer's that died before storing
+  // it (or is about to store it); each is whole, its stamp stored last. Trust no length here.
+  std::uint64_t pos = from;
+  while (pos - from < capacity_) {
+    const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
+    const std::uint64_t len = stamp_len(stamp);
+    const bool whole = stamp_matches(stamp, pos) &&
+                       (stamp_state(stamp) == RecordState::committed ||
+                        stamp_state(stamp) == RecordState::padding) &&
+                       len >= 8 && (pos & mask_) + len <= capacity_;
+    if (!whole) break;
+    pos += len;
+  }
+  return pos;
+}
+
 void Ring::settle_tail() noexcept {
   std::uint64_t t = control_->tail.load(std::memory_order_acquire);
   while (t & kTailExclusive) {
-    // Records committed past `tail` can only be an exclusive writer's that died before
-    // storing it; each is whole (its stamp was stored last). Trust no length read here.
-    const std::uint64_t from = t & ~kTailExclusive;
-    std::uint64_t pos = from;
-    while (pos - from < capacity_) {
-      const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
-      const std::uint64_t len = stamp_len(stamp);
-      const bool whole = stamp_matches(stamp, pos) &&
-                         (stamp_state(stamp) == RecordState::committed ||
-                          stamp_state(stamp) == RecordState::padding) &&
-                         len >= 8 && (pos & mask_) + len <= capacity_;
-      if (!whole) break;
-      pos += len;
-    }
+    const std::uint64_t pos = past_committed(t & ~kTailExclusive);
     if (control_->tail.compare_exchange_weak(t, pos, std::memory_order_acq_rel, std::memory_order_acquire)) return;
   }
 }

@@ -154,6 +154,12 @@ std::string Ring::check_control() const {
   if (limit_now > commit_now + capacity_)
     return bad("limit", limit_now, "at most commit_head " + std::to_string(commit_now) + " + capacity " +
                                        std::to_string(capacity_));
+  // A reader may already have read what an exclusive writer committed and not yet covered
+  // with `tail` (or never will: it died there); such records count as published here.
+  const auto reader_limit = [&] {
+    const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+    return (t & kTailExclusive) ? past_committed(t & ~kTailExclusive) : t;
+  };
   for (std::size_t i = 0; i < kMaxReaders; ++i) {
     const ReaderSlot& r = control_->readers[i];
     const std::uint64_t kind = r.state.load(std::memory_order_acquire) & kReaderKindMask;
@@ -161,7 +167,7 @@ std::string Ring::check_control() const {
       return "reader slot " + std::to_string(i) + " has state kind " + std::to_string(kind >> 56) + ", expected 0..3";
     if (kind != kReaderDurable) continue;
     const std::uint64_t cursor = r.cursor.load(std::memory_order_acquire);
-    if (cursor % 8 != 0 || cursor > tail_position())
+    if (cursor % 8 != 0 || cursor > reader_limit())
       return "durable reader slot " + std::to_string(i) + ": " +
              bad("cursor", cursor, "a multiple of 8 up to the tail");
     if (r.name_len == 0 || r.name_len > kMaxReaderName)

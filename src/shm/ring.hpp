@@ -147,6 +147,8 @@ class Ring {
   // Moves `tail` past records an exclusive writer committed but did not publish in it (it
   // died first) and clears the exclusive bit. Only when no armed writer can store `tail`.
   void settle_tail() noexcept;
+  // The end of the run of whole committed or padding records starting at `from`.
+  [[nodiscard]] std::uint64_t past_committed(std::uint64_t from) const noexcept;
   // reclaim() for the exclusive writer: walks every record up to a sixteenth of the ring past
   // what `end` needs (at most to limit - capacity) and moves the head there with one CAS.
   // Returns the new head.
