@@ -32,7 +32,7 @@ class RoomAccess;
 struct RoomOptions {
   // Used only when this call creates the room; an existing room keeps its own.
   std::size_t ring_bytes = 1 << 20;          // power of two, 64 KiB .. 1 GiB
-  std::size_t max_record_bytes = 0;  // payload + fields + 40; 0: 64 KiB, or ring_bytes/4 if less
+  std::size_t max_record_bytes = 0;  // payload + fields + 32 (+8 with reply_to); 0: 64 KiB, or ring_bytes/4 if less
   // Process-local behaviour of this handle.
   std::chrono::milliseconds stall_timeout{100};    // wait before checking a stuck claimer
   std::chrono::milliseconds publish_timeout{1000}; // wait on a full, gated ring before BusFull

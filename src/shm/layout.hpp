@@ -2,9 +2,9 @@
 //
 //  segment:  [SegmentHeader | RoomSlot × max_rooms | heap: room regions, bump-allocated]
 //  room:     [RingControl (incl. ReaderSlot × kMaxReaders) | data: ring_bytes]
-//  record:   [stamp u64 | owner u64 | ts i64 | reply_to u64 | type_len u8 | flags u8 |
-//             agent_len u8 | to_len u8 | payload_len u32 | (origin block, if flagged) |
-//             type | agent | to | payload | pad→8]
+//  record:   [stamp u64 | owner u64 | ts i64 | type_len u8 | flags u8 | agent_len u8 |
+//             to_len u8 | payload_len u32 | (reply_to u64, if flagged) | (origin block, if
+//             flagged) | type | agent | to | payload | pad→8]
 //  origin:   [id u64 | stream ms u64 | stream seq u64 | reply id u64 | host_len u8 |
 //             reply_host_len u8 | origin_flags u8 | pad ×5 | host | reply host]
 //
@@ -181,10 +181,11 @@ inline constexpr std::uint64_t stamp_len(std::uint64_t stamp) {
 inline constexpr std::uint8_t kFlagHasReplyTo = 1;
 inline constexpr std::uint8_t kFlagHasOrigin = 2;  // an OriginBlock follows the header
 
-// The part of the header a producer writes as plain data, in one copy.
+// The part of the header a producer writes as plain data, in one copy. A reply_to, when the
+// flag says there is one, follows the header (kReplyToBytes), so a small event with no
+// reply_to costs a 32-byte header.
 struct RecordMeta {
   std::int64_t ts_ns;
-  std::uint64_t reply_to;
   std::uint8_t type_len;
   std::uint8_t flags;
   std::uint8_t agent_len;
@@ -197,8 +198,9 @@ struct RecordHeader {
   std::atomic<std::uint64_t> owner;  // pack_owner() of the claimer, stored right after claim
   RecordMeta meta;
 };
-static_assert(sizeof(RecordHeader) == 40);
+static_assert(sizeof(RecordHeader) == 32);
 inline constexpr std::size_t kRecordHeaderBytes = sizeof(RecordHeader);
+inline constexpr std::size_t kReplyToBytes = 8;  // after the header, when kFlagHasReplyTo
 
 // Where an imported event was first published; its host names follow it, then the fields.
 // Local events have none, so they cost exactly what they did before origins existed.

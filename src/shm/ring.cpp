@@ -137,7 +137,6 @@ std::int64_t Ring::event_time() const noexcept {
 
 void Ring::write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_ns) noexcept {
   const RecordMeta meta{ts_ns,
-                        f.reply_to.value_or(0),
                         static_cast<std::uint8_t>(f.type.size()),
                         static_cast<std::uint8_t>((f.reply_to ? kFlagHasReplyTo : 0) |
                                                   (f.origin ? kFlagHasOrigin : 0)),
@@ -146,6 +145,11 @@ void Ring::write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_
                         static_cast<std::uint32_t>(f.payload.size())};
   copy_to_ring(reinterpret_cast<std::byte*>(&h->meta), &meta, sizeof meta);
   auto* body = reinterpret_cast<std::byte*>(h) + kRecordHeaderBytes;
+  if (f.reply_to) {
+    const std::uint64_t reply_to = *f.reply_to;
+    copy_to_ring(body, &reply_to, kReplyToBytes);
+    body += kReplyToBytes;
+  }
   if (f.origin) body = write_origin(body, *f.origin, f.reply_to_origin);
   for (const std::string_view field : {f.type, f.agent, f.to, f.payload}) {
     copy_to_ring(body, field.data(), field.size());

@@ -96,7 +96,8 @@ std::uint64_t Ring::record_bytes(const RecordFields& f) const {
     throw Error(Errc::invalid_argument, "reply_to_origin is for imported events: publish it with an origin");
   }
   const std::uint64_t fixed =
-      kRecordHeaderBytes + origin_bytes + f.type.size() + f.agent.size() + f.to.size();
+      kRecordHeaderBytes + (f.reply_to ? kReplyToBytes : 0) + origin_bytes + f.type.size() + f.agent.size() +
+      f.to.size();
   const std::uint64_t total = align8(fixed + f.payload.size());
   if (total > max_record_) {
     throw Error(Errc::too_large,
