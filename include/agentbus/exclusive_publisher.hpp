@@ -12,7 +12,8 @@
 //    room's stall timeout, and only once the holder is confirmed dead), which takes over, so
 //    readers never stall and no committed event is lost.
 //  * One per room at a time: a second one, in any process, throws Error{conflict}.
-//  * Not thread-safe: one thread publishes through it (that is what makes it exclusive).
+//  * Not thread-safe: one thread publishes through it (that is what makes it exclusive), and
+//    never a child after fork() (the lease names the process that took it).
 // Caveat: a holder stopped (SIGSTOP, a debugger) inside publish() holds off other writers of
 // the room until their publish_timeout (BusFull), as a stopped shared writer holds its claim.
 #pragma once

@@ -8,14 +8,13 @@
 namespace agentbus::shm {
 
 bool membarrier_register() noexcept {
-  static const bool registered = [] {
-    const long supported = ::syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    if (supported < 0 || !(supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
-        !(supported & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
-      return false;
-    return ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
-  }();
-  return registered;
+  // Not cached: a registration belongs to the address space, and a child after fork() has a
+  // new one. Registering again is harmless, and an exclusive writer is created rarely.
+  const long supported = ::syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (supported < 0 || !(supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
+      !(supported & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+    return false;
+  return ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
 }
 
 void membarrier_global() noexcept {
