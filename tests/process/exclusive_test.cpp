@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdio>
+#include <unistd.h>
 #include <map>
 
 using namespace agentbus;
@@ -45,9 +47,19 @@ TEST(Exclusive, ExclusiveAndSharedWritersAtOnceKeepEveryProducersOrder) {
   Room room = bus->room("room", kHelperRoom);
   // A durable reader gates both producers: nothing may be overwritten before it has read it.
   Subscription sub = room.subscribe({.from = StartFrom::earliest, .durable_name = "check"});
-  constexpr int kCount = 100000;
-  ChildProcess exclusive({helper_path(), "publish-exclusive", bus.name(), "room", "0", std::to_string(kCount)});
-  ChildProcess shared({helper_path(), "publish", bus.name(), "room", "1", std::to_string(kCount)});
+  constexpr int kCount = 200000;
+  // Both start at once (a go file), so the shared writer meets the armed exclusive one.
+  const std::string go = "/tmp/agentbus-excl-go-" + bus.name();
+  ::unlink(go.c_str());
+  ChildProcess exclusive({helper_path(), "publish-exclusive", bus.name(), "room", "0", std::to_string(kCount)},
+                         {"AGENTBUS_HELPER_GO=" + go});
+  ChildProcess shared({helper_path(), "publish", bus.name(), "room", "1", std::to_string(kCount)},
+                      {"AGENTBUS_HELPER_GO=" + go});
+  ASSERT_EQ(exclusive.read_line(10s), "ready");
+  ASSERT_EQ(shared.read_line(10s), "ready");
+  std::FILE* f = std::fopen(go.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
   std::map<int, int> next_seq;
   EventId last_id = 0;
   int events = 0;
@@ -71,6 +83,7 @@ TEST(Exclusive, ExclusiveAndSharedWritersAtOnceKeepEveryProducersOrder) {
   EXPECT_EQ(events, 2 * kCount);
   EXPECT_EQ(exclusive.wait(10s), 0);
   EXPECT_EQ(shared.wait(10s), 0);
+  ::unlink(go.c_str());
   const RoomCounters c = room.info().counters;
   EXPECT_GE(c.exclusive_revokes, 1u) << "the shared writer had to take the fast path away";
   EXPECT_EQ(c.dead_writer_leases, 0u);

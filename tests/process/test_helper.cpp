@@ -1,6 +1,8 @@
 // agentbus-test-helper: the other process in multi-process tests.
 //   publish BUS ROOM PRODUCER COUNT   publish "<producer>:<seq>" COUNT times; exit 3 on BusFull
 //   publish-exclusive BUS ROOM PRODUCER COUNT   the same through Room::exclusive_publisher()
+//                                     (both: with AGENTBUS_HELPER_GO=<file>, print "ready" and
+//                                     start once that file exists)
 //   tail BUS ROOM EXPECTED            print "ready", read from the start until EXPECTED events,
 //                                     then print "events N checksum C order ok|<error>"
 //   group-worker BUS ROOM GROUP MEMBER OUTFILE [CRASH_ON]
@@ -12,6 +14,7 @@
 #include <agentbus/agentbus.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fcntl.h>
 #include <map>
@@ -24,9 +27,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// With AGENTBUS_HELPER_GO=<path>: print "ready", then wait (at most 10 s) until the file exists,
+// so that a test can start several publishers at the same instant.
+void wait_for_go() {
+  const char* go = std::getenv("AGENTBUS_HELPER_GO");
+  if (go == nullptr) return;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (int i = 0; i < 10000 && ::access(go, F_OK) != 0; ++i) ::usleep(1000);
+}
+
 int publish(Room& room, int producer, int count, bool exclusive = false) {
   std::optional<ExclusivePublisher> ex;
   if (exclusive) ex.emplace(room.exclusive_publisher());
+  wait_for_go();
   for (int seq = 0; seq < count; ++seq) {
     const std::string payload = std::to_string(producer) + ":" + std::to_string(seq);
     const std::string agent = "p" + std::to_string(producer);
