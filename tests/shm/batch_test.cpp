@@ -203,3 +203,31 @@ TEST(Batch, NextBatchViewsStayValidUntilTheNextCall) {
     EXPECT_EQ(got, payloads);
   }
 }
+
+TEST(Batch, ImportedEventsKeepTheirOrigins) {
+  // What a bridge importing one XREAD reply would publish: events with origins, one a reply.
+  TestBus bus("batch-origin");
+  Room room = bus->room("r");
+  std::vector<EventIn> events = events_of(numbered(0, 3));
+  events[0].options.origin = OriginRef{"hostA", 100, {1700000000000, 1}};
+  events[1].options.origin = OriginRef{"hostA", 140, {1700000000000, 2}};
+  events[1].options.reply_to_origin = OriginRef{"hostB:x", 7, {}};
+  events[2].options.reply_to = 0;  // a local reply, no origin
+  std::vector<EventId> ids(3);
+  ASSERT_TRUE(room.publish_batch(events, ids).ok());
+  const std::vector<Event> got = room.recent(3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(got[0].imported);
+  EXPECT_EQ(got[0].origin.host, "hostA");
+  EXPECT_EQ(got[0].origin.id, 100u);
+  EXPECT_EQ(got[0].origin.stream.seq, 1u);
+  EXPECT_EQ(got[1].origin.id, 140u);
+  ASSERT_TRUE(got[1].reply_to_origin.has_value());
+  EXPECT_EQ(got[1].reply_to_origin->host, "hostB:x");
+  EXPECT_FALSE(got[2].imported);
+  EXPECT_EQ(got[2].reply_to, std::optional<EventId>(0));
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(got[i].id, ids[i]);
+    EXPECT_EQ(got[i].payload, std::to_string(i));
+  }
+}
