@@ -6,7 +6,12 @@
 //                           the reader's batch copy-out and validation, without cross-core cost.
 //  * SpinPair/<b>           a publisher thread and a spinning durable reader thread: the
 //                           cross-core hand-off (on this 2-vCPU VM, sensitive to placement).
+//  * PublishCoarseClock     Publish/64 with RoomOptions::coarse_timestamps (CLOCK_REALTIME_COARSE).
+//  * PublishExclusive       Publish/64 through an armed ExclusivePublisher (no locked instruction).
+//  * PublishBatch32         publish_batch of 32 x 64 B (items: events).
 //  * Recent10               Room::recent(10) on a room holding ~1000 events.
+//  * Recent10FullRing       Room::recent(10) on a 1 MiB ring filled past a lap of 64 B events
+//                           (the case hooks and `top` hit on every prompt).
 //  * ClaimComplete          TaskBoard claim + complete of a posted task (the complete publishes
 //                           TASK_DONE); tasks are posted outside the timed region.
 //  * StatusPost             StatusBus::post with a short detail and no subscriber.
@@ -39,6 +44,7 @@ class MicroBus {
     o.ring_bytes = kRingBytes;
     return bus_.room(name, o);
   }
+  agentbus::Room room(const std::string& name, const agentbus::RoomOptions& o) { return bus_.room(name, o); }
 
  private:
   static agentbus::Bus open(const std::string& name) {
@@ -74,6 +80,47 @@ void BM_Publish(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_Publish)->Arg(64)->Arg(1024);
+
+// The same publish with RoomOptions::coarse_timestamps, and through an ExclusivePublisher:
+// each change measured on its own against BM_Publish/64.
+void BM_PublishCoarseClock(benchmark::State& state) {
+  agentbus::RoomOptions o;
+  o.ring_bytes = kRingBytes;
+  o.coarse_timestamps = true;
+  auto room = micro_bus().room("publish-coarse", o);
+  const std::string payload(64, 'x');
+  for (auto _ : state) {
+    auto r = room.publish("b", "p1", payload);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PublishCoarseClock);
+
+void BM_PublishExclusive(benchmark::State& state) {
+  auto room = micro_bus().room("publish-exclusive");
+  auto ex = room.exclusive_publisher();
+  const std::string payload(64, 'x');
+  for (auto _ : state) {
+    auto r = ex.publish("b", "p1", payload);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (!ex.armed()) state.SkipWithError("the exclusive publisher was not armed");
+}
+BENCHMARK(BM_PublishExclusive);
+
+void BM_PublishBatch32(benchmark::State& state) {
+  auto room = micro_bus().room("publish-batch");
+  const std::string payload(64, 'x');
+  std::vector<agentbus::EventIn> events(kBatch, agentbus::EventIn{"b", "p1", payload});
+  for (auto _ : state) {
+    auto r = room.publish_batch(events);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_PublishBatch32);
 
 void BM_PublishThenTail(benchmark::State& state) {
   auto room = micro_bus().room("tail-" + std::to_string(state.range(0)));
@@ -135,6 +182,20 @@ void BM_Recent10(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Recent10);
+
+void BM_Recent10FullRing(benchmark::State& state) {
+  agentbus::RoomOptions o;
+  o.ring_bytes = 1 << 20;
+  auto room = micro_bus().room("recent-full", o);
+  const std::string payload(64, 'x');
+  while (room.info().oldest == 0 || room.info().tail < 3 * o.ring_bytes) room.publish("b", "p1", payload);
+  for (auto _ : state) {
+    auto events = room.recent(10);
+    benchmark::DoNotOptimize(events.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Recent10FullRing);
 
 }  // namespace
 

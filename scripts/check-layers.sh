@@ -24,7 +24,7 @@ public_layer() {
   case $1 in
     counter.hpp | error.hpp | names.hpp | event.hpp | utf8.hpp | json_text.hpp | clock.hpp | hash.hpp) echo util ;;
     process.hpp) echo shm ;;
-    bus.hpp | room.hpp | subscription.hpp) echo bus ;;
+    bus.hpp | room.hpp | subscription.hpp | exclusive_publisher.hpp) echo bus ;;
     bridge_status.hpp | consumer_group.hpp | inbox.hpp | lease_paths.hpp | leases.hpp | presence.hpp | scratchpad.hpp | tasks.hpp) echo coord ;;
     event_json.hpp | status_bus.hpp) echo status ;;
     bridge/*.hpp) echo bridge ;;

@@ -5,6 +5,7 @@
 #include <agentbus/counter.hpp>
 #include <agentbus/error.hpp>
 #include <agentbus/event.hpp>
+#include <agentbus/exclusive_publisher.hpp>
 #include <agentbus/event_json.hpp>
 #include <agentbus/inbox.hpp>
 #include <agentbus/lease_paths.hpp>

@@ -108,6 +108,14 @@ struct PublishOptions {
   std::optional<OriginRef> reply_to_origin{};
 };
 
+// One event of Room::publish_batch: the arguments of Room::publish in one value.
+struct EventIn {
+  std::string_view type;
+  std::string_view agent;
+  std::string_view payload;
+  PublishOptions options{};
+};
+
 enum class PublishStatus { ok, bus_full };
 
 struct PublishResult {

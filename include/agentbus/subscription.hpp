@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 namespace agentbus {
 
@@ -58,6 +60,14 @@ struct ReadResult {
   [[nodiscard]] bool has_event() const noexcept { return status == ReadStatus::event; }
 };
 
+// What one poll() or next_batch() call did.
+struct PollResult {
+  std::size_t events = 0;          // events handed to the handler / put in the batch
+  bool overrun = false;            // a tailer was lapped meanwhile (see ReadStatus::overrun)
+  std::uint64_t missed = 0;        // events lost to overruns plus unreadable records skipped
+  std::uint64_t missed_bytes = 0;
+};
+
 class Subscription {
  public:
   Subscription(Subscription&&) noexcept;
@@ -69,6 +79,23 @@ class Subscription {
   // header is impossible (a foreign writer scribbled on the segment) is stepped over to the
   // next plausible record and reported as ReadStatus::skipped.
   [[nodiscard]] ReadResult next(std::chrono::nanoseconds timeout);
+
+  // Hands every event available now, up to `limit`, to `handler(const EventView&)`, waiting
+  // up to `timeout` for the first. A durable reader publishes its cursor once, after the
+  // last handler call (explicit_commit readers still move it only on commit()), instead of
+  // once per event: that is what makes draining a burst cheap. A view is valid only during
+  // its handler call. Overruns and skipped records are counted in the result, not returned.
+  template <class Handler>
+  PollResult poll(Handler&& handler, std::size_t limit, std::chrono::nanoseconds timeout = {}) {
+    return poll_with(
+        [](void* h, const EventView& e) { (*static_cast<std::remove_reference_t<Handler>*>(h))(e); },
+        &handler, limit, timeout, true);
+  }
+  // The events available now (up to `limit`, and at most one internal batch of 64 events /
+  // 64 KiB), waiting up to `timeout` for the first, into `out` (cleared first). The views
+  // are valid until the next call on this subscription; a durable reader acknowledges them
+  // on that call, as next() does.
+  PollResult next_batch(std::vector<EventView>& out, std::size_t limit, std::chrono::nanoseconds timeout = {});
 
   // Position of the next event this subscription will deliver.
   [[nodiscard]] EventId position() const noexcept;
@@ -85,6 +112,9 @@ class Subscription {
   explicit Subscription(std::unique_ptr<Impl> impl);
 
  private:
+  using EventSink = void (*)(void*, const EventView&);
+  PollResult poll_with(EventSink sink, void* context, std::size_t limit, std::chrono::nanoseconds timeout,
+                       bool acknowledge);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -55,7 +55,7 @@ std::shared_ptr<Room::Impl> attach(const std::shared_ptr<shm::Segment>& seg, shm
                                    ", ring " + std::to_string(ring) + " bytes, max record " +
                                    std::to_string(slot.max_record_bytes) + " bytes)" + destroy_hint);
   auto* control = reinterpret_cast<shm::RingControl*>(seg->base() + off);
-  shm::Ring::Timeouts timeouts{o.stall_timeout, o.publish_timeout};
+  shm::Ring::Timeouts timeouts{o.stall_timeout, o.publish_timeout, o.coarse_timestamps};
   auto impl = std::make_shared<Room::Impl>(Room::Impl{
       seg, std::string(shm::slot_name(slot)),
       shm::Ring(control, seg->base() + off + shm::kControlBytes, ring, slot.max_record_bytes, timeouts,

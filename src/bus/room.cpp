@@ -7,8 +7,6 @@
 #include <agentbus/error.hpp>
 
 #include <chrono>
-#include <deque>
-#include <thread>
 
 namespace agentbus {
 
@@ -23,93 +21,15 @@ PublishResult Room::publish(std::string_view type, std::string_view agent, std::
   return impl_->ring.publish({type, agent, o.to, o.reply_to, payload, o.origin, o.reply_to_origin});
 }
 
-std::vector<Event> Room::recent(std::size_t n) { return recent_events(n).events; }
-
-namespace {
-
-// Waits, at most the stall timeout, for a claim at `pos` to be stamped by its producer.
-bool await_stamp(const shm::Ring& ring, std::uint64_t pos) {
-  const auto deadline = std::chrono::steady_clock::now() + ring.timeouts().stall;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const shm::PeekResult p = ring.peek(pos);
-    if (p.kind != shm::Peek::pending || p.len > 0) return true;
-    std::this_thread::yield();
+PublishResult Room::publish_batch(std::span<const EventIn> events, std::span<EventId> ids) {
+  thread_local std::vector<shm::RecordFields> fields;
+  fields.clear();
+  for (const EventIn& e : events) {
+    const PublishOptions& o = e.options;
+    fields.push_back({e.type, e.agent, o.to, o.reply_to, e.payload, o.origin, o.reply_to_origin});
   }
-  return false;
+  return impl_->ring.publish_batch(fields, ids);
 }
-
-}  // namespace
-
-RecentEvents Room::recent_events(std::size_t n) {
-  shm::Ring& ring = impl_->ring;
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    // Walk record boundaries from the oldest intact one; remember the last n committed.
-    std::deque<std::pair<std::uint64_t, std::uint64_t>> found;  // (position, length)
-    const std::uint64_t tail = ring.tail();
-    std::uint64_t pos = ring.oldest();
-    std::uint64_t unreadable = 0;
-    bool lapped = false;
-    while (pos < tail) {
-      shm::PeekResult p;
-      try {
-        p = ring.peek(pos);
-      } catch (const Error& e) {
-        if (e.code() != Errc::corrupt) throw;
-        ++unreadable;  // an impossible stamp: step to the next plausible record
-        pos = ring.next_intact(pos, tail);
-        continue;
-      }
-      if (p.kind == shm::Peek::lapped) { lapped = true; break; }
-      if (p.kind == shm::Peek::pending && p.len > 0) {
-        // Claimed, not committed: not an event yet, so a snapshot steps over it. If its
-        // claimer is dead, pad it now (the liveness check is exact; should it misjudge a
-        // claimer that has not yet stored its owner, that claimer's commit CAS fails and it
-        // publishes again).
-        if (!ring.repair(pos)) pos += p.len;
-        continue;
-      }
-      if (p.kind == shm::Peek::pending) {
-        // Claimed and never stamped: a producer about to stamp, one that died first, or a
-        // stamp overwritten by a foreign write. A snapshot does not wait for it for long.
-        if (await_stamp(ring, pos)) continue;
-        ++unreadable;
-        pos = ring.next_intact(pos, tail);
-        continue;
-      }
-      if (p.kind != shm::Peek::committed && p.kind != shm::Peek::padding) break;
-      if (p.kind == shm::Peek::committed && n > 0) {
-        found.emplace_back(pos, p.len);
-        if (found.size() > n) found.pop_front();
-      }
-      pos += p.len;
-    }
-    if (lapped) continue;
-    // Copy first, decode after: a producer may be lapping these records while we read.
-    std::vector<std::byte> copy;
-    for (auto [at, len] : found) {
-      const std::size_t offset = copy.size();
-      copy.resize(offset + len);
-      shm::copy_from_ring(copy.data() + offset, ring.at(at), len);
-    }
-    // Seqlock rule: the copies are good only if no producer has since lapped the oldest one.
-    if (!found.empty() && ring.overwritten_since(found.front().first)) continue;
-    RecentEvents out;
-    out.unreadable = unreadable;
-    out.events.reserve(found.size());
-    std::size_t offset = 0;
-    for (auto [at, len] : found) {
-      EventView v;
-      if (ring.decode(copy.data() + offset, len, at, v))
-        out.events.push_back(v.to_owned());
-      else
-        ++out.unreadable;  // a committed stamp over an impossible header
-      offset += len;
-    }
-    return out;
-  }
-  throw Error(Errc::timeout, "room '" + impl_->name + "' is written faster than recent() can copy it");
-}
-
 
 bool Room::drop_reader(std::string_view durable_name) {
   shm::ReaderSlot* s = find_durable(impl_->ring, durable_name);
@@ -136,7 +56,8 @@ RoomInfo Room::info() const {
   info.counters = {get(c.counters.wrap_paddings), get(c.counters.dead_claims_padded),
                    get(c.counters.gaps_padded),   get(c.counters.aborted_claims),
                    get(c.counters.overruns),      get(c.counters.bus_full),
-                   get(c.counters.dead_sessions_reclaimed), get(c.counters.wakeups)};
+                   get(c.counters.dead_sessions_reclaimed), get(c.counters.wakeups),
+                   get(c.counters.exclusive_revokes), get(c.counters.dead_writer_leases)};
   for (const shm::ReaderSlot& s : c.readers) {
     const std::uint64_t kind = s.state.load(std::memory_order_acquire) & shm::kReaderKindMask;
     if (kind != shm::kReaderTailer && kind != shm::kReaderDurable) continue;
@@ -158,7 +79,8 @@ std::vector<Counter> counter_list(const RoomCounters& c) {
   return {{"wrap_paddings", c.wrap_paddings},   {"dead_claims_padded", c.dead_claims_padded},
           {"gaps_padded", c.gaps_padded},       {"aborted_claims", c.aborted_claims},
           {"overruns", c.overruns},             {"bus_full", c.bus_full},
-          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed}, {"wakeups", c.wakeups}};
+          {"dead_sessions_reclaimed", c.dead_sessions_reclaimed}, {"wakeups", c.wakeups},
+          {"exclusive_revokes", c.exclusive_revokes}, {"dead_writer_leases", c.dead_writer_leases}};
 }
 
 }  // namespace agentbus

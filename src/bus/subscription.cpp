@@ -55,6 +55,10 @@ struct Subscription::Impl {
   ReadResult overrun(std::uint64_t lost_from);
   ReadResult skip(std::uint64_t from, std::uint64_t to);
   ReadResult deliver();
+  // Durable, implicit commit: moves the cursor past everything handed out so far.
+  void acknowledge();
+  // The next event, without acknowledging anything (next() and poll() do that).
+  ReadResult read(std::chrono::nanoseconds timeout);
   bool note_stall(bool pending, std::uint64_t pending_len);
 };
 
@@ -246,10 +250,52 @@ void Subscription::close() noexcept {
 ReadResult Subscription::next(std::chrono::nanoseconds timeout) {
   Impl& s = *impl_;
   if (s.closed) throw Error(Errc::invalid_argument, "subscription is closed");
-  if (s.durable && !s.explicit_commit && s.ack_pos != s.viewed_end) {
-    s.ack_pos = s.viewed_end;
-    s.slot->cursor.store(s.ack_pos, std::memory_order_release);
+  s.acknowledge();
+  return s.read(timeout);
+}
+
+PollResult Subscription::poll_with(EventSink sink, void* context, std::size_t limit,
+                                   std::chrono::nanoseconds timeout, bool acknowledge) {
+  Impl& s = *impl_;
+  if (s.closed) throw Error(Errc::invalid_argument, "subscription is closed");
+  s.acknowledge();
+  PollResult res;
+  // A caller collecting views (next_batch) must stop where the tailer's copy is refilled.
+  const bool keep_views = !acknowledge;
+  if (limit == 0) return res;
+  for (ReadResult r = s.read(timeout);; r = s.read(std::chrono::nanoseconds::zero())) {
+    if (r.status == ReadStatus::event) {
+      sink(context, r.event);
+      ++res.events;
+    } else if (r.status == ReadStatus::overrun || r.status == ReadStatus::skipped) {
+      res.overrun |= r.status == ReadStatus::overrun;
+      res.missed += r.missed;
+      res.missed_bytes += r.missed_bytes;
+    } else {
+      break;  // nothing more now
+    }
+    if (res.events >= limit) break;
+    if (keep_views && res.events > 0 && s.next_item >= s.batch.size()) break;
   }
+  if (acknowledge) s.acknowledge();
+  return res;
+}
+
+PollResult Subscription::next_batch(std::vector<EventView>& out, std::size_t limit, std::chrono::nanoseconds timeout) {
+  out.clear();
+  return poll_with([](void* v, const EventView& e) { static_cast<std::vector<EventView>*>(v)->push_back(e); },
+                   &out, limit, timeout, false);
+}
+
+void Subscription::Impl::acknowledge() {
+  if (durable && !explicit_commit && ack_pos != viewed_end) {
+    ack_pos = viewed_end;
+    slot->cursor.store(ack_pos, std::memory_order_release);
+  }
+}
+
+ReadResult Subscription::Impl::read(std::chrono::nanoseconds timeout) {
+  Impl& s = *this;
   if (s.next_item < s.batch.size()) return s.deliver();
 
   shm::Ring& ring = s.ring();

@@ -27,7 +27,8 @@ constexpr std::array<std::string_view, kCount> kNames{"before_stamp",      "afte
                                                       "claim_after_cas",   "claim_mid_write",
                                                       "claim_before_ready", "bridge_after_ship",
                                                       "bridge_after_spool_write", "bridge_after_spool_shipped",
-                                                      "bridge_after_import_publish"};
+                                                      "bridge_after_import_publish", "exclusive_before_write",
+                                                      "exclusive_before_commit", "exclusive_before_tail"};
 std::array<Config, kCount> configs;
 
 bool parse(std::string_view rest) {

@@ -14,7 +14,9 @@
 // shm/claim_table.hpp), bridge_after_ship (a batch in Redis, the reader not committed),
 // bridge_after_spool_write (a batch fsynced into the spool, not committed),
 // bridge_after_spool_shipped (the spool in Redis, not cleared), bridge_after_import_publish
-// (a remote entry published here, the in-checkpoint not written).
+// (a remote entry published here, the in-checkpoint not written), exclusive_before_write (an
+// exclusive writer inside its fast path, nothing written), exclusive_before_commit (its record
+// written, not stamped), exclusive_before_tail (stamped committed, `tail` not yet moved past it).
 // When the variable is unset, each check is one relaxed load of a process-local flag.
 #pragma once
 
@@ -26,7 +28,8 @@ namespace agentbus::shm {
 enum class Failpoint {
   before_stamp, after_claim, before_commit, scratch_mid_write, group_before_receipt, group_before_ack,
   group_mid_dispatch, group_mid_reclaim, claim_after_cas, claim_mid_write, claim_before_ready,
-  bridge_after_ship, bridge_after_spool_write, bridge_after_spool_shipped, bridge_after_import_publish, count_
+  bridge_after_ship, bridge_after_spool_write, bridge_after_spool_shipped, bridge_after_import_publish,
+  exclusive_before_write, exclusive_before_commit, exclusive_before_tail, count_
 };
 
 namespace detail {

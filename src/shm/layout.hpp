@@ -2,9 +2,9 @@
 //
 //  segment:  [SegmentHeader | RoomSlot × max_rooms | heap: room regions, bump-allocated]
 //  room:     [RingControl (incl. ReaderSlot × kMaxReaders) | data: ring_bytes]
-//  record:   [stamp u64 | owner u64 | ts i64 | reply_to u64 | type_len u8 | flags u8 |
-//             agent_len u8 | to_len u8 | payload_len u32 | (origin block, if flagged) |
-//             type | agent | to | payload | pad→8]
+//  record:   [stamp u64 | owner u64 | ts i64 | type_len u8 | flags u8 | agent_len u8 |
+//             to_len u8 | payload_len u32 | (reply_to u64, if flagged) | (origin block, if
+//             flagged) | type | agent | to | payload | pad→8]
 //  origin:   [id u64 | stream ms u64 | stream seq u64 | reply id u64 | host_len u8 |
 //             reply_host_len u8 | origin_flags u8 | pad ×5 | host | reply host]
 //
@@ -19,9 +19,10 @@
 namespace agentbus::shm {
 
 inline constexpr std::uint64_t kMagic = 0x3153554254474741ull;  // "AGGTBUS1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 6;  // 3: RingControl::head; 4: FNV-1a basis fixed;
+inline constexpr std::uint32_t kLayoutVersion = 7;  // 3: RingControl::head; 4: FNV-1a basis fixed;
                                                     // 5: room slots claimed by owner word (claim_table.hpp);
-                                                    // 6: host id in the header, origin block in records
+                                                    // 6: host id in the header, origin block in records;
+                                                    // 7: RingControl::recent_index, writer lease
 inline constexpr std::size_t kCacheLine = 64;
 // Region and slot sizes are rounded up to whole cache lines, so no two writers share one.
 [[nodiscard]] constexpr std::uint64_t align64(std::uint64_t n) noexcept { return (n + 63) & ~std::uint64_t{63}; }
@@ -98,6 +99,8 @@ struct RingCounters {
   std::atomic<std::uint64_t> bus_full;
   std::atomic<std::uint64_t> dead_sessions_reclaimed;
   std::atomic<std::uint64_t> wakeups;
+  std::atomic<std::uint64_t> exclusive_revokes;     // a shared writer took the fast path away
+  std::atomic<std::uint64_t> dead_writer_leases;    // leases of dead exclusive writers taken back
 };
 
 // Producers may claim up to `limit` = min(commit_head, durable cursors) + capacity. The word
@@ -107,6 +110,14 @@ struct RingCounters {
 // `head` is the oldest intact record: a producer moves it, record by record, past everything
 // it is about to overwrite before it writes a byte (Ring::reclaim), so readers start there and
 // a reader's copy from `start` is intact while head <= start.
+//
+// `recent_index` is a sparse back-link for recent(n): slot (b / block) mod kRecentIndexSlots holds
+// the start of the record covering position b, for each block boundary b (block = capacity /
+// kRecentIndexSlots). A producer stores it after its commit. It is a hint: a reader accepts an
+// entry only if it lies within one max record below b and at or after `head`, and then walks
+// stamps forward from it, so a stale or missing entry costs a step back, never a wrong answer.
+inline constexpr std::size_t kRecentIndexSlots = 1024;
+
 struct RingControl {
   alignas(kCacheLine) std::atomic<std::uint64_t> tail;         // next position to claim
   alignas(kCacheLine) std::atomic<std::uint64_t> head;         // oldest intact record start
@@ -116,7 +127,22 @@ struct RingControl {
   std::atomic<std::uint32_t> waiters;
   alignas(kCacheLine) RingCounters counters;
   alignas(kCacheLine) ReaderSlot readers[kMaxReaders];
+  alignas(kCacheLine) std::atomic<std::uint64_t> recent_index[kRecentIndexSlots];
+  // Exclusive publication (shm/exclusive_writer.hpp): the holder's owner word (0: none), and
+  // the arming word it reads on every publish ([unarmed:1 | revoke generation:31 | revokers in
+  // progress:32]; 0 = armed), both rarely written; and `writer_busy`, written only by the
+  // holder, 1 while it is inside a fast-path publish.
+  alignas(kCacheLine) std::atomic<std::uint64_t> writer_lease;
+  std::atomic<std::uint64_t> writer_state;
+  alignas(kCacheLine) std::atomic<std::uint64_t> writer_busy;
 };
+
+// `tail` carries this bit while an exclusive writer is armed: it then owns `tail` and moves it
+// with plain stores, and a shared claimer's CAS cannot succeed until a revoke clears the bit.
+inline constexpr std::uint64_t kTailExclusive = 1ull << 62;
+inline constexpr std::uint64_t kWriterUnarmed = 1ull << 63;
+inline constexpr std::uint64_t kWriterRevokersMask = (1ull << 32) - 1;
+inline constexpr std::uint64_t kWriterGenerationMask = ((1ull << 31) - 1) << 32;
 
 inline constexpr std::uint64_t limit_of(std::uint64_t word) { return (word >> 16) << 3; }
 inline constexpr std::uint64_t limit_seq(std::uint64_t word) { return word & 0xffff; }
@@ -155,10 +181,11 @@ inline constexpr std::uint64_t stamp_len(std::uint64_t stamp) {
 inline constexpr std::uint8_t kFlagHasReplyTo = 1;
 inline constexpr std::uint8_t kFlagHasOrigin = 2;  // an OriginBlock follows the header
 
-// The part of the header a producer writes as plain data, in one copy.
+// The part of the header a producer writes as plain data, in one copy. A reply_to, when the
+// flag says there is one, follows the header (kReplyToBytes), so a small event with no
+// reply_to costs a 32-byte header.
 struct RecordMeta {
   std::int64_t ts_ns;
-  std::uint64_t reply_to;
   std::uint8_t type_len;
   std::uint8_t flags;
   std::uint8_t agent_len;
@@ -171,8 +198,9 @@ struct RecordHeader {
   std::atomic<std::uint64_t> owner;  // pack_owner() of the claimer, stored right after claim
   RecordMeta meta;
 };
-static_assert(sizeof(RecordHeader) == 40);
+static_assert(sizeof(RecordHeader) == 32);
 inline constexpr std::size_t kRecordHeaderBytes = sizeof(RecordHeader);
+inline constexpr std::size_t kReplyToBytes = 8;  // after the header, when kFlagHasReplyTo
 
 // Where an imported event was first published; its host names follow it, then the fields.
 // Local events have none, so they cost exactly what they did before origins existed.

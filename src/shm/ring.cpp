@@ -13,6 +13,7 @@
 #include <agentbus/names.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -59,6 +60,7 @@ Ring::Ring(RingControl* control, std::byte* data, std::uint64_t capacity,
       capacity_(capacity),
       mask_(capacity - 1),
       max_record_(max_record),
+      index_shift_(static_cast<unsigned>(std::countr_zero(std::max<std::uint64_t>(capacity / kRecentIndexSlots, 8)))),
       timeouts_(timeouts),
       local_host_(local_host) {}
 
@@ -70,7 +72,10 @@ std::atomic<std::uint64_t>& Ring::stamp_at(std::uint64_t pos) const noexcept {
   return *reinterpret_cast<std::atomic<std::uint64_t>*>(data_ + (pos & mask_));
 }
 
-std::uint64_t Ring::tail() const noexcept { return control_->tail.load(std::memory_order_acquire); }
+std::uint64_t Ring::tail() const noexcept { return tail_position(); }
+std::uint64_t Ring::tail_position() const noexcept {
+  return control_->tail.load(std::memory_order_acquire) & ~kTailExclusive;
+}
 // Producers write only below `limit` (they acquire it before claiming), and the limit moves
 // about once per lap, so checking it first keeps a caught-up reader off the head's cache line.
 // Past that, the head decides: a producer moves it past whatever it overwrites before writing.
@@ -121,99 +126,51 @@ void Ring::reclaim(std::uint64_t end) {
   }
 }
 
-std::string Ring::check_control() const {
-  auto bad = [](const char* word, std::uint64_t value, const std::string& expected) {
-    return std::string(word) + " is " + std::to_string(value) + ", expected " + expected;
-  };
-  // Each pair is loaded lower bound first: both words only grow, so a racing producer cannot
-  // make a sane ring look broken.
-  const std::uint64_t head = control_->head.load(std::memory_order_acquire);
-  const std::uint64_t commit = control_->commit_head.load(std::memory_order_acquire);
-  const std::uint64_t tail = control_->tail.load(std::memory_order_acquire);
-  const std::uint64_t limit = limit_of(control_->limit_word.load(std::memory_order_acquire));
-  constexpr std::uint64_t kMaxPosition = 1ull << 60;
-  if (tail % 8 != 0 || tail >= kMaxPosition)
-    return bad("tail", tail, "a multiple of 8 below 2^60");
-  if (head % 8 != 0 || head > tail) return bad("head", head, "a multiple of 8 from 0 to tail " + std::to_string(tail));
-  if (commit % 8 != 0 || commit > tail)
-    return bad("commit_head", commit, "a multiple of 8 from 0 to tail " + std::to_string(tail));
-  if (limit < capacity_ || tail > limit)
-    return bad("limit", limit, "from tail " + std::to_string(tail) + " and at least " + std::to_string(capacity_));
-  const std::uint64_t tail_now = control_->tail.load(std::memory_order_acquire);
-  if (tail_now > control_->head.load(std::memory_order_acquire) + 2 * capacity_)
-    return bad("tail", tail_now, "at most two ring capacities (" + std::to_string(2 * capacity_) +
-                                     ") past head " + std::to_string(head));
-  const std::uint64_t limit_now = limit_of(control_->limit_word.load(std::memory_order_acquire));
-  const std::uint64_t commit_now = control_->commit_head.load(std::memory_order_acquire);
-  if (limit_now > commit_now + capacity_)
-    return bad("limit", limit_now, "at most commit_head " + std::to_string(commit_now) + " + capacity " +
-                                       std::to_string(capacity_));
-  for (std::size_t i = 0; i < kMaxReaders; ++i) {
-    const ReaderSlot& r = control_->readers[i];
-    const std::uint64_t kind = r.state.load(std::memory_order_acquire) & kReaderKindMask;
-    if (kind > kReaderDurable)
-      return "reader slot " + std::to_string(i) + " has state kind " + std::to_string(kind >> 56) + ", expected 0..3";
-    if (kind != kReaderDurable) continue;
-    const std::uint64_t cursor = r.cursor.load(std::memory_order_acquire);
-    if (cursor % 8 != 0 || cursor > control_->tail.load(std::memory_order_acquire))
-      return "durable reader slot " + std::to_string(i) + ": " +
-             bad("cursor", cursor, "a multiple of 8 up to the tail");
-    if (r.name_len == 0 || r.name_len > kMaxReaderName)
-      return "durable reader slot " + std::to_string(i) + ": " +
-             bad("name_len", r.name_len, "1.." + std::to_string(kMaxReaderName));
-  }
-  return {};
-}
-
-std::uint64_t Ring::next_intact(std::uint64_t pos, std::uint64_t end) const noexcept {
-  for (pos = align8(pos + 1); pos < end; pos += 8) {
-    const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
-    if (!stamp_matches(stamp, pos)) continue;
-    const std::uint64_t len = stamp_len(stamp);
-    if (len < 8 || (pos & mask_) + len > capacity_) continue;
-    if (stamp_state(stamp) == RecordState::padding) return pos;
-    if (stamp_state(stamp) == RecordState::committed && len >= kRecordHeaderBytes && len <= max_record_)
-      return pos;
-  }
-  return end;
-}
-
-std::uint64_t Ring::record_bytes(const RecordFields& f) const {
-  if (f.type.empty()) throw Error(Errc::invalid_argument, "event type must not be empty");
-  if (f.type.size() > kMaxTypeBytes)
-    throw Error(Errc::too_large, "event type is " + std::to_string(f.type.size()) +
-                                     " bytes, max " + std::to_string(kMaxTypeBytes));
-  if (f.agent.size() > kMaxAgentBytes)
-    throw Error(Errc::too_large, "agent id is " + std::to_string(f.agent.size()) +
-                                     " bytes, max " + std::to_string(kMaxAgentBytes));
-  if (f.to.size() > kMaxAgentBytes)
-    throw Error(Errc::too_large, "recipient id is " + std::to_string(f.to.size()) +
-                                     " bytes, max " + std::to_string(kMaxAgentBytes));
-  std::uint64_t origin_bytes = 0;
-  if (f.origin) {
-    validate_host_id(f.origin->host);
-    origin_bytes = kOriginBlockBytes + f.origin->host.size();
-    if (f.reply_to_origin) {
-      validate_host_id(f.reply_to_origin->host);
-      origin_bytes += f.reply_to_origin->host.size();
-    }
-  } else if (f.reply_to_origin) {
-    throw Error(Errc::invalid_argument, "reply_to_origin is for imported events: publish it with an origin");
-  }
-  const std::uint64_t fixed =
-      kRecordHeaderBytes + origin_bytes + f.type.size() + f.agent.size() + f.to.size();
-  const std::uint64_t total = align8(fixed + f.payload.size());
-  if (total > max_record_) {
-    throw Error(Errc::too_large,
-                "payload is " + std::to_string(f.payload.size()) + " bytes, max " +
-                    std::to_string(max_record_ - fixed) +
-                    " bytes in this room (create the room with a larger max_record_bytes, or "
-                    "put the data in a file and publish its path)");
-  }
-  return total;
-}
-
 // ---- producing ---------------------------------------------------------------------------
+
+std::int64_t Ring::event_time() const noexcept {
+  if (!timeouts_.coarse_clock) return realtime_ns();
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &t);
+  return std::int64_t(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+void Ring::write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_ns) noexcept {
+  const RecordMeta meta{ts_ns,
+                        static_cast<std::uint8_t>(f.type.size()),
+                        static_cast<std::uint8_t>((f.reply_to ? kFlagHasReplyTo : 0) |
+                                                  (f.origin ? kFlagHasOrigin : 0)),
+                        static_cast<std::uint8_t>(f.agent.size()),
+                        static_cast<std::uint8_t>(f.to.size()),
+                        static_cast<std::uint32_t>(f.payload.size())};
+  copy_to_ring(reinterpret_cast<std::byte*>(&h->meta), &meta, sizeof meta);
+  auto* body = reinterpret_cast<std::byte*>(h) + kRecordHeaderBytes;
+  if (f.reply_to) {
+    const std::uint64_t reply_to = *f.reply_to;
+    copy_to_ring(body, &reply_to, kReplyToBytes);
+    body += kReplyToBytes;
+  }
+  if (f.origin) body = write_origin(body, *f.origin, f.reply_to_origin);
+  for (const std::string_view field : {f.type, f.agent, f.to, f.payload}) {
+    copy_to_ring(body, field.data(), field.size());
+    body += field.size();
+  }
+}
+
+bool Ring::stamp_claim(std::uint64_t pos, std::uint64_t len, std::uint64_t owner) {
+  auto& stamp = stamp_at(pos);
+  std::uint64_t seen = stamp.load(std::memory_order_relaxed);
+  // A matching stamp here can only be a repairer's ABORTED mark: we were presumed dead.
+  if (stamp_matches(seen, pos) ||
+      !stamp.compare_exchange_strong(seen, make_stamp(pos, len, RecordState::claimed),
+                                     std::memory_order_acq_rel)) {
+    control_->counters.aborted_claims.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  reinterpret_cast<RecordHeader*>(data_ + (pos & mask_))->owner.store(owner, std::memory_order_relaxed);
+  failpoint(Failpoint::after_claim);
+  return true;
+}
 
 PublishResult Ring::publish(const RecordFields& f) {
   const std::uint64_t len = record_bytes(f);
@@ -225,34 +182,12 @@ PublishResult Ring::publish(const RecordFields& f) {
     reclaim(pos + len);
     failpoint(Failpoint::before_stamp);
 
-    auto& stamp = stamp_at(pos);
-    std::uint64_t seen = stamp.load(std::memory_order_relaxed);
-    const std::uint64_t claimed = make_stamp(pos, len, RecordState::claimed);
-    // A matching stamp here can only be a repairer's ABORTED mark: we were presumed dead.
-    if (stamp_matches(seen, pos) ||
-        !stamp.compare_exchange_strong(seen, claimed, std::memory_order_acq_rel)) {
-      control_->counters.aborted_claims.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
+    if (!stamp_claim(pos, len, owner)) continue;
     auto* h = reinterpret_cast<RecordHeader*>(data_ + (pos & mask_));
-    h->owner.store(owner, std::memory_order_relaxed);
-    failpoint(Failpoint::after_claim);
+    auto& stamp = h->stamp;
+    const std::uint64_t claimed = make_stamp(pos, len, RecordState::claimed);
 
-    const RecordMeta meta{realtime_ns(),
-                          f.reply_to.value_or(0),
-                          static_cast<std::uint8_t>(f.type.size()),
-                          static_cast<std::uint8_t>((f.reply_to ? kFlagHasReplyTo : 0) |
-                                                    (f.origin ? kFlagHasOrigin : 0)),
-                          static_cast<std::uint8_t>(f.agent.size()),
-                          static_cast<std::uint8_t>(f.to.size()),
-                          static_cast<std::uint32_t>(f.payload.size())};
-    copy_to_ring(reinterpret_cast<std::byte*>(&h->meta), &meta, sizeof meta);
-    auto* body = reinterpret_cast<std::byte*>(h) + kRecordHeaderBytes;
-    if (f.origin) body = write_origin(body, *f.origin, f.reply_to_origin);
-    for (const std::string_view field : {f.type, f.agent, f.to, f.payload}) {
-      copy_to_ring(body, field.data(), field.size());
-      body += field.size();
-    }
+    write_record(h, f, event_time());
     failpoint(Failpoint::before_commit);
 
     // seq_cst: ordered before the waiter check below (Dekker with Subscription's block wait).
@@ -264,6 +199,7 @@ PublishResult Ring::publish(const RecordFields& f) {
       continue;
     }
     if (control_->waiters.load(std::memory_order_seq_cst) != 0) wake_readers();
+    note_in_index(pos, pos + len);
     return {PublishStatus::ok, pos};
   }
 }
@@ -275,6 +211,12 @@ std::optional<std::uint64_t> Ring::claim(std::uint64_t len) {
     const std::uint64_t to_end = capacity_ - (t & mask_);
     const bool wraps = len > to_end;
     const std::uint64_t end = t + (wraps ? to_end : len);
+    if (t & kTailExclusive) [[unlikely]] {
+      if (!deadline) deadline = Clock::now() + timeouts_.publish;
+      if (!revoke_exclusive(*deadline)) return std::nullopt;
+      t = control_->tail.load(std::memory_order_relaxed);
+      continue;
+    }
     if (end > limit_of(control_->limit_word.load(std::memory_order_acquire))) {
       if (!deadline) deadline = Clock::now() + timeouts_.publish;
       if (!wait_for_room(end, *deadline)) return std::nullopt;
@@ -293,6 +235,7 @@ std::optional<std::uint64_t> Ring::claim(std::uint64_t len) {
     if (!stamp_matches(seen, t))
       stamp.compare_exchange_strong(seen, make_stamp(t, to_end, RecordState::padding),
                                     std::memory_order_release);
+    note_in_index(t, end);
     control_->counters.wrap_paddings.fetch_add(1, std::memory_order_relaxed);
     t = end;
   }
@@ -329,7 +272,7 @@ bool Ring::wait_for_room(std::uint64_t end, Clock::time_point deadline) {
 std::uint64_t Ring::advance_commit_head() {
   std::uint64_t head = control_->commit_head.load(std::memory_order_acquire);
   const std::uint64_t start = head;
-  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t t = tail_position();
   while (head < t) {
     const PeekResult p = peek(head);
     if (p.kind != Peek::committed && p.kind != Peek::padding) break;
@@ -366,6 +309,22 @@ std::uint64_t Ring::register_gate() noexcept {
       word, make_limit_word(limit_of(word), limit_seq(word) + 1), std::memory_order_seq_cst)) {
   }
   return limit_of(word) - capacity_;
+}
+
+void Ring::note_in_index(std::uint64_t pos, std::uint64_t end) noexcept {
+  const std::uint64_t block = index_block();
+  for (std::uint64_t b = (pos + block - 1) & ~(block - 1); b < end; b += block)
+    control_->recent_index[(b >> index_shift_) % kRecentIndexSlots].store(pos, std::memory_order_release);
+}
+
+std::optional<std::uint64_t> Ring::index_hint(std::uint64_t boundary, std::uint64_t oldest) const noexcept {
+  const std::uint64_t v =
+      control_->recent_index[(boundary >> index_shift_) % kRecentIndexSlots].load(std::memory_order_acquire);
+  // Entries of earlier laps, of a producer that died before storing one, or scribbled on by a
+  // foreign write all fail one of these; the walk from an accepted one checks every stamp.
+  if (v % 8 != 0 || v > boundary || boundary - v >= max_record_ || v < oldest) return std::nullopt;
+  if (!stamp_matches(stamp_at(v).load(std::memory_order_acquire), v)) return std::nullopt;
+  return v;
 }
 
 void Ring::wake_readers() noexcept {

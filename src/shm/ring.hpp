@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -55,6 +56,9 @@ class Ring {
   struct Timeouts {
     std::chrono::nanoseconds stall{std::chrono::milliseconds(100)};
     std::chrono::nanoseconds publish{std::chrono::seconds(1)};
+    // Stamp events with CLOCK_REALTIME_COARSE (vDSO, ~5 ns, a tick's resolution: 4 ms here)
+    // instead of CLOCK_REALTIME (~21 ns). Process-local, RoomOptions::coarse_timestamps.
+    bool coarse_clock = false;
   };
 
   // `local_host` names this bus in the origin of local events; it must outlive the ring (the
@@ -70,6 +74,10 @@ class Ring {
   [[nodiscard]] std::uint64_t record_bytes(const RecordFields& f) const;
 
   PublishResult publish(const RecordFields& fields);
+  // Publishes `batch` with one claim of all its records and one commit (ring_batch.cpp); the
+  // ids go to `ids` when it is not empty (it must then hold batch.size()). Throws
+  // Error{too_large} for a batch larger than half the ring, or holding a record past max_record.
+  PublishResult publish_batch(std::span<const RecordFields> batch, std::span<EventId> ids = {});
 
   // Throws Error{corrupt} when the stamp at `pos` carries an impossible length.
   // With consult_tail false, a position without a matching stamp is reported as `unstamped`
@@ -120,10 +128,43 @@ class Ring {
   // (for skipping an unreadable record); `end` if none.
   [[nodiscard]] std::uint64_t next_intact(std::uint64_t pos, std::uint64_t end) const noexcept;
 
+  // The sparse back-link of recent(n) (RingControl::recent_index): block boundaries are
+  // multiples of index_block(). index_hint(b) is a record start at or below the boundary `b`,
+  // within one max record of it and not before `oldest`, or nullopt when the entry is missing
+  // or stale, or when no stamp for its own position lies there. It is a hint: peek it.
+  [[nodiscard]] std::uint64_t index_block() const noexcept { return 1ull << index_shift_; }
+  [[nodiscard]] std::optional<std::uint64_t> index_hint(std::uint64_t boundary,
+                                                        std::uint64_t oldest) const noexcept;
+
  private:
+  friend class ExclusiveWriter;
+  // `tail` without the exclusive-writer bit (layout.hpp, kTailExclusive).
+  [[nodiscard]] std::uint64_t tail_position() const noexcept;
+  // A shared claimer found the exclusive bit in `tail`: take the fast path away from its
+  // holder (exclusive_writer.cpp). False when a live holder stayed inside a publish past
+  // `deadline` (BusFull for the caller).
+  bool revoke_exclusive(std::chrono::steady_clock::time_point deadline);
+  // Moves `tail` past records an exclusive writer committed but did not publish in it (it
+  // died first) and clears the exclusive bit. Only when no armed writer can store `tail`.
+  void settle_tail() noexcept;
+  // The end of the run of whole committed or padding records starting at `from`.
+  [[nodiscard]] std::uint64_t past_committed(std::uint64_t from) const noexcept;
+  // reclaim() for the exclusive writer: walks every record up to a sixteenth of the ring past
+  // what `end` needs (at most to limit - capacity) and moves the head there with one CAS.
+  // Returns the new head.
+  std::uint64_t reclaim_bulk(std::uint64_t end, std::uint64_t limit);
+  // Stores `pos` as the covering record of every block boundary in [pos, end).
+  void note_in_index(std::uint64_t pos, std::uint64_t end) noexcept;
   std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;
   // Claims `len` bytes; returns the position, or nullopt after publish timeout (BusFull).
   std::optional<std::uint64_t> claim(std::uint64_t len);
+  // Stamps the claim at `pos` CLAIMED (length `len`) and stores `owner`; false (counted in
+  // aborted_claims) when a repairer marked it first because we looked dead: claim again.
+  bool stamp_claim(std::uint64_t pos, std::uint64_t len, std::uint64_t owner);
+  // The header fields and body of a record whose stamp and owner are already stored.
+  void write_record(RecordHeader* h, const RecordFields& f, std::int64_t ts_ns) noexcept;
+  // An event timestamp from the clock this handle was asked for.
+  [[nodiscard]] std::int64_t event_time() const noexcept;
   // Moves the head past everything a write below `end` overwrites; throws Error{corrupt}.
   void reclaim(std::uint64_t end);
   bool wait_for_room(std::uint64_t end, std::chrono::steady_clock::time_point deadline);
@@ -136,6 +177,7 @@ class Ring {
   std::uint64_t capacity_;
   std::uint64_t mask_;
   std::uint64_t max_record_;
+  unsigned index_shift_;
   Timeouts timeouts_;
   std::string_view local_host_;
 };

@@ -4,6 +4,7 @@
 
 #include "shm/fences.hpp"
 #include "shm/futex.hpp"
+#include "shm/membarrier.hpp"
 #include "shm/process.hpp"
 #include "shm/ring_copy.hpp"
 
@@ -37,7 +38,7 @@ PeekResult Ring::peek(std::uint64_t pos, bool consult_tail) const {
                                    ": length " + std::to_string(len) + " is out of bounds");
   }
   if (!consult_tail) return {Peek::unstamped, 0};
-  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t t = tail_position();
   if (t > pos + capacity_) return {Peek::lapped, 0};
   if (t > pos) return {Peek::pending, 0};  // claimed, stamp not yet stored
   return {Peek::empty, 0};
@@ -54,20 +55,29 @@ bool Ring::decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
   const RecordMeta& m = reinterpret_cast<const RecordHeader*>(rec)->meta;
   const std::uint64_t fields =
       std::uint64_t(m.type_len) + m.agent_len + m.to_len + std::uint64_t(m.payload_len);
+  // Every length below comes from shared memory: check them all against `len` first.
+  const std::uint64_t base = kRecordHeaderBytes + ((m.flags & kFlagHasReplyTo) ? kReplyToBytes : 0);
+  if (len < base) return false;
   const char* p = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
+  out.reply_to.reset();
+  if (m.flags & kFlagHasReplyTo) {
+    EventId reply_to;
+    copy_from_ring(&reply_to, reinterpret_cast<const std::byte*>(p), kReplyToBytes);
+    out.reply_to = reply_to;
+    p += kReplyToBytes;
+  }
   out.origin = {local_host_, id, {}};
   out.imported = false;
   out.reply_to_origin.reset();
   if (m.flags & kFlagHasOrigin) {
-    // Every length below comes from shared memory: check them all against `len` first.
-    if (len < kRecordHeaderBytes + kOriginBlockBytes) return false;
+    if (len < base + kOriginBlockBytes) return false;
     OriginBlock block;
     copy_from_ring(&block, reinterpret_cast<const std::byte*>(p), sizeof block);
     const bool has_reply = (block.origin_flags & kOriginHasReplyOrigin) != 0;
     if (block.host_len == 0 || block.host_len > kMaxHostIdBytes ||
         block.reply_host_len > kMaxHostIdBytes || has_reply != (block.reply_host_len != 0))
       return false;
-    const std::uint64_t need = kRecordHeaderBytes + kOriginBlockBytes + block.host_len +
+    const std::uint64_t need = base + kOriginBlockBytes + block.host_len +
                                block.reply_host_len + fields;
     if (need > len || m.type_len == 0) return false;
     p += kOriginBlockBytes;
@@ -76,7 +86,7 @@ bool Ring::decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
     p += block.host_len;
     if (has_reply) out.reply_to_origin = OriginRef{{p, block.reply_host_len}, block.reply_id, {}};
     p += block.reply_host_len;
-  } else if (kRecordHeaderBytes + fields > len || m.type_len == 0) {
+  } else if (base + fields > len || m.type_len == 0) {
     return false;
   }
   out.id = id;
@@ -88,7 +98,6 @@ bool Ring::decode(const std::byte* rec, std::uint64_t len, std::uint64_t id,
   out.to = {p, m.to_len};
   p += m.to_len;
   out.payload = {p, m.payload_len};
-  out.reply_to = (m.flags & kFlagHasReplyTo) ? std::optional<EventId>(m.reply_to) : std::nullopt;
   return true;
 }
 
@@ -113,7 +122,7 @@ bool Ring::repair(std::uint64_t pos) {
 // ABORTED (a live claimer there now fails its stamp CAS), then every word up to the next real
 // stamp, the tail or the buffer end, then publish the padding.
 bool Ring::repair_gap(std::uint64_t pos) {
-  const std::uint64_t t = control_->tail.load(std::memory_order_acquire);
+  const std::uint64_t t = tail_position();
   if (t <= pos || t > pos + capacity_) return false;
   auto& head_stamp = stamp_at(pos);
   std::uint64_t seen = head_stamp.load(std::memory_order_acquire);
@@ -155,6 +164,9 @@ std::uint32_t Ring::publish_seq() const noexcept {
 void Ring::add_waiter() noexcept {
   control_->waiters.fetch_add(1, std::memory_order_seq_cst);
   store_load_fence();
+  // An exclusive writer checks `waiters` with a plain load after a plain commit: make its
+  // commit visible before we re-check, or our registration visible before its check.
+  if (control_->writer_lease.load(std::memory_order_relaxed) != 0) membarrier_global();
 }
 void Ring::remove_waiter() noexcept { control_->waiters.fetch_sub(1, std::memory_order_relaxed); }
 void Ring::wait_for_publish(std::uint32_t seen_seq, std::chrono::nanoseconds timeout) noexcept {

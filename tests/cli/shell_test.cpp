@@ -142,6 +142,25 @@ TEST_F(cli_batch, stdin_publishes_one_event_per_line) {
   EXPECT_TRUE(contains(events[2], "\"payload\":\"third\"")) << events[2];   // no final newline needed
 }
 
+TEST_F(cli_batch, stdin_lines_go_out_as_one_batch) {
+  // publish_batch stamps every event of a batch with one timestamp; one publish per line could not.
+  const CliResult post = run({"--room", "b", "post", "ITEM", "--stdin"}, "one\ntwo\nthree\n");
+  ASSERT_EQ(post.exit_code, 0) << post.err;
+  const std::vector<std::string> events = lines(run({"--room", "b", "tail", "--json"}).out);
+  ASSERT_EQ(events.size(), 3u);
+  auto ts_of = [](const std::string& e) { return e.substr(e.find("\"ts\":"), 40); };
+  EXPECT_EQ(ts_of(events[0]), ts_of(events[1]));
+  EXPECT_EQ(ts_of(events[1]), ts_of(events[2]));
+  // A task type is not batched: each line is posted onto the board as its own task.
+  ASSERT_EQ(run({"--room", "t", "register", "job", "a job"}).exit_code, 0);
+  const CliResult tasks = run({"--room", "t", "post", "job", "--stdin"}, "x\ny\n");
+  ASSERT_EQ(tasks.exit_code, 0) << tasks.err;
+  EXPECT_EQ(lines(tasks.out).size(), 2u);
+  const CliResult open = run({"--room", "t", "open"});
+  EXPECT_TRUE(contains(open.out, "job  from cli\n    x")) << open.out;
+  EXPECT_TRUE(contains(open.out, "job  from cli\n    y")) << open.out;
+}
+
 TEST_F(cli_batch, a_line_too_large_is_named_and_the_rest_published) {
   // A 64 KiB ring takes records up to 16 KiB; the input stays within one pipe buffer.
   const std::string big(20'000, 'x');

@@ -1,5 +1,8 @@
 // agentbus-test-helper: the other process in multi-process tests.
 //   publish BUS ROOM PRODUCER COUNT   publish "<producer>:<seq>" COUNT times; exit 3 on BusFull
+//   publish-exclusive BUS ROOM PRODUCER COUNT   the same through Room::exclusive_publisher()
+//                                     (both: with AGENTBUS_HELPER_GO=<file>, print "ready" and
+//                                     start once that file exists)
 //   tail BUS ROOM EXPECTED            print "ready", read from the start until EXPECTED events,
 //                                     then print "events N checksum C order ok|<error>"
 //   group-worker BUS ROOM GROUP MEMBER OUTFILE [CRASH_ON]
@@ -11,9 +14,11 @@
 #include <agentbus/agentbus.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fcntl.h>
 #include <map>
+#include <optional>
 #include <string>
 #include <unistd.h>
 
@@ -22,10 +27,24 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int publish(Room& room, int producer, int count) {
+// With AGENTBUS_HELPER_GO=<path>: print "ready", then wait (at most 10 s) until the file exists,
+// so that a test can start several publishers at the same instant.
+void wait_for_go() {
+  const char* go = std::getenv("AGENTBUS_HELPER_GO");
+  if (go == nullptr) return;
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (int i = 0; i < 10000 && ::access(go, F_OK) != 0; ++i) ::usleep(1000);
+}
+
+int publish(Room& room, int producer, int count, bool exclusive = false) {
+  std::optional<ExclusivePublisher> ex;
+  if (exclusive) ex.emplace(room.exclusive_publisher());
+  wait_for_go();
   for (int seq = 0; seq < count; ++seq) {
     const std::string payload = std::to_string(producer) + ":" + std::to_string(seq);
-    if (!room.publish("t", "p" + std::to_string(producer), payload).ok()) {
+    const std::string agent = "p" + std::to_string(producer);
+    if (!(ex ? ex->publish("t", agent, payload) : room.publish("t", agent, payload)).ok()) {
       std::printf("busfull after %d\n", seq);
       return 3;
     }
@@ -95,6 +114,7 @@ int main(int argc, char** argv) {
     Bus bus = Bus::open({.name = argv[2], .segment_bytes = 64ull << 20});
     Room room = bus.room(argv[3], {.ring_bytes = 4 << 20, .publish_timeout = 200ms});
     if (mode == "publish" && argc >= 6) return publish(room, std::stoi(argv[4]), std::stoi(argv[5]));
+    if (mode == "publish-exclusive" && argc >= 6) return publish(room, std::stoi(argv[4]), std::stoi(argv[5]), true);
     if (mode == "tail") return tail(room, std::stol(argv[4]));
     if (mode == "group-worker" && argc >= 7)
       return group_worker(room, argv[4], argv[5], argv[6], argc >= 8 ? argv[7] : "");

@@ -1,4 +1,5 @@
 #include "shm/failpoint.hpp"
+#include "shm/layout.hpp"
 #include "shm/process.hpp"
 #include "support/ring_of.hpp"
 #include "support/test_bus.hpp"
@@ -141,7 +142,7 @@ TEST(Ring, LappedTailerGetsOverrunWithPlausibleCount) {
   EXPECT_EQ(prev, last_id);
   // missed is estimated from record sizes (wrap padding inflates it slightly).
   EXPECT_NEAR(double(r.missed + delivered), total, total * 0.01);
-  EXPECT_GE(r.missed_bytes, (total - delivered) * 248);
+  EXPECT_GE(r.missed_bytes, (total - delivered) * shm::align8(shm::kRecordHeaderBytes + 1 + 1 + 205));
   EXPECT_LT(r.missed_bytes, prev - first_id);
   EXPECT_GE(room.info().counters.overruns, 1u);
 }
@@ -160,7 +161,7 @@ TEST(Ring, DurableReaderGatesProducersUntilBusFull) {
   }
   ASSERT_EQ(last.status, PublishStatus::bus_full);
   EXPECT_GT(accepted, 200);                 // the ring filled up first
-  EXPECT_LE(accepted * 248, 64 << 10);  // 248-byte records  // and nothing was overwritten to make room
+  EXPECT_LE(accepted * shm::align8(shm::kRecordHeaderBytes + 1 + 1 + 203), 64u << 10);  // nothing was overwritten to make room
   EXPECT_GE(room.info().counters.bus_full, 1u);
   // Every accepted event is still there, in order; draining makes room again.
   for (int i = 0; i < accepted; ++i) {
@@ -292,8 +293,9 @@ TEST(Ring, ProducerDeclaredDeadRetriesInsteadOfOverwriting) {
 
 namespace {
 
-// type "E", agent "a", 14-byte payload: a 56-byte record, as in the 64 KiB ring.
-constexpr std::uint64_t kRecord = 56;
+// type "E", agent "a", 14-byte payload: a 48-byte record (32-byte header) in a 64 KiB ring.
+constexpr std::uint64_t kRecord = shm::align8(shm::kRecordHeaderBytes + 1 + 1 + 14);
+static_assert(kRecord == 48);
 constexpr std::uint64_t kRing = 64 << 10;
 
 std::string numbered(int i) {
@@ -315,7 +317,7 @@ void expect_contiguous(const std::vector<Event>& events) {
 TEST(RingHistory, AWrappedRingKeepsEveryIntactRecord) {
   TestBus bus("history");
   Room room = bus->room("r", {.ring_bytes = kRing, .max_record_bytes = 1024});
-  const int total = 1170 * 7 + 123;  // many laps, ending mid-lap
+  const int total = 1365 * 7 + 123;  // many laps, ending mid-lap
   EventId last = 0;
   for (int i = 0; i < total; ++i) last = room.publish("E", "a", numbered(i)).id;
 
@@ -394,4 +396,16 @@ TEST(RingHistory, EarliestReaderGetsTheIntactRecordsWhileAnotherProcessKeepsWrap
       << "received " << received << " of " << intact << " intact records; " << published_meanwhile
       << " posted meanwhile, " << overruns << " overruns (" << lost << " missed)";
   EXPECT_GE(room.info().tail - room.info().oldest, (kRing / kRecord - 2) * kRecord);
+}
+
+TEST(Ring, CoarseTimestampsAreWithinAKernelTick) {
+  TestBus bus("coarse");
+  Room room = bus->room("r", {.coarse_timestamps = true});
+  const auto before = now_ns();
+  const PublishResult r = room.publish("t", "a", "x");
+  const auto after = now_ns();
+  ASSERT_TRUE(r.ok());
+  const std::int64_t ts = room.recent(1).at(0).ts_ns;
+  EXPECT_LE(ts, after);
+  EXPECT_GE(ts, before - 50'000'000) << "more than 50 ms behind the precise clock";
 }

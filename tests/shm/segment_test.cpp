@@ -102,13 +102,13 @@ TEST(Segment, RefusesAnotherLayoutVersion) {
 }
 
 // Layout 6 added the host id and record origins: a bus made by an older build must be removed.
-TEST(Segment, RefusesALayout5BusWithTheDestroyHint) {
-  TestBus bus("version5");
+TEST(Segment, RefusesALayout6BusWithTheDestroyHint) {
+  TestBus bus("version6");
   patch_header(bus.name(), [](std::byte* p) {
-    reinterpret_cast<shm::SegmentHeader*>(p)->layout_version = 5;
+    reinterpret_cast<shm::SegmentHeader*>(p)->layout_version = 6;  // before the recent index
   });
   expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::incompatible,
-               "layout version 5, this build uses 6");
+               "layout version 6, this build uses 7");
   expect_error([&] { (void)Bus::open({.name = bus.name()}); }, Errc::incompatible,
                "agentbus --bus " + bus.name() + " destroy");
 }

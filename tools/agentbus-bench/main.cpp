@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "one JSON object per result line instead of the table");
   app.add_flag("--quick", quick, "short runs (CI smoke test, well under a minute)");
   app.add_option("--only", only, "measure only these systems (repeatable)")
-      ->check(CLI::IsMember({"agentbus", "naive-ring", "boost-mq", "redis", "redis-pipelined"}));
+      ->check(CLI::IsMember({"agentbus", "agentbus-excl", "agentbus-batch", "naive-ring", "boost-mq", "redis", "redis-pipelined"}));
   app.add_option("--scenario", scenarios, "only these scenarios (repeatable)")
       ->check(CLI::IsMember({"1to1", "2to1", "1to4", "idle"}));
   app.add_option("--runs", runs, "throughput runs per result (median reported)")

@@ -25,13 +25,15 @@ inline constexpr const char* kAgentbusRoom = "bench";
 inline constexpr std::size_t kAgentbusRingBytes = 1 << 22;
 
 SystemEntry agentbus_system();
+SystemEntry agentbus_exclusive_system();  // 1 producer: an ExclusivePublisher
+SystemEntry agentbus_batch_system();      // 1 producer, throughput: publish_batch of 32
 SystemEntry naive_ring_system();
 SystemEntry boost_mq_system();
 SystemEntry redis_system();            // XADD one at a time; XREAD BLOCK subscribers
 SystemEntry redis_pipelined_system();  // XADD in pipelined batches; throughput only
 
 [[nodiscard]] inline std::vector<SystemEntry> all_systems() {
-  return {agentbus_system(), naive_ring_system(), boost_mq_system(), redis_system(),
+  return {agentbus_system(), agentbus_exclusive_system(), agentbus_batch_system(), naive_ring_system(), boost_mq_system(), redis_system(),
           redis_pipelined_system()};
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 #include <system_error>
+#include <vector>
 
 namespace agentbus::cli {
 namespace {
@@ -72,10 +73,127 @@ std::string full_message(const Room& room) {
 // rest are still published; a full ring stops the batch at that line, since every later post
 // would wait out the same timeout. Either way the exit is 1 and stderr says which lines were
 // not published, so nothing is lost without a word.
+//
+// Plain events (no --to, not a task type) go out with Room::publish_batch, up to kBatchLines
+// lines or an eighth of the ring at a time: one claim and one commit per batch. A batch the
+// room refuses as too large is posted again line by line, which names the offending lines.
+class LinePoster {
+ public:
+  LinePoster(Room& room, const PostArgs& args)
+      : room_(room), args_(args),
+        batched_(args.to.empty() && (args.reply_to_opt->count() > 0 || !is_task_type(room, args.type))),
+        batch_bytes_(room.info().ring_bytes / 8) {}
+
+  // False once the ring stayed full (reported); the caller stops reading.
+  bool add(std::size_t line_no, std::string_view line) {
+    if (!batched_) return post(line_no, line);
+    if (lines_.size() == kBatchLines || (!lines_.empty() && arena_bytes() + line.size() > batch_bytes_))
+      if (!flush()) return false;
+    lines_.push_back({line_no, arena_.size(), line.size()});
+    arena_.append(line);
+    return true;
+  }
+
+  // Publishes what is pending; false when the ring stayed full (reported).
+  bool flush() {
+    if (lines_.empty()) return true;
+    std::vector<EventIn> events;
+    events.reserve(lines_.size());
+    PublishOptions options;
+    if (args_.reply_to_opt->count() > 0) options.reply_to = args_.reply_to;
+    for (const Line& l : lines_) events.push_back({args_.type, args_.agent, text(l), options});
+    ids_out_.resize(events.size());
+    bool ok = true;
+    try {
+      ok = room_.publish_batch(events, ids_out_).ok();
+    } catch (const Error& e) {
+      if (e.code() != Errc::too_large) throw;
+      return flush_one_by_one();  // which line: post_one names it
+    }
+    if (!ok) return full(lines_.front().no);
+    for (EventId id : ids_out_) note_id(id);
+    clear();
+    return true;
+  }
+
+  int finish(std::size_t line_count) {
+    write_out(ids_, true);
+    if (too_large_.empty()) return 0;
+    std::string numbers;
+    for (std::size_t i = 0; i < std::min(too_large_.size(), kLinesNamed); ++i)
+      numbers += (i ? ", " : "") + std::to_string(too_large_[i]);
+    if (too_large_.size() > kLinesNamed) numbers += ", ...";
+    report_error(std::to_string(too_large_.size()) + " of " + std::to_string(line_count) +
+                 " lines were too large for room " + room_.name() + " and not published (" +
+                 (too_large_.size() == 1 ? "line " : "lines ") + numbers + "); the others were");
+    return kExitFailure;
+  }
+
+ private:
+  static constexpr std::size_t kLinesNamed = 10;  // too-large lines reported one by one; then a count
+  static constexpr std::size_t kBatchLines = 256;
+  struct Line {
+    std::size_t no, offset, size;
+  };
+
+  std::string_view text(const Line& l) const { return std::string_view(arena_).substr(l.offset, l.size); }
+  std::size_t arena_bytes() const { return arena_.size(); }
+  void clear() {
+    lines_.clear();
+    arena_.clear();
+  }
+
+  bool flush_one_by_one() {
+    for (const Line& l : lines_)
+      if (!post(l.no, text(l))) return false;
+    clear();
+    return true;
+  }
+
+  bool post(std::size_t line_no, std::string_view line) {
+    std::optional<EventId> id;
+    try {
+      id = post_one(room_, args_, line);
+    } catch (const Error& e) {
+      if (e.code() != Errc::too_large || std::string_view(e.what()).rfind("payload is", 0) != 0) throw;
+      if (too_large_.size() < kLinesNamed) report_warning("line " + std::to_string(line_no) + ": " + e.what());
+      too_large_.push_back(line_no);
+      return true;
+    }
+    if (!id) return full(line_no);
+    note_id(*id);
+    return true;
+  }
+
+  bool full(std::size_t line_no) {
+    write_out(ids_, true);
+    report_error(full_message(room_) + "; published up to line " + std::to_string(line_no - 1) + ", line " +
+                 std::to_string(line_no) + " and after were not" +
+                 (too_large_.empty() ? "" : " (nor " + std::to_string(too_large_.size()) + " too large lines before)"));
+    return false;
+  }
+
+  void note_id(EventId id) {
+    ids_ += std::to_string(id) + "\n";
+    if (ids_.size() >= (64 << 10)) {
+      write_out(ids_, false);
+      ids_.clear();
+    }
+  }
+
+  Room& room_;
+  const PostArgs& args_;
+  const bool batched_;
+  const std::size_t batch_bytes_;
+  std::vector<Line> lines_;
+  std::string arena_;
+  std::vector<EventId> ids_out_;
+  std::string ids_;
+  std::vector<std::size_t> too_large_;
+};
+
 int post_lines(Room& room, const PostArgs& args) {
-  constexpr std::size_t kLinesNamed = 10;  // too-large lines reported one by one; then a count
-  std::string ids;
-  std::vector<std::size_t> too_large;
+  LinePoster poster(room, args);
   std::size_t line_no = 0;
   char* buf = nullptr;
   std::size_t cap = 0;
@@ -89,39 +207,11 @@ int post_lines(Room& room, const PostArgs& args) {
     if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;
-    std::optional<EventId> id;
-    try {
-      id = post_one(room, args, line);
-    } catch (const Error& e) {
-      if (e.code() != Errc::too_large || std::string_view(e.what()).rfind("payload is", 0) != 0) throw;
-      if (too_large.size() < kLinesNamed) report_warning("line " + std::to_string(line_no) + ": " + e.what());
-      too_large.push_back(line_no);
-      continue;
-    }
-    if (!id) {
-      write_out(ids, true);
-      report_error(full_message(room) + "; published up to line " + std::to_string(line_no - 1) + ", line " +
-                   std::to_string(line_no) + " and after were not" +
-                   (too_large.empty() ? "" : " (nor " + std::to_string(too_large.size()) + " too large lines before)"));
-      return kExitFailure;
-    }
-    ids += std::to_string(*id) + "\n";
-    if (ids.size() >= (64 << 10)) {
-      write_out(ids, false);
-      ids.clear();
-    }
+    if (!poster.add(line_no, line)) return kExitFailure;
   }
   if (std::ferror(stdin)) throw std::system_error(errno, std::generic_category(), "cannot read stdin");
-  write_out(ids, true);
-  if (too_large.empty()) return 0;
-  std::string numbers;
-  for (std::size_t i = 0; i < std::min(too_large.size(), kLinesNamed); ++i)
-    numbers += (i ? ", " : "") + std::to_string(too_large[i]);
-  if (too_large.size() > kLinesNamed) numbers += ", ...";
-  report_error(std::to_string(too_large.size()) + " of " + std::to_string(line_no) +
-               " lines were too large for room " + room.name() + " and not published (" +
-               (too_large.size() == 1 ? "line " : "lines ") + numbers + "); the others were");
-  return kExitFailure;
+  if (!poster.flush()) return kExitFailure;
+  return poster.finish(line_no);
 }
 
 int run_post(const Globals& g, const PostArgs& args) {

@@ -118,6 +118,15 @@ CLI::App* with_agent(CLI::App* cmd, TaskArgs& a) {
 
 }  // namespace
 
+bool is_task_type(Room& room, std::string_view type) {
+  try {
+    return board_of(room, false).find_type(type).has_value();
+  } catch (const Error& e) {
+    if (e.code() == Errc::not_found) return false;
+    throw;
+  }
+}
+
 std::optional<EventId> post_if_task(Room& room, std::string_view type, std::string_view agent,
                                     std::string_view payload) {
   std::optional<TaskBoard> board;

@@ -155,6 +155,8 @@ T or_absent(F&& f, T fallback) {
   }
 }
 
+// True when the room's task board has `type` registered (a post of it is a task).
+[[nodiscard]] bool is_task_type(Room& room, std::string_view type);
 // Posts `type` as a task when the room's task board has that type registered; else nullopt.
 [[nodiscard]] std::optional<EventId> post_if_task(Room& room, std::string_view type,
                                                   std::string_view agent, std::string_view payload);

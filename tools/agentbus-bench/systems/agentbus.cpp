@@ -13,7 +13,9 @@
 #include <agentbus/agentbus.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace bench {
 namespace {
@@ -44,6 +46,12 @@ agentbus::SubscribeOptions subscribe_options(Wait wait, bool durable, int index)
   return o;
 }
 
+// How the producer publishes: Room::publish (the shared MPMC path), an ExclusivePublisher
+// (no locked instruction while alone), or Room::publish_batch of kBatch events.
+enum class Publish { shared, exclusive, batch };
+constexpr std::size_t kBatch = 32;
+
+template <Publish kPublish>
 class Agentbus {
  public:
   explicit Agentbus(const RunSpec& spec)
@@ -68,18 +76,40 @@ class Agentbus {
   class Producer {
    public:
     Producer(Agentbus& sys, int index)
-        : bus_(open_bus(sys.bus_name_)), room_(open_room(bus_)), agent_("p" + std::to_string(index)) {}
+        : bus_(open_bus(sys.bus_name_)), room_(open_room(bus_)), agent_("p" + std::to_string(index)) {
+      if constexpr (kPublish == Publish::exclusive) exclusive_.emplace(room_.exclusive_publisher());
+      if constexpr (kPublish == Publish::batch) payloads_.reserve(kBatch);
+    }
 
     bool send(std::span<const std::byte> payload) {
       const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
+      if constexpr (kPublish == Publish::exclusive) return exclusive_->publish("b", agent_, bytes).ok();
+      if constexpr (kPublish == Publish::batch) {
+        payloads_.emplace_back(bytes);
+        return payloads_.size() < kBatch || flush_batch();
+      }
       return room_.publish("b", agent_, bytes).ok();
     }
-    void flush() {}
+    void flush() {
+      if constexpr (kPublish == Publish::batch) flush_batch();
+    }
 
    private:
+    bool flush_batch() {
+      if (payloads_.empty()) return true;
+      events_.clear();
+      for (const std::string& p : payloads_) events_.push_back({"b", agent_, p});
+      const bool ok = room_.publish_batch(events_).ok();
+      payloads_.clear();  // after: the events view these strings
+      return ok;
+    }
+
     agentbus::Bus bus_;
     agentbus::Room room_;
     std::string agent_;
+    std::optional<agentbus::ExclusivePublisher> exclusive_;
+    std::vector<std::string> payloads_;
+    std::vector<agentbus::EventIn> events_;
   };
 
   class Consumer {
@@ -88,17 +118,17 @@ class Agentbus {
         : bus_(open_bus(sys.bus_name_)), room_(open_room(bus_)),
           sub_(room_.subscribe(subscribe_options(sys.wait_, sys.durable_, index))) {}
 
+    // Everything available now (up to 64 events), with one cursor store per call.
     template <class F>
     std::size_t receive(std::int64_t timeout_ns, F&& on_message) {
-      const agentbus::ReadResult r = sub_.next(std::chrono::nanoseconds(timeout_ns));
-      if (r.status == agentbus::ReadStatus::overrun) {
-        ++overruns_;
-        return 0;
-      }
-      if (!r.has_event()) return 0;
-      on_message(std::span<const std::byte>(reinterpret_cast<const std::byte*>(r.event.payload.data()),
-                                            r.event.payload.size()));
-      return 1;
+      const agentbus::PollResult r = sub_.poll(
+          [&](const agentbus::EventView& e) {
+            on_message(std::span<const std::byte>(reinterpret_cast<const std::byte*>(e.payload.data()),
+                                                  e.payload.size()));
+          },
+          64, std::chrono::nanoseconds(timeout_ns));
+      if (r.overrun) ++overruns_;
+      return r.events;
     }
     [[nodiscard]] std::uint64_t overruns() const { return overruns_; }
 
@@ -132,12 +162,25 @@ class Agentbus {
 };
 
 bool supports(const RunSpec&) { return true; }
+// One exclusive writer per room; a batch only helps throughput (latency rows send one at a time).
+bool supports_exclusive(const RunSpec& spec) { return spec.producers == 1; }
+bool supports_batch(const RunSpec& spec) { return spec.producers == 1 && spec.mode == Mode::throughput; }
 
 }  // namespace
 
 SystemEntry agentbus_system() {
   return {"agentbus", "agentbus room (MPMC log ring in POSIX shm)", &supports,
-          &run_once<Agentbus>, false};
+          &run_once<Agentbus<Publish::shared>>, false};
+}
+
+SystemEntry agentbus_exclusive_system() {
+  return {"agentbus-excl", "agentbus room, one ExclusivePublisher (no locked instruction)", &supports_exclusive,
+          &run_once<Agentbus<Publish::exclusive>>, false};
+}
+
+SystemEntry agentbus_batch_system() {
+  return {"agentbus-batch", "agentbus room, publish_batch of 32 events", &supports_batch,
+          &run_once<Agentbus<Publish::batch>>, false};
 }
 
 }  // namespace bench
