@@ -7,6 +7,7 @@
 
 #include <agentbus/error.hpp>
 
+#include <algorithm>
 #include <thread>
 #include <utility>
 
@@ -20,6 +21,7 @@ constexpr auto kBlock = 500ms;
 constexpr std::size_t kReadCount = 256;
 constexpr std::size_t kMaxRemembered = 1 << 16;
 constexpr auto kFullRetry = 50ms;  // a full room's imports are tried again this often
+constexpr std::size_t kMaxBatch = 64;  // entries per publish_batch (kept well under half a small ring)
 
 }  // namespace
 
@@ -107,77 +109,119 @@ void Inbound::apply_to_board(Mirror& m, const EventView& published, bool task, c
   }
 }
 
-// False when the local room is full: the entry is not imported, and is read again later.
-bool Inbound::import(Mirror& m, StreamId id, ReplyView fields) {
-  const StreamId before = m.last;
+// An entry to publish, or nothing: an echo or a malformed entry, counted (and m.last moved past it).
+std::optional<Inbound::Pending> Inbound::classify(Mirror& m, StreamId id, ReplyView fields) {
   m.last = id;
   if (entry_origin_host(fields) == host_) {  // shipped from here: never echoed back, nor decoded
     m.state->echoes_skipped.fetch_add(1, std::memory_order_relaxed);
-    return true;
+    return std::nullopt;
   }
-  const DecodedEntry d = decode_entry_fields(fields, m.payload_limit);
+  DecodedEntry d = decode_entry_fields(fields, m.payload_limit);
   if (!d.ok()) {
     m.state->rejected.fetch_add(1, std::memory_order_relaxed);
     if (m.rejected_logged++ < 10 || m.rejected_logged % 1000 == 0)
       link_.log("skipped entry " + id.to_string() + " of " + m.key + ": " + d.rejection + " (" +
                 std::to_string(m.state->rejected.load(std::memory_order_relaxed)) + " skipped so far)");
-    return true;
+    return std::nullopt;
   }
-  const StreamEvent& e = *d.event;
-  if (e.origin.host == host_) {  // shipped from here: never echoed back
-    m.state->echoes_skipped.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
+  Pending p{id, std::move(*d.event), {}};
+  if (p.event.reply_to_origin) p.reply_to = local_id_of(m, *p.event.reply_to_origin);
+  return p;
+}
+
+PublishOptions Inbound::options_of(const Pending& p) {
+  const StreamEvent& e = p.event;
   PublishOptions o;
   o.to = e.to;
-  o.origin = OriginRef{e.origin.host, e.origin.id, id};
-  if (e.reply_to_origin) {
-    if (const std::optional<EventId> local = local_id_of(m, *e.reply_to_origin))
-      o.reply_to = *local;
-    else
-      o.reply_to_origin = OriginRef{e.reply_to_origin->host, e.reply_to_origin->id, {}};
+  o.origin = OriginRef{e.origin.host, e.origin.id, p.id};
+  if (p.reply_to)
+    o.reply_to = *p.reply_to;
+  else if (e.reply_to_origin)
+    o.reply_to_origin = OriginRef{e.reply_to_origin->host, e.reply_to_origin->id, {}};
+  return o;
+}
+
+// What follows a publish: the inbox copy, the task board, then the in-checkpoint.
+void Inbound::record(Mirror& m, std::span<const Pending> batch, std::span<const EventId> ids) {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const StreamEvent& e = batch[i].event;
+    EventView v;
+    v.id = ids[i];
+    v.type = e.type;
+    v.agent = e.agent;
+    v.to = e.to;
+    v.reply_to = batch[i].reply_to;
+    v.payload = e.payload;
+    v.ts_ns = e.ts_ns;
+    if (!e.to.empty()) deliver(m, v, false);
+    apply_to_board(m, v, e.task, e.origin);
+    remember(m, e.origin, ids[i]);
   }
+  m.state.set_in_checkpoint({batch.back().id, ids.back()});
+  m.state->in_events.fetch_add(batch.size(), std::memory_order_relaxed);
+  if (std::exchange(m.full_said, false)) link_.log("room " + m.room.name() + " takes imports again");
+}
+
+// Publishes `batch` (entries read after `before`) as one publish_batch; an entry the room
+// refuses (too large for it) makes it go one at a time, so that only that one is skipped.
+// False when the room is full: nothing more is published, and m.last goes back to the
+// first entry not published, so that it is read again later.
+bool Inbound::publish(Mirror& m, std::vector<Pending>& batch, StreamId before) {
+  if (batch.empty()) return true;
   m.state->importing.store(1, std::memory_order_seq_cst);
   struct Done {  // after the checkpoint, or when nothing was published
     RoomStateRef s;
     ~Done() { s->importing.store(0, std::memory_order_release); }
   } done{m.state};
-  {
-    PublishResult r;
-    try {
-      r = m.room.publish(e.type, e.agent, e.payload, o);
-    } catch (const Error& err) {  // fits Redis, not this room (a smaller max record)
-      m.state->rejected.fetch_add(1, std::memory_order_relaxed);
-      link_.log("skipped entry " + id.to_string() + " of " + m.key + ": " + err.what());
-      return true;
-    }
+  std::vector<EventIn> in;
+  in.reserve(batch.size());
+  for (const Pending& p : batch) in.push_back({p.event.type, p.event.agent, p.event.payload, options_of(p)});
+  std::vector<EventId> ids(batch.size());
+  bool one_by_one = false;
+  try {
+    const PublishResult r = m.room.publish_batch(in, ids);
     if (r.ok()) {
       shm::failpoint(shm::Failpoint::bridge_after_import_publish);
-      EventView v;
-      v.id = r.id;
-      v.type = e.type;
-      v.agent = e.agent;
-      v.to = e.to;
-      v.reply_to = o.reply_to;
-      v.payload = e.payload;
-      v.ts_ns = e.ts_ns;
-      if (!e.to.empty()) deliver(m, v, false);
-      apply_to_board(m, v, e.task, e.origin);
-      m.state.set_in_checkpoint({id, r.id});
-      m.state->in_events.fetch_add(1, std::memory_order_relaxed);
-      remember(m, e.origin, r.id);
-      if (std::exchange(m.full_said, false)) link_.log("room " + m.room.name() + " takes imports again");
+      record(m, batch, ids);
+      batch.clear();
       return true;
     }
-    // Full: a durable reader there holds the ring. The entry waits in Redis, and the other
-    // rooms are not held up by this one.
-    if (!std::exchange(m.full_said, true))
-      link_.log("room " + m.room.name() + " is full (a durable reader holds it); its imports wait from " +
-                id.to_string() + ", the other rooms go on");
-    m.full_until = std::chrono::steady_clock::now() + kFullRetry;
-    m.last = before;
-    return false;
+  } catch (const Error&) {  // an event this room refuses, or a batch over half its ring
+    one_by_one = true;
   }
+  if (one_by_one) {
+    bool full = false;
+    for (std::size_t i = 0; i < batch.size() && !full; ++i) {
+      PublishResult r;
+      try {
+        r = m.room.publish(in[i].type, in[i].agent, in[i].payload, in[i].options);
+      } catch (const Error& err) {  // fits Redis, not this room (a smaller max record)
+        m.state->rejected.fetch_add(1, std::memory_order_relaxed);
+        link_.log("skipped entry " + batch[i].id.to_string() + " of " + m.key + ": " + err.what());
+        continue;
+      }
+      if (!r.ok()) {
+        if (i > 0) before = batch[i - 1].id;
+        full = true;
+        continue;
+      }
+      shm::failpoint(shm::Failpoint::bridge_after_import_publish);
+      record(m, std::span(batch).subspan(i, 1), std::span(&r.id, 1));
+    }
+    if (!full) {
+      batch.clear();
+      return true;
+    }
+  }
+  // Full: a durable reader there holds the ring. The entries wait in Redis, and the other
+  // rooms are not held up by this one.
+  if (!std::exchange(m.full_said, true))
+    link_.log("room " + m.room.name() + " is full (a durable reader holds it); its imports wait after " +
+              before.to_string() + ", the other rooms go on");
+  m.full_until = std::chrono::steady_clock::now() + kFullRetry;
+  m.last = before;
+  batch.clear();
+  return false;
 }
 
 void Inbound::read_once(RedisConnection& conn) {
@@ -216,16 +260,34 @@ void Inbound::read_once(RedisConnection& conn) {
       if (key && c->key == *key) m = c;
     if (!m) continue;
     const ReplyView entries = stream.at(1);
-    for (std::size_t i = 0; i < entries.size(); ++i) {
+    // One publish_batch per run of entries; a run ends before an entry that answers one in it
+    // (its reply_to then resolves to the local id) and at kMaxBatch.
+    std::vector<Pending> batch;
+    StreamId before = m->last;
+    bool full = false;
+    for (std::size_t i = 0; i < entries.size() && !full; ++i) {
       const ReplyView entry = entries.at(i);
       const std::optional<std::string_view> id_text = entry.at(0).string();
       const std::optional<StreamId> id = id_text ? StreamId::parse(*id_text) : std::nullopt;
       if (!id) continue;  // Redis gives every entry an id; anything else is not an entry
-      // Stopping: an entry import() gave up on (a full room) must not be passed by a later
-      // one, whose checkpoint would then name a stream id past it.
       if (stop_ && stop_->load(std::memory_order_relaxed)) return;
-      if (!import(*m, *id, entry.at(1))) break;  // full: the rest of this room's entries wait too
+      const StreamId prev = m->last;
+      std::optional<Pending> p = classify(*m, *id, entry.at(1));
+      if (!p) continue;
+      const bool answers_one = p->event.reply_to_origin &&
+                               std::any_of(batch.begin(), batch.end(), [&](const Pending& q) {
+                                 return q.event.origin == *p->event.reply_to_origin;
+                               });
+      if (answers_one || batch.size() >= kMaxBatch) {
+        full = !publish(*m, batch, before);  // full: the rest of this room's entries wait too
+        if (full) break;
+        before = prev;
+        p = classify(*m, *id, entry.at(1));  // again: the reply_to it answers is local now
+        if (!p) continue;
+      }
+      batch.push_back(std::move(*p));
     }
+    if (!full) (void)publish(*m, batch, before);
   }
 }
 

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -65,7 +66,17 @@ class Inbound {
 
   void read_once(RedisConnection& conn);
   void set_aside_wrong_types(RedisConnection& conn, const std::vector<Mirror*>& order);
-  bool import(Mirror& m, StreamId id, ReplyView fields);
+  // An entry to publish. Its PublishOptions are made only once it has stopped moving
+  // (options_of): they hold views into `event`, and a moved short string moves its bytes.
+  struct Pending {
+    StreamId id;
+    StreamEvent event;
+    std::optional<EventId> reply_to;  // the answered event's id here, when known
+  };
+  static PublishOptions options_of(const Pending& p);
+  std::optional<Pending> classify(Mirror& m, StreamId id, ReplyView fields);
+  bool publish(Mirror& m, std::vector<Pending>& batch, StreamId before);
+  void record(Mirror& m, std::span<const Pending> batch, std::span<const EventId> ids);
   std::optional<EventId> local_id_of(Mirror& m, const EntryOrigin& o) const;
   void deliver(Mirror& m, const EventView& published, bool unless_held);
   void remember(Mirror& m, const EntryOrigin& o, EventId local);

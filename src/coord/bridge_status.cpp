@@ -3,6 +3,8 @@
 #include "bus/room_access.hpp"
 #include "coord/bridge_state.hpp"
 
+#include <agentbus/error.hpp>
+
 #include <agentbus/clock.hpp>
 
 #include <algorithm>
@@ -39,7 +41,14 @@ BridgeStatus bridge_status(const Bus& bus) {
     const EventId shipped = s->shipped_to.load(std::memory_order_relaxed);
     const RoomInfo info = room.info();
     if (shipped < info.tail) {
-      Subscription scan = room.subscribe({.from = StartFrom::id, .from_id = std::max(shipped, info.oldest)});
+      // The ring moves meanwhile: a position gone by the time we look means start at the oldest.
+      Subscription scan = [&] {
+        try {
+          return room.subscribe({.from = StartFrom::id, .from_id = std::max(shipped, info.oldest)});
+        } catch (const Error&) {
+          return room.subscribe({.from = StartFrom::earliest});
+        }
+      }();
       for (ReadResult e = scan.next(0ns); e.status != ReadStatus::timeout; e = scan.next(0ns)) {
         if (!e.has_event() || e.event.imported) continue;
         if (r.lag_events++ == 0) r.oldest_lag_ns = std::max<std::int64_t>(0, realtime_ns() - e.event.ts_ns);
