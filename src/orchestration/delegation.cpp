@@ -1,7 +1,7 @@
 // Delegating: the Delegator posts tasks on a type's queue board; a DelegatedTask reads its
 // state from the board and waits on the queue room for the TASK_DONE that settles it.
-#include "delegation_state.hpp"
-#include "json_object.hpp"
+#include "orchestration/delegation_state.hpp"
+#include "orchestration/json_object.hpp"
 
 #include <agentbus/clock.hpp>
 #include <agentbus/error.hpp>

@@ -1,7 +1,7 @@
 // The JSON of delegated tasks and their results, the cache, and the small helpers both the
 // delegating side and the worker use.
-#include "delegation_state.hpp"
-#include "json_object.hpp"
+#include "orchestration/delegation_state.hpp"
+#include "orchestration/json_object.hpp"
 
 #include <agentbus/hash.hpp>
 #include <agentbus/utf8.hpp>

@@ -1,5 +1,5 @@
 // A worker: claims delegated tasks on its types' queue boards and runs its provider on them.
-#include "delegation_state.hpp"
+#include "orchestration/delegation_state.hpp"
 
 #include <agentbus/clock.hpp>
 #include <agentbus/error.hpp>
