@@ -219,7 +219,7 @@ void serve_loop(Bus& bus, const WorkerOptions& o, const std::string& name, const
 
 }  // namespace
 
-WorkerStats serve_delegations(Bus& bus, const WorkerOptions& options, const std::atomic<bool>& stop) {
+void validate_worker_options(const WorkerOptions& options) {
   if (options.types.empty()) throw Error(Errc::invalid_argument, "a worker needs at least one --type");
   for (const auto& type : options.types) {
     bool ok = !type.empty() && type.size() <= 64 && type.find('/') == std::string::npos;
@@ -237,6 +237,10 @@ WorkerStats serve_delegations(Bus& bus, const WorkerOptions& options, const std:
     throw Error(Errc::invalid_argument, "--concurrency must be from 1 to 64");
   if (options.lease < std::chrono::milliseconds(30))
     throw Error(Errc::invalid_argument, "the lease must be at least 30 ms");
+}
+
+WorkerStats serve_delegations(Bus& bus, const WorkerOptions& options, const std::atomic<bool>& stop) {
+  validate_worker_options(options);
   const std::string name = options.name.empty() ? "worker-" + std::to_string(::getpid()) : options.name;
   SharedStats stats;
   std::vector<std::thread> threads;

@@ -32,6 +32,7 @@ int run_worker(const Globals& g, const WorkerArgs& a) {
   o.concurrency = a.concurrency;
   o.lease = validated_ms(a.lease);
   o.task_timeout = validated_ms(a.task_timeout);
+  validate_worker_options(o);
   std::atomic<bool> stop{false};
   std::thread watcher([&] {
     while (!g_stop && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));

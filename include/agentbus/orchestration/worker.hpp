@@ -46,5 +46,7 @@ struct WorkerStats {
 // Serves until `stop` becomes true (checked at least every poll_interval). Throws
 // Error{invalid_argument} for no types, a bad type, no provider, or concurrency out of range.
 WorkerStats serve_delegations(Bus& bus, const WorkerOptions& options, const std::atomic<bool>& stop);
+// The checks serve_delegations makes first (throws the same errors).
+void validate_worker_options(const WorkerOptions& options);
 
 }  // namespace agentbus::orchestration
