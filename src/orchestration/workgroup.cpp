@@ -1,5 +1,6 @@
 // Workgroups: members on threads of their own, settled by mode (compete / synthesize).
 #include "orchestration/json_object.hpp"
+#include "orchestration/workgroup_finish.hpp"
 
 #include <agentbus/error.hpp>
 #include <agentbus/orchestration/workgroup.hpp>
@@ -25,28 +26,11 @@ std::string_view to_string(MemberStatus s) noexcept {
   return "failed";
 }
 
-namespace {
-
-constexpr std::string_view kNoFinish = "Agent stopped without calling finish.";
-
 ToolSpec finish_tool() {
   return {"finish", "End your work with a status and a summary",
           R"({"type":"object","properties":{"status":{"enum":["success","blocked","failed"]},"summary":{"type":"string"}},"required":["status","summary"]})"};
 }
 
-std::string member_prompt(const WorkgroupSpec& spec, const WorkgroupMember& m) {
-  std::string p = spec.mode == WorkgroupMode::compete
-                      ? "You are " + m.name + " in workgroup " + spec.name +
-                            ", competing with other members on the goal below. Keep your conclusions to yourself "
-                            "until you call finish; the first success wins.\n"
-                      : "You are " + m.name + " in workgroup " + spec.name + ". Members debate openly in room " +
-                            spec.room + "; cover your angle and call finish when you are done.\n";
-  p += "Goal: " + spec.goal;
-  if (!m.assignment.empty()) p += "\nYour assignment: " + m.assignment;
-  return p;
-}
-
-// Reads a finish call; false when the reply has none (or a malformed one).
 bool read_finish(const Reply& reply, MemberResult& out) {
   const ToolCall* call = reply.find_tool("finish");
   if (call == nullptr) return false;
@@ -62,6 +46,22 @@ bool read_finish(const Reply& reply, MemberResult& out) {
   else return false;
   out.summary = summary;
   return true;
+}
+
+namespace {
+
+constexpr std::string_view kNoFinish = "Agent stopped without calling finish.";
+
+std::string member_prompt(const WorkgroupSpec& spec, const WorkgroupMember& m) {
+  std::string p = spec.mode == WorkgroupMode::compete
+                      ? "You are " + m.name + " in workgroup " + spec.name +
+                            ", competing with other members on the goal below. Keep your conclusions to yourself "
+                            "until you call finish; the first success wins.\n"
+                      : "You are " + m.name + " in workgroup " + spec.name + ". Members debate openly in room " +
+                            spec.room + "; cover your angle and call finish when you are done.\n";
+  p += "Goal: " + spec.goal;
+  if (!m.assignment.empty()) p += "\nYour assignment: " + m.assignment;
+  return p;
 }
 
 struct Shared {
@@ -82,7 +82,8 @@ void run_member(Room room, const WorkgroupSpec& spec, std::size_t i, Shared& sha
   MemberResult r{m.name, MemberStatus::failed, {}, {}};
   for (int attempt = 0; attempt < 2; ++attempt) {
     req.step = static_cast<std::uint64_t>(attempt);
-    const CallResult call = m.agent.provider->call(req, spec.settle_timeout);
+    // Past the settle timeout the workgroup cancels the call; its own bound is only a backstop.
+    const CallResult call = m.agent.provider->call(req, spec.settle_timeout + std::chrono::seconds(10));
     if (!call.ok()) {
       r.status = MemberStatus::failed;
       r.summary = call.error;
@@ -204,7 +205,13 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
           out.winner = r.name;
       }
       if (!out.winner.empty() || seen == spec.members.size()) break;
-      if (shared.cv.wait_until(lock, deadline) == std::cv_status::timeout &&
+      if (spec.cancel != nullptr && spec.cancel->load()) {
+        out.cancelled = true;
+        break;
+      }
+      // With a cancel flag, wake every 20 ms to look at it.
+      const auto until = spec.cancel == nullptr ? deadline : std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(20));
+      if (shared.cv.wait_until(lock, until) == std::cv_status::timeout && std::chrono::steady_clock::now() >= deadline &&
           shared.finished_order.size() == seen) {
         out.timed_out = true;
         for (const auto& r : shared.results)
@@ -213,7 +220,7 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
       }
     }
     lock.unlock();
-    if (!out.winner.empty() || out.timed_out) cancel_running();
+    if (!out.winner.empty() || out.timed_out || out.cancelled) cancel_running();
   }
   // A cancel can reach a member before its call began (and so be missed by it): repeat it
   // until every cancelled member has returned. A CommandProvider call ends within 20 ms.
@@ -243,7 +250,7 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
   members += "]";
   (void)room.publish("workgroup.finished", spec.name,
                      json::ObjectWriter().str("workgroup", spec.name).str("status", to_string(out.status))
-                         .str("winner", out.winner).boolean("timed_out", out.timed_out)
+                         .str("winner", out.winner).boolean("timed_out", out.timed_out).boolean("cancelled", out.cancelled)
                          .raw("pending", names_json(out.pending)).raw("members", members).finish());
   return out;
 }

@@ -23,6 +23,7 @@
 #include <agentbus/bus.hpp>
 #include <agentbus/orchestration/provider.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ struct WorkgroupSpec {
   WorkgroupMode mode = WorkgroupMode::compete;
   std::vector<WorkgroupMember> members;
   std::chrono::milliseconds settle_timeout{std::chrono::minutes(10)};
+  const std::atomic<bool>* cancel = nullptr;  // set: every running member is cancelled (20 ms)
 };
 
 struct MemberResult {
@@ -60,6 +62,7 @@ struct WorkgroupResult {
   std::string winner;                          // compete: the first member to succeed
   std::vector<MemberResult> members;           // in spec order
   bool timed_out = false;
+  bool cancelled = false;                      // spec.cancel was set before it settled
   std::vector<std::string> pending;            // members still running at the timeout
   std::vector<std::string> start_failures;     // "name: why"; the started ones were cancelled
 };
