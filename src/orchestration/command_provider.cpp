@@ -142,9 +142,10 @@ CallResult CommandProvider::call(const ProviderRequest& request, std::chrono::mi
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::uint64_t generation = cancel_generation_.load();
   std::string stdout_text, stderr_text;
   std::size_t written = 0;
-  bool exited = false, too_much = false, timed_out = false;
+  bool exited = false, too_much = false, timed_out = false, cancelled = false;
   int status = 0;
   auto reap = [&](int flags) {
     if (exited) return;
@@ -167,8 +168,13 @@ CallResult CommandProvider::call(const ProviderRequest& request, std::chrono::mi
       timed_out = true;
       break;
     }
-    // Without a pidfd (old kernel) poll in slices so an exit with inherited pipes is noticed.
-    const int wait_ms = pidfd.fd >= 0 ? static_cast<int>(left.count()) : std::min<int>(50, static_cast<int>(left.count()));
+    if (cancel_generation_.load() != generation) {
+      cancelled = true;
+      break;
+    }
+    // Poll in slices: a cancel_calls() is noticed within 20 ms (and, without a pidfd on an old
+    // kernel, an exit with inherited pipes too).
+    const int wait_ms = std::min<int>(20, static_cast<int>(left.count()));
     const int n = ::poll(fds.data(), fds.size(), wait_ms);
     if (n < 0 && errno != EINTR) break;
     for (const auto& p : fds) {
@@ -227,7 +233,9 @@ CallResult CommandProvider::call(const ProviderRequest& request, std::chrono::mi
   CallResult result;
   result.stderr_text = stderr_text;
   const std::string err_hint = stderr_text.empty() ? "" : " (stderr: " + trimmed_for_message(stderr_text) + ")";
-  if (timed_out) {
+  if (cancelled) {
+    result = CallResult::failure(who + " was cancelled");
+  } else if (timed_out) {
     result = CallResult::failure(who + " timed out after " + std::to_string(timeout.count()) + " ms and was killed", CallStatus::timeout);
   } else if (too_much) {
     result = CallResult::failure(who + " printed more than " + std::to_string(options_.max_stdout_bytes) +

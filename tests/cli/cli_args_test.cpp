@@ -312,7 +312,7 @@ const std::vector<std::string> kCommands = {
     "lease renew", "lease release", "lease list", "guard", "inbox", "ask", "reply", "directed", "group read",
     "group ack", "group receipt", "group pending", "group autoclaim", "group info", "status post",
     "status recent", "status summary", "status watch", "export", "import", "hook session-start",
-    "hook user-prompt-submit", "hook session-end", "welcome", "top", "run", "runs", "agent"};
+    "hook user-prompt-submit", "hook session-end", "welcome", "top", "run", "runs", "agent", "worker", "delegate"};
 
 std::vector<std::string> words(const std::string& text) {
   std::istringstream in(text);

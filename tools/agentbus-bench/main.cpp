@@ -9,6 +9,7 @@
 #include "groups.hpp"
 #include "status.hpp"
 #include "orchestration.hpp"
+#include "delegation.hpp"
 #include "tasks.hpp"
 
 #include <CLI/CLI.hpp>
@@ -114,6 +115,10 @@ int main(int argc, char** argv) {
   app.add_flag("--orchestration", orchestration,
                "measure orchestration instead: per-step overhead of a 10-stage Pipeline, in-process and "
                "with each agent in its own process, vs one publish+tail round trip");
+  bool delegation = false;
+  app.add_flag("--delegation", delegation,
+               "measure delegation instead: delegate -> worker process -> result, p50/p99 and delegations/s "
+               "with 2 workers, vs one claim+complete pair and one Redis SET NX+GET");
   app.add_option("--samples", samples, "latency samples per producer")->check(CLI::Range(10, 1'000'000));
   CLI11_PARSE(app, argc, argv);
 
@@ -127,6 +132,10 @@ int main(int argc, char** argv) {
   if (groups) {
     header("--groups");
     return run_group_bench(mode, json, stdout);
+  }
+  if (delegation) {
+    header("--delegation");
+    return run_delegation_bench(mode, json, stdout);
   }
   if (orchestration) {
     header("--orchestration");

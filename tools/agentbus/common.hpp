@@ -142,6 +142,7 @@ void add_hook_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_welcome_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_top_commands(CLI::App& app, const Globals& g, Commands& commands);
 void add_run_commands(CLI::App& app, const Globals& g, Commands& commands);
+void add_worker_commands(CLI::App& app, const Globals& g, Commands& commands);
 
 // Runs `f`; a component the room does not have (no presence table, no task board, ...) is
 // simply empty: returns `fallback`. Other errors pass through.

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   add_welcome_commands(app, g, commands);
   add_top_commands(app, g, commands);
   add_run_commands(app, g, commands);
+  add_worker_commands(app, g, commands);
 
   const bool as_hook = invoked_as_hook(argc, argv);
   try {

@@ -17,7 +17,9 @@
 
 #include <agentbus/orchestration/provider.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -40,9 +42,12 @@ class CommandProvider : public Provider {
 
   CallResult call(const ProviderRequest& request, std::chrono::milliseconds timeout) override;
   [[nodiscard]] std::string describe() const override { return options_.command; }
+  // Kills the process group of every call in flight (checked every 20 ms by each call).
+  void cancel_calls() override { cancel_generation_.fetch_add(1); }
 
  private:
   CommandOptions options_;
+  std::atomic<std::uint64_t> cancel_generation_{0};
 };
 
 }  // namespace agentbus::orchestration

@@ -94,6 +94,9 @@ class Provider {
   virtual CallResult call(const ProviderRequest& request, std::chrono::milliseconds timeout) = 0;
   // How to name this provider in messages and run listings (e.g. the command line).
   [[nodiscard]] virtual std::string describe() const = 0;
+  // Ends every call of this provider in flight now (they FAIL: "... was cancelled"), e.g. the
+  // losers of a compete workgroup. A provider that cannot be interrupted ignores it (default).
+  virtual void cancel_calls() {}
 };
 
 struct Agent {

@@ -1,0 +1,263 @@
+// A worker: claims delegated tasks on its types' queue boards and runs its provider on them.
+#include "orchestration/delegation_state.hpp"
+
+#include <agentbus/clock.hpp>
+#include <agentbus/error.hpp>
+#include <agentbus/inbox.hpp>
+#include <agentbus/names.hpp>
+#include <agentbus/orchestration/worker.hpp>
+#include <agentbus/scratchpad.hpp>
+#include <agentbus/subscription.hpp>
+
+#include <simdjson.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+namespace agentbus::orchestration {
+
+namespace {
+
+struct Queue {
+  std::string type;
+  Room room;
+  TaskBoard board;
+  Subscription sub;
+};
+
+struct SharedStats {
+  std::mutex mutex;
+  WorkerStats stats;
+  void add(std::uint64_t WorkerStats::*field) {
+    std::lock_guard lock(mutex);
+    ++(stats.*field);
+  }
+};
+
+// Renews one claim every lease/3 until stopped; notes when the claim was lost.
+class LeaseKeeper {
+ public:
+  LeaseKeeper(TaskBoard& board, EventId id, std::uint32_t token, std::chrono::milliseconds lease)
+      : thread_([this, &board, id, token, lease] {
+          std::unique_lock lock(mutex_);
+          while (!done_) {
+            if (cv_.wait_for(lock, lease / 3, [this] { return done_; })) break;
+            try {
+              board.renew(id, token, lease);
+            } catch (const Error&) {
+              // taken over (or unavailable): complete() will tell
+              break;
+            }
+          }
+        }) {}
+  ~LeaseKeeper() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+bool cancel_requested(const Queue& q, EventId id) {
+  try {
+    return Scratchpad(q.room).read(cancel_key(id)).found();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+bool is_json_object(std::string_view text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(text.data(), text.size()).get(doc)) return false;
+  return doc.is_object();
+}
+
+// Runs the provider; re-asks up to max_result_retries times for a structured result.
+DelegatedTaskResult run_provider(const WorkerOptions& o, const DelegatedPayload& p, const std::string& type) {
+  DelegatedTaskResult r;
+  ProviderRequest req;
+  req.run_id = p.task_id;
+  req.agent = AgentInfo{type, "worker", "serves tasks delegated to '" + type + "'"};
+  if (p.context != "{}") req.messages.push_back({"system", "", "Context: " + p.context});
+  req.messages.push_back({"user", "", p.task});
+  const std::uint32_t attempts = p.require_structured_result ? p.max_result_retries + 1 : 1;
+  for (std::uint32_t attempt = 0; attempt < attempts; ++attempt) {
+    req.step = attempt;
+    const CallResult call = o.provider->call(req, o.task_timeout);
+    if (!call.ok()) {
+      r.status = TaskStatus::failed;
+      r.error = call.error;
+      return r;
+    }
+    const std::string& text = call.reply.text;
+    if (text.empty()) {
+      r.status = TaskStatus::failed;
+      r.error = "agent '" + type + "' returned an empty output";
+      return r;
+    }
+    if (!p.require_structured_result || is_json_object(text)) {
+      r.status = TaskStatus::completed;
+      r.output = text;
+      return r;
+    }
+    req.messages.push_back({"assistant", type, text});
+    req.messages.push_back({"user", "", "Your reply was not a JSON object. Reply with one JSON object only."});
+  }
+  r.status = TaskStatus::failed;
+  r.error = "agent '" + type + "' gave no JSON object after " + std::to_string(attempts) + " attempts";
+  return r;
+}
+
+void deliver_to_inbox(Bus& bus, const std::string& worker, const DelegatedPayload& p, const DelegatedTaskResult& r) {
+  std::string head = "[delegated task " + p.task_id + " (" + p.child_room + ") to " + r.agent_id + ": " +
+                     std::string(to_string(r.status)) + "]\n";
+  const std::string body = r.output ? *r.output : r.error.value_or("");
+  const std::size_t budget = head.size() < 4096 ? 4096 - head.size() : 0;
+  RoomOptions existing;
+  existing.create = false;
+  Inbox inbox(bus.room(p.parent_room, existing));
+  (void)inbox.send(worker, p.notify, kTaskResultEvent, head + cap_utf8(body, kResultCapChars, budget));
+}
+
+void serve_task(Bus& bus, Queue& q, const TaskState& t, const Claim& c, const WorkerOptions& o,
+                const std::string& name, SharedStats& stats) {
+  if (!t.claimant.empty()) stats.add(&WorkerStats::taken_over);  // someone held it before
+  std::string why;
+  const auto payload = decode_payload(t.payload, why);
+  DelegatedTaskResult r;
+  r.agent_id = q.type;
+  r.worker = name;
+  if (!payload) {
+    r.status = TaskStatus::failed;
+    r.error = "unreadable delegated task: " + why;
+  } else if (cancel_requested(q, t.id)) {
+    r.status = TaskStatus::cancelled;
+  } else {
+    LeaseKeeper keeper(q.board, t.id, c.token, o.lease);
+    DelegatedTaskResult ran = run_provider(o, *payload, q.type);
+    r.status = ran.status;
+    r.output = std::move(ran.output);
+    r.error = std::move(ran.error);
+  }
+  if (r.status != TaskStatus::cancelled && cancel_requested(q, t.id)) {
+    r.status = TaskStatus::cancelled;
+    r.output.reset();
+  }
+  if (r.status == TaskStatus::cancelled) r.error = "cancelled by " + (payload ? payload->delegator : std::string("the delegator"));
+  const std::int64_t now = realtime_ns();
+  r.duration_ms = now > t.created_ts_ns ? static_cast<std::uint64_t>((now - t.created_ts_ns) / 1'000'000) : 0;
+  try {
+    (void)q.board.complete(t.id, c.token, encode_result(r, delegation_board_options().max_payload_bytes));
+  } catch (const Error& e) {
+    if (e.code() == Errc::conflict) {
+      stats.add(&WorkerStats::stale_refused);
+      std::fprintf(stderr, "worker %s: task %llu was taken over; our result is dropped (%s)\n", name.c_str(),
+                   static_cast<unsigned long long>(t.id), e.what());
+      return;
+    }
+    std::fprintf(stderr, "worker %s: completing task %llu failed: %s\n", name.c_str(),
+                 static_cast<unsigned long long>(t.id), e.what());
+    return;
+  }
+  stats.add(r.status == TaskStatus::completed ? &WorkerStats::completed
+            : r.status == TaskStatus::cancelled ? &WorkerStats::cancelled
+                                                : &WorkerStats::failed);
+  if (!payload || r.status == TaskStatus::cancelled) return;
+  try {
+    deliver_to_inbox(bus, name, *payload, r);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "worker %s: result of %s not delivered to %s's inbox: %s\n", name.c_str(),
+                 payload->task_id.c_str(), payload->notify.c_str(), e.what());
+  }
+}
+
+void serve_loop(Bus& bus, const WorkerOptions& o, const std::string& name, const std::atomic<bool>& stop,
+                SharedStats& stats) {
+  std::vector<Queue> queues;
+  for (const auto& type : o.types) {
+    Room room = bus.room(std::string(kDelegationQueuePrefix) + type);
+    TaskBoard board(room, delegation_board_options());
+    SubscribeOptions so;
+    so.wait = o.wait;
+    Subscription sub = room.subscribe(so);
+    queues.push_back(Queue{type, std::move(room), std::move(board), std::move(sub)});
+  }
+  ClaimOptions co;
+  co.ttl = o.lease;
+  std::size_t round = 0;
+  while (!stop.load()) {
+    bool served = false;
+    for (auto& q : queues) {
+      for (const TaskState& t : q.board.open_tasks(16)) {
+        if (stop.load()) return;
+        const Claim c = q.board.claim(t.id, name, co);
+        if (!c.ok()) continue;
+        serve_task(bus, q, t, c, o, name, stats);
+        served = true;
+        break;
+      }
+    }
+    if (served) continue;
+    // Nothing open: sleep on a queue's futex until a task (or any event) arrives, or the poll
+    // interval passes (a task freed by a dead worker publishes nothing).
+    Queue& q = queues[round++ % queues.size()];
+    (void)q.sub.next(o.poll_interval);
+  }
+}
+
+}  // namespace
+
+void validate_worker_options(const WorkerOptions& options) {
+  if (options.types.empty()) throw Error(Errc::invalid_argument, "a worker needs at least one --type");
+  for (const auto& type : options.types) {
+    bool ok = !type.empty() && type.size() <= 64 && type.find('/') == std::string::npos;
+    if (ok) {
+      try {
+        validate_room_name(std::string(kDelegationQueuePrefix) + type);
+      } catch (const Error&) {
+        ok = false;
+      }
+    }
+    if (!ok) throw Error(Errc::invalid_argument, "invalid task type '" + type + "': 1..64 bytes of [A-Za-z0-9._-]");
+  }
+  if (!options.provider) throw Error(Errc::invalid_argument, "a worker needs a provider");
+  if (options.concurrency < 1 || options.concurrency > 64)
+    throw Error(Errc::invalid_argument, "--concurrency must be from 1 to 64");
+  if (options.lease < std::chrono::milliseconds(30))
+    throw Error(Errc::invalid_argument, "the lease must be at least 30 ms");
+}
+
+WorkerStats serve_delegations(Bus& bus, const WorkerOptions& options, const std::atomic<bool>& stop) {
+  validate_worker_options(options);
+  const std::string name = options.name.empty() ? "worker-" + std::to_string(::getpid()) : options.name;
+  SharedStats stats;
+  std::vector<std::thread> threads;
+  std::exception_ptr first_error;
+  std::mutex error_mutex;
+  for (unsigned i = 0; i < options.concurrency; ++i)
+    threads.emplace_back([&] {
+      try {
+        serve_loop(bus, options, name, stop, stats);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!first_error) first_error = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  if (first_error) std::rethrow_exception(first_error);
+  return stats.stats;
+}
+
+}  // namespace agentbus::orchestration
