@@ -74,13 +74,8 @@ std::uint64_t Ring::past_committed(std::uint64_t from) const noexcept {
   // it (or is about to store it); each is whole, its stamp stored last. Trust no length here.
   std::uint64_t pos = from;
   while (pos - from < capacity_) {
-    const std::uint64_t stamp = stamp_at(pos).load(std::memory_order_acquire);
-    const std::uint64_t len = stamp_len(stamp);
-    const bool whole = stamp_matches(stamp, pos) &&
-                       (stamp_state(stamp) == RecordState::committed ||
-                        stamp_state(stamp) == RecordState::padding) &&
-                       len >= 8 && (pos & mask_) + len <= capacity_;
-    if (!whole) break;
+    const std::uint64_t len = finished_len(pos, stamp_at(pos).load(std::memory_order_acquire));
+    if (len == 0) break;
     pos += len;
   }
   return pos;
@@ -104,13 +99,8 @@ std::uint64_t Ring::reclaim_bulk(std::uint64_t end, std::uint64_t limit) {
     const std::uint64_t h0 = control_->head.load(std::memory_order_acquire);
     std::uint64_t h = h0;
     while (h < target) {
-      const std::uint64_t stamp = stamp_at(h).load(std::memory_order_acquire);
-      const std::uint64_t len = stamp_len(stamp);
-      const bool finished = stamp_matches(stamp, h) &&
-                            (stamp_state(stamp) == RecordState::committed ||
-                             stamp_state(stamp) == RecordState::padding) &&
-                            len >= 8 && (h & mask_) + len <= capacity_;
-      if (!finished) break;  // e.g. a shared claim not committed yet: far enough if past `needed`
+      const std::uint64_t len = finished_len(h, stamp_at(h).load(std::memory_order_acquire));
+      if (len == 0) break;  // e.g. a shared claim not committed yet: far enough if past `needed`
       h += len;
     }
     if (h < needed) {  // the careful walk, which waits on or reports what stopped us

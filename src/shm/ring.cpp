@@ -68,6 +68,14 @@ void Ring::initialise(RingControl& control, std::uint64_t capacity) noexcept {
   control.limit_word.store(make_limit_word(capacity, 0), std::memory_order_release);
 }
 
+std::uint64_t Ring::finished_len(std::uint64_t pos, std::uint64_t stamp) const noexcept {
+  const std::uint64_t len = stamp_len(stamp);
+  const bool finished = stamp_matches(stamp, pos) &&
+                        (stamp_state(stamp) == RecordState::committed || stamp_state(stamp) == RecordState::padding) &&
+                        len >= 8 && (pos & mask_) + len <= capacity_;
+  return finished ? len : 0;
+}
+
 std::atomic<std::uint64_t>& Ring::stamp_at(std::uint64_t pos) const noexcept {
   return *reinterpret_cast<std::atomic<std::uint64_t>*>(data_ + (pos & mask_));
 }
@@ -99,12 +107,8 @@ void Ring::reclaim(std::uint64_t end) {
   std::uint64_t h = control_->head.load(std::memory_order_acquire);
   for (int unchanged = 0; h < needed;) {
     const std::uint64_t stamp = stamp_at(h).load(std::memory_order_acquire);
-    const std::uint64_t len = stamp_len(stamp);
-    const bool finished = stamp_matches(stamp, h) &&
-                          (stamp_state(stamp) == RecordState::committed ||
-                           stamp_state(stamp) == RecordState::padding) &&
-                          len >= 8 && (h & mask_) + len <= capacity_;
-    if (!finished) {
+    const std::uint64_t len = finished_len(h, stamp);
+    if (len == 0) {
       const std::uint64_t again = control_->head.load(std::memory_order_acquire);
       if (again != h) {
         h = again;

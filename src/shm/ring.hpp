@@ -156,6 +156,9 @@ class Ring {
   // Stores `pos` as the covering record of every block boundary in [pos, end).
   void note_in_index(std::uint64_t pos, std::uint64_t end) noexcept;
   std::atomic<std::uint64_t>& stamp_at(std::uint64_t pos) const noexcept;
+  // The length of the finished (committed or padding) record whose stamp, read at `pos`, is
+  // `stamp`, or 0 when it is not one: unfinished, foreign, or a length leaving the buffer.
+  [[nodiscard]] std::uint64_t finished_len(std::uint64_t pos, std::uint64_t stamp) const noexcept;
   // Claims `len` bytes; returns the position, or nullopt after publish timeout (BusFull).
   std::optional<std::uint64_t> claim(std::uint64_t len);
   // Stamps the claim at `pos` CLAIMED (length `len`) and stores `owner`; false (counted in

@@ -182,30 +182,15 @@ struct AgentArgs {
 
 int run_agent(const Globals& g, const AgentArgs& a) {
   Bus bus = open_bus(g);
-  install_stop_handlers();
   AgentServerOptions o;
   o.agent_id = a.id;
   o.role = a.role;
   o.description = a.description;
   o.member = a.member;
   o.provider = std::make_shared<CommandProvider>(a.command);
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!g_stop && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    stop = true;
-  });
   std::fprintf(stderr, "agent %s: serving room %s%s on bus %s\n", a.id.c_str(), std::string(kAgentRoomPrefix).c_str(), a.id.c_str(),
                bus.name().c_str());
-  AgentServerStats stats;
-  try {
-    stats = serve_agent(bus, o, stop);
-  } catch (...) {
-    stop = true;
-    watcher.join();
-    throw;
-  }
-  stop = true;
-  watcher.join();
+  const auto stats = serve_until_signal([&](std::atomic<bool>& stop) { return serve_agent(bus, o, stop); });
   std::fprintf(stderr, "agent %s: served %llu, failed %llu, expired %llu\n", a.id.c_str(),
                static_cast<unsigned long long>(stats.served), static_cast<unsigned long long>(stats.failed),
                static_cast<unsigned long long>(stats.expired));

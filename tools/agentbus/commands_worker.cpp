@@ -24,7 +24,6 @@ struct WorkerArgs {
 
 int run_worker(const Globals& g, const WorkerArgs& a) {
   Bus bus = open_bus(g);
-  install_stop_handlers();
   WorkerOptions o;
   o.types = a.types;
   o.provider = std::make_shared<CommandProvider>(a.command);
@@ -33,25 +32,11 @@ int run_worker(const Globals& g, const WorkerArgs& a) {
   o.lease = validated_ms(a.lease);
   o.task_timeout = validated_ms(a.task_timeout);
   validate_worker_options(o);
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!g_stop && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    stop = true;
-  });
   std::string types;
   for (const auto& t : a.types) types += (types.empty() ? "" : ",") + t;
   std::fprintf(stderr, "worker %s: serving %s on bus %s\n", a.name.empty() ? ("worker-" + std::to_string(::getpid())).c_str() : a.name.c_str(),
                types.c_str(), bus.name().c_str());
-  WorkerStats s;
-  try {
-    s = serve_delegations(bus, o, stop);
-  } catch (...) {
-    stop = true;
-    watcher.join();
-    throw;
-  }
-  stop = true;
-  watcher.join();
+  const auto s = serve_until_signal([&](std::atomic<bool>& stop) { return serve_delegations(bus, o, stop); });
   std::fprintf(stderr, "worker: completed %llu, failed %llu, cancelled %llu, stale refused %llu, taken over %llu\n",
                static_cast<unsigned long long>(s.completed), static_cast<unsigned long long>(s.failed),
                static_cast<unsigned long long>(s.cancelled), static_cast<unsigned long long>(s.stale_refused),

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace agentbus::cli {
@@ -28,6 +30,27 @@ struct StdoutClosed {};
 // Set by SIGINT/SIGTERM once install_stop_handlers() ran; long-running commands poll it.
 extern volatile std::sig_atomic_t g_stop;
 void install_stop_handlers();
+
+// Runs `serve(stop)` with `stop` set once SIGINT/SIGTERM arrives (a watcher thread turns the
+// signal flag into the atomic a library loop waits on); returns what it returns.
+template <class Serve>
+auto serve_until_signal(Serve&& serve) {
+  install_stop_handlers();
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!g_stop && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stop = true;
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& watcher;
+    ~Join() {
+      stop = true;
+      watcher.join();
+    }
+  } join{stop, watcher};
+  return serve(stop);
+}
 
 // SIGPIPE is ignored (see main), so a closed pipe shows up here as EPIPE.
 void write_out(std::string_view text, bool flush);
