@@ -109,7 +109,8 @@ TEST(Batch, ABatchLargerThanHalfTheRingIsRefusedAndNothingIsPublished) {
 TEST(Batch, ABadEventPublishesNoneOfTheBatch) {
   TestBus bus("batch-bad");
   Room room = bus->room("r");
-  std::vector<EventIn> events = events_of(numbered(0, 5));
+  const std::vector<std::string> payloads = numbered(0, 5);  // the events view into it
+  std::vector<EventIn> events = events_of(payloads);
   events[3].type = "";
   EXPECT_THROW((void)room.publish_batch(events), Error);
   events[3].type = "b";
@@ -208,7 +209,8 @@ TEST(Batch, ImportedEventsKeepTheirOrigins) {
   // What a bridge importing one XREAD reply would publish: events with origins, one a reply.
   TestBus bus("batch-origin");
   Room room = bus->room("r");
-  std::vector<EventIn> events = events_of(numbered(0, 3));
+  const std::vector<std::string> payloads = numbered(0, 3);  // the events view into it
+  std::vector<EventIn> events = events_of(payloads);
   events[0].options.origin = OriginRef{"hostA", 100, {1700000000000, 1}};
   events[1].options.origin = OriginRef{"hostA", 140, {1700000000000, 2}};
   events[1].options.reply_to_origin = OriginRef{"hostB:x", 7, {}};

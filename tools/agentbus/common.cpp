@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <atomic>
+
 #include "output.hpp"
 #include "session.hpp"
 
@@ -17,10 +19,11 @@
 
 namespace agentbus::cli {
 
-volatile std::sig_atomic_t g_stop = 0;
+std::atomic<int> g_stop{0};
+static_assert(std::atomic<int>::is_always_lock_free, "g_stop is set in a signal handler");
 
 namespace {
-extern "C" void request_stop(int) { g_stop = 1; }
+extern "C" void request_stop(int) { g_stop.store(1, std::memory_order_relaxed); }
 }  // namespace
 
 void install_stop_handlers() {

@@ -28,7 +28,8 @@ inline constexpr int kExitNotFound = 4;  // no such task or key, or it expired
 struct StdoutClosed {};
 
 // Set by SIGINT/SIGTERM once install_stop_handlers() ran; long-running commands poll it.
-extern volatile std::sig_atomic_t g_stop;
+// A lock-free atomic, not a volatile sig_atomic_t: threads read it too (serve_until_signal).
+extern std::atomic<int> g_stop;
 void install_stop_handlers();
 
 // Runs `serve(stop)` with `stop` set once SIGINT/SIGTERM arrives (a watcher thread turns the
