@@ -86,7 +86,7 @@ void ClaimArbiter::attach_boards() {
     if (a->board) continue;
     try {
       a->board.emplace(a->room, TaskBoardOptions{.create = false});
-      coord::attach_arbiter(*a->board, *a->state);
+      coord::attach_arbiter(*a->state);
       link_.log("arbitrating the task claims of room '" + a->room.name() + "' through Redis");
     } catch (const Error& e) {
       if (e.code() != Errc::not_found)

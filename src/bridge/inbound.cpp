@@ -94,7 +94,7 @@ void Inbound::apply_to_board(Mirror& m, const EventView& published, bool task, c
   try {
     if (!m.board && (task || coord::has_task_board(m.room))) {
       m.board.emplace(m.room);
-      coord::attach_arbiter(*m.board, *m.state);  // claims of it are decided through Redis at once
+      coord::attach_arbiter(*m.state);  // claims of it are decided through Redis at once
     }
     if (!m.board) return;
     if (task)

@@ -125,8 +125,7 @@ ArbiterReply ask_arbiter(TaskEntry& e, ArbiterOp op, const ArbiterAsk& ask, cons
 
 // ---- the bridge's side ------------------------------------------------------------------
 
-void attach_arbiter(TaskBoard& board, bridge::RoomState& room) {
-  (void)board;
+void attach_arbiter(bridge::RoomState& room) {
   room.task_arbiter.store(ob::holder(shm::self_process()), std::memory_order_release);
 }
 

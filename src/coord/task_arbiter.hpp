@@ -77,7 +77,7 @@ inline constexpr std::chrono::seconds kArbiterWait{10};
 // ---- the bridge's side ------------------------------------------------------------------
 
 // Marks the board's room as arbitrated by the calling process (the bridge).
-void attach_arbiter(TaskBoard& board, bridge::RoomState& room);
+void attach_arbiter(bridge::RoomState& room);
 
 // Answers every pending request on the board with `decide`; returns how many. A granted
 // claim whose asker gave up meanwhile is passed to `withdrawn`, to be undone in Redis.

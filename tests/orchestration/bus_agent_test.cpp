@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include "../support/temp_dir.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -23,10 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir() {
-  char tmpl[] = "/tmp/agentbus-orch-bus-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
+std::string temp_dir() { return test::make_temp_dir("agentbus-orch-bus"); }
 
 int lines_in(const std::string& path) {
   std::ifstream in(path);

@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include "../support/temp_dir.hpp"
+
 #include <filesystem>
 #include <fstream>
 
@@ -22,10 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir() {
-  char tmpl[] = "/tmp/agentbus-orch-worker-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
+std::string temp_dir() { return test::make_temp_dir("agentbus-orch-worker"); }
 
 // A provider that, with $HANG set, notes its pid in MARK and sleeps until killed; otherwise
 // waits (bounded) for GATE, then answers "<answer> by $WHO".

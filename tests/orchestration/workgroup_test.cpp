@@ -11,6 +11,8 @@
 
 #include <cerrno>
 #include <csignal>
+#include "../support/temp_dir.hpp"
+
 #include <filesystem>
 #include <fstream>
 
@@ -21,10 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir() {
-  char tmpl[] = "/tmp/agentbus-orch-wg-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
+std::string temp_dir() { return test::make_temp_dir("agentbus-orch-wg"); }
 
 Reply finish(std::string status, std::string summary, std::string text = "") {
   Reply r = Reply::say(std::move(text));
