@@ -8,6 +8,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libhiredis-dev
   libncurses-dev redis-server tmux
   python3  # the example provider examples/providers/echo_agent.py, run by the orchestration tests
+  python3-dev python3-pybind11 python3-pytest  # the Python binding (python/) and its pytest suite
+  python3-redis  # bench/python_bench.py measures redis-py beside the binding
 )
 missing=()
 for p in "${packages[@]}"; do
