@@ -79,13 +79,14 @@ std::optional<EventId> commit_conversation_state(Room& room, const ConversationS
   }
   // `expected` is on the chain (the caller read it as the head, or committed it), so its
   // successor is the first state event after it that names it: ours, or a faster writer's.
-  // Reading from `expected` keeps a commit's cost independent of the room's length.
+  // Reading from `expected` keeps a commit's cost independent of the room's length. Our own
+  // event is readable by construction; only a rival's has to be parsed to count.
   EventId successor = 0;
   scan_room(
       room,
       [&](const EventView& e) {
         if (successor == 0 && e.type == kConversationStateEvent && e.reply_to && *e.reply_to == expected &&
-            state_of(e.payload))
+            (e.id == r.id || state_of(e.payload)))
           successor = e.id;
       },
       r.id + 1, expected);

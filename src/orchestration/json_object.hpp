@@ -6,6 +6,7 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,14 +16,18 @@ namespace agentbus::orchestration::json {
 // Appends "key":value pairs; finish() closes the object. Values are escaped unless raw.
 class ObjectWriter {
  public:
-  ObjectWriter() : out_("{") {}
+  // Most objects written per step are a few hundred bytes: one allocation, not a doubling series.
+  ObjectWriter() {
+    out_.reserve(256);
+    out_.push_back('{');
+  }
   ObjectWriter& str(std::string_view key, std::string_view value) {
     key_(key);
     util::append_json_string(out_, value);
     return *this;
   }
-  ObjectWriter& num(std::string_view key, std::uint64_t value) { return raw(key, std::to_string(value)); }
-  ObjectWriter& num(std::string_view key, std::int64_t value) { return raw(key, std::to_string(value)); }
+  ObjectWriter& num(std::string_view key, std::uint64_t value) { return integer(key, value); }
+  ObjectWriter& num(std::string_view key, std::int64_t value) { return integer(key, value); }
   ObjectWriter& boolean(std::string_view key, bool value) { return raw(key, value ? "true" : "false"); }
   // `value` must already be valid JSON.
   ObjectWriter& raw(std::string_view key, std::string_view value) {
@@ -36,6 +41,12 @@ class ObjectWriter {
   }
 
  private:
+  template <typename Int>
+  ObjectWriter& integer(std::string_view key, Int value) {
+    char buf[24];
+    const auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
+    return raw(key, std::string_view(buf, std::size_t(end - buf)));
+  }
   void key_(std::string_view key) {
     if (out_.size() > 1) out_.push_back(',');
     util::append_json_string(out_, key);
