@@ -202,18 +202,21 @@ TaskState TaskBoard::state(EventId id) const {
 
 std::vector<TaskState> TaskBoard::open_tasks(std::size_t n) const {
   const Impl& m = *impl_;
-  std::vector<TaskState> out;
+  // Ids first, in order; then only as many records read (payload copies, liveness checks) as
+  // it takes to find n open ones. A worker asking for a few of many queued tasks reads a few.
+  std::vector<std::pair<EventId, std::uint32_t>> candidates;
   for (std::uint32_t i = 0; i < m.capacity; ++i) {
     const Phase p = phase_of(m.entry(i).state.load(std::memory_order_acquire));
     if (p != Phase::open && p != Phase::claimed) continue;
     const std::uint64_t key = m.keys[i].load(std::memory_order_acquire);
-    if (key == 0) continue;
-    if (auto t = read_task(m, i, key - 1)) {
-      if (t->phase == TaskPhase::open) out.push_back(std::move(*t));
-    }
+    if (key != 0) candidates.emplace_back(key - 1, i);
   }
-  std::sort(out.begin(), out.end(), [](const TaskState& a, const TaskState& b) { return a.id < b.id; });
-  if (out.size() > n) out.resize(n);
+  std::sort(candidates.begin(), candidates.end());
+  std::vector<TaskState> out;
+  for (const auto& [id, i] : candidates) {
+    if (out.size() >= n) break;
+    if (auto t = read_task(m, i, id); t && t->phase == TaskPhase::open) out.push_back(std::move(*t));
+  }
   return out;
 }
 
