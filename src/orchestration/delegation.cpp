@@ -27,7 +27,8 @@ std::string new_task_id() {
 }
 
 void require_json_object(std::string_view text, std::string_view what) {
-  simdjson::dom::parser parser;
+  if (text == "{}") return;  // the default
+  thread_local simdjson::dom::parser parser;
   simdjson::dom::object obj;
   std::string why;
   if (!json::parse_object(parser, text, obj, why))
@@ -129,6 +130,23 @@ Delegator::Delegator(Bus bus, std::string agent, DelegatorOptions options)
 
 Delegator::~Delegator() = default;
 
+struct Delegator::Queue {
+  Room room;
+  std::shared_ptr<TaskBoard> board;
+  bool type_registered = false;
+};
+
+std::shared_ptr<Delegator::Queue> Delegator::queue_for(std::string_view type) {
+  std::lock_guard lock(mutex_);
+  auto it = queues_.find(type);
+  if (it != queues_.end()) return it->second;
+  Room room = bus_.room(std::string(kDelegationQueuePrefix) + std::string(type));
+  auto board = std::make_shared<TaskBoard>(room, delegation_board_options());
+  auto q = std::make_shared<Queue>(Queue{std::move(room), std::move(board)});
+  queues_.emplace(std::string(type), q);
+  return q;
+}
+
 DelegatedTask Delegator::delegate(std::string_view parent_room, std::string_view type, std::string_view task,
                                   const DelegateOptions& options) {
   if (is_child_task_room(parent_room))
@@ -168,9 +186,8 @@ DelegatedTask Delegator::delegate(std::string_view parent_room, std::string_view
     serial = std::unique_lock(*room_lock);
   }
 
-  Room queue = bus_.room(queue_name);
-  TaskBoard board(queue, delegation_board_options());
-  auto state = std::make_shared<DelegationState>(bus_, queue, std::move(board));
+  const std::shared_ptr<Queue> queue = queue_for(type);
+  auto state = std::make_shared<DelegationState>(bus_, queue->room, queue->board);
   state->delegator = agent_;
   state->task = std::string(task);
   state->wait = options_.wait;
@@ -189,9 +206,13 @@ DelegatedTask Delegator::delegate(std::string_view parent_room, std::string_view
     }
   }
 
-  if (!state->board.find_type(type))
-    state->board.register_task({std::string(type), "a task delegated to a worker of this type",
-                                "the worker's output (docs/delegation.md)", ""});
+  {
+    std::lock_guard lock(mutex_);
+    if (!queue->type_registered && !state->board.find_type(type))
+      state->board.register_task({std::string(type), "a task delegated to a worker of this type",
+                                  "the worker's output (docs/delegation.md)", ""});
+    queue->type_registered = true;
+  }
   DelegatedPayload p;
   p.task_id = task_id;
   p.child_room = state->base.child_room_id;

@@ -46,7 +46,8 @@ void decode_result(std::string_view json, DelegatedTaskResult& into);
 struct DelegationState {
   Bus bus;
   Room queue;
-  TaskBoard board;
+  std::shared_ptr<TaskBoard> shared_board;  // the Delegator's, for every task of the type
+  TaskBoard& board;
   EventId board_id = 0;
   std::string delegator;
   std::string task;  // the text, for the cache
@@ -56,7 +57,8 @@ struct DelegationState {
   std::atomic<bool> cancelled_here{false};
   std::optional<DelegatedTaskResult> fixed;  // a cache hit: the answer, never on a board
 
-  DelegationState(Bus b, Room q, TaskBoard t) : bus(std::move(b)), queue(std::move(q)), board(std::move(t)) {}
+  DelegationState(Bus b, Room q, std::shared_ptr<TaskBoard> t)
+      : bus(std::move(b)), queue(std::move(q)), shared_board(std::move(t)), board(*shared_board) {}
 };
 
 }  // namespace agentbus::orchestration

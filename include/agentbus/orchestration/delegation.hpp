@@ -155,6 +155,10 @@ class Delegator {
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<DelegationState>, std::less<>> tasks_;
   std::map<std::string, std::shared_ptr<std::mutex>, std::less<>> room_locks_;
+  // Each type's queue room and board, opened once: opening them is most of a delegation's cost.
+  struct Queue;
+  std::map<std::string, std::shared_ptr<Queue>, std::less<>> queues_;
+  std::shared_ptr<Queue> queue_for(std::string_view type);
 };
 
 // True for a room name whose last segment is "task-" and 12 lower-case hex digits.
