@@ -204,3 +204,112 @@ TEST_F(orch_resume, racing_resumes_call_each_agent_once) {
   EXPECT_EQ(ok, 1);
   for (const std::string a : {"a", "b", "c"}) EXPECT_EQ(calls(dir, a), 1) << a;
 }
+
+namespace {
+
+// member.sh ID STATUS SUMMARY: appends a line to ID.calls and finishes with STATUS and SUMMARY.
+void write_member_script(const TempDir& dir) {
+  write_file(dir.path() + "/member.sh",
+             "echo call >> \"$1.calls\"\n"
+             "printf '{\"version\":1,\"text\":\"%s\",\"tool_calls\":[{\"name\":\"finish\",\"arguments\":"
+             "{\"status\":\"%s\",\"summary\":\"%s\"}}]}' \"$3\" \"$2\" \"$3\"\n");
+}
+
+std::string member_agent(const std::string& id, const std::string& status, const std::string& summary) {
+  return R"({"id":")" + id + R"(","command":"sh member.sh )" + id + " " + status + " " + summary + R"("})";
+}
+
+}  // namespace
+
+// Stage "research" (compete: c1 succeeds, c2 is blocked or cancelled, lead1 condenses) takes
+// steps 0-5 (two per member, two for the leader); stage "write" (synthesize: w1 and w2, lead2)
+// steps 6-11. The driver is killed with the leaders' calls under way or recorded, and after a
+// settled stage was journaled; the resumed run never calls a member of a finished stage, nor
+// one whose call finished, again.
+TEST_F(orch_resume, a_workflow_resumed_after_kill_9_of_its_driver_calls_no_finished_member_again) {
+  write_member_script(dir);
+  const std::string file = dir.path() + "/workflow.json";
+  write_file(file, R"({"input":"find the cause and write it up","run_id":"W1","agents":[)" + member_agent("c1", "success", "c1-found") +
+                       "," + member_agent("c2", "blocked", "c2-stuck") + "," + member_agent("lead1", "success", "research-done") +
+                       "," + member_agent("w1", "success", "w1-draft") + "," + member_agent("w2", "success", "w2-draft") + "," +
+                       member_agent("lead2", "success", "final-text") +
+                       R"(],"strategy":{"type":"workflow","stages":[)"
+                       R"({"name":"research","mode":"compete","members":["c1","c2"],"leader":"lead1"},)"
+                       R"({"name":"write","members":["w1",{"agent":"w2","name":"editor","assignment":"tighten it"}],"leader":"lead2"}]}})");
+  const std::vector<std::string> deterministic{"c1", "lead1", "w1", "lead2"};
+  struct Kill {
+    std::string point;
+    std::uint64_t step;
+    std::string called_twice;  // the agent whose call was under way (answered, nothing recorded)
+  };
+  for (const Kill& k : std::vector<Kill>{{"before_outcome", 4, "lead1"}, {"after_outcome", 4, ""}, {"after_stage", 0, ""},
+                                         {"before_outcome", 6, "w1"}, {"after_stage", 6, ""}, {"before_outcome", 10, "lead2"},
+                                         {"after_outcome", 10, ""}}) {
+    SCOPED_TRACE(k.point + "@" + std::to_string(k.step));
+    Bus::destroy(bus);
+    for (const std::string a : {"c1", "c2", "lead1", "w1", "w2", "lead2"}) fs::remove(dir.path() + "/" + a + ".calls");
+    const Outcome killed = agentbus_cli(bus, {"run", file}, {"AGENTBUS_RUN_FAILPOINT=" + k.point + "@" + std::to_string(k.step)});
+    ASSERT_EQ(killed.code, 128 + SIGKILL) << killed.out;
+    // c2 loses the race to c1 or not, and may be cancelled before it even started: whatever
+    // it did before the kill, the resumed run does not call it again.
+    const int c2_before = calls(dir, "c2");
+    EXPECT_LE(c2_before, 1);
+    // w2 runs beside w1: killed with w1's reply unrecorded, its own call may or may not have
+    // been recorded. Recorded, it is not called again; otherwise it is called once more.
+    const Outcome journal = agentbus_cli(bus, {"--room", "runs/W1", "tail", "-n", "500", "--json"});
+    bool w2_recorded = false;
+    for (std::size_t at = journal.out.find(R"("type":"STEP_REPLY")"); at != std::string::npos;
+         at = journal.out.find(R"("type":"STEP_REPLY")", at + 1)) {
+      const std::string line = journal.out.substr(at, journal.out.find('\n', at) - at);
+      w2_recorded = w2_recorded || line.find(R"("agent":"w2")") != std::string::npos;
+    }
+    const int w2_before = calls(dir, "w2");
+    const Outcome resumed = agentbus_cli(bus, {"run", "--resume", "W1", "--json"});
+    ASSERT_EQ(resumed.code, 0) << resumed.out;
+    EXPECT_NE(resumed.out.find(R"("state":"completed","output":"final-text")"), std::string::npos) << resumed.out;
+    EXPECT_NE(resumed.out.find(R"({"name":"research","status":"success","output":"research-done"})"), std::string::npos) << resumed.out;
+    for (const auto& a : deterministic) EXPECT_EQ(calls(dir, a), a == k.called_twice ? 2 : 1) << "agent " << a;
+    EXPECT_EQ(calls(dir, "c2"), c2_before);
+    EXPECT_EQ(calls(dir, "w2"), w2_before + (w2_recorded ? 0 : 1)) << "w2 recorded: " << w2_recorded;
+    EXPECT_EQ(agentbus_cli(bus, {"run", "--resume", "W1"}).code, 3);  // finished: nothing more is called
+    for (const auto& a : deterministic) EXPECT_EQ(calls(dir, a), a == k.called_twice ? 2 : 1) << "agent " << a;
+    // The stages' rooms (runs/W1/stage-1, -2) are the run's, not runs of their own.
+    const Outcome listed = agentbus_cli(bus, {"runs", "--json"});
+    EXPECT_NE(listed.out.find(R"("run":"W1")"), std::string::npos) << listed.out;
+    EXPECT_EQ(listed.out.find("stage-"), std::string::npos) << listed.out;
+  }
+}
+
+TEST_F(orch_resume, a_workgroup_in_a_run_file_settles_and_a_failed_one_exits_1) {
+  write_member_script(dir);
+  const std::string file = dir.path() + "/group.json";
+  write_file(file, R"({"input":"pick a name","run_id":"G1","agents":[)" + member_agent("a", "blocked", "a-stuck") + "," +
+                       member_agent("b", "success", "b-wins") +
+                       R"(],"strategy":{"type":"workgroup","mode":"compete","members":["a","b"]}})");
+  const Outcome won = agentbus_cli(bus, {"run", file});
+  EXPECT_EQ(won.code, 0);
+  EXPECT_EQ(won.out, "b-wins\n");
+  write_file(file, R"({"input":"pick a name","run_id":"G2","agents":[)" + member_agent("c", "blocked", "c-stuck") +
+                       R"(],"strategy":{"type":"workgroup","name":"naming","mode":"synthesize","members":["c"]}})");
+  const Outcome blocked = agentbus_cli(bus, {"run", file, "--json"});
+  EXPECT_EQ(blocked.code, 1);
+  EXPECT_NE(blocked.out.find(R"("state":"failed","output":"c: c-stuck","error":"workgroup naming blocked: c (blocked): c-stuck")"),
+            std::string::npos)
+      << blocked.out;
+  EXPECT_EQ(calls(dir, "b"), 1);
+  EXPECT_EQ(calls(dir, "c"), 1);
+}
+
+TEST_F(orch_resume, a_per_agent_timeout_replaces_the_runs_call_timeout) {
+  const std::string file = dir.path() + "/timeouts.json";
+  // The run's calls may take 100 ms; "patient" may take 20 s (and sleeps 300 ms), "hasty" only
+  // 200 ms (and sleeps 20 s, so it is killed).
+  write_file(file, R"({"input":"go","run_id":"T1","budget":{"call_timeout_ms":100},"agents":[)"
+                   R"({"id":"patient","timeout_ms":20000,"command":"sleep 0.3; printf '{\"version\":1,\"text\":\"slow but fine\"}'"},)"
+                   R"({"id":"hasty","timeout_ms":200,"command":"exec sleep 20"}],"strategy":{"type":"pipeline"}})");
+  const Outcome out = agentbus_cli(bus, {"run", file, "--json"});
+  EXPECT_EQ(out.code, 1);
+  EXPECT_NE(out.out.find("agent 'hasty': command 'exec sleep 20' timed out after 200 ms and was killed"), std::string::npos) << out.out;
+  const Outcome steps = agentbus_cli(bus, {"--room", "runs/T1", "tail", "-n", "50", "--json"});
+  EXPECT_NE(steps.out.find(R"("text":"slow but fine")"), std::string::npos) << steps.out;
+}

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <csignal>
 #include "../support/temp_dir.hpp"
 
@@ -136,6 +137,28 @@ TEST_F(orch_worker_process, a_frozen_worker_whose_lease_lapsed_cannot_complete_o
   EXPECT_EQ(second->wait(10s), 0);
   ASSERT_EQ(inbox.read("lead").size(), 1u);
   EXPECT_EQ(inbox.read("lead").front().from, "second");
+}
+
+TEST_F(orch_worker_process, cancel_ends_the_running_providers_process_and_the_worker_completes_the_task_as_cancelled) {
+  Delegator lead(*bus, "lead");
+  DelegatedTask t = lead.delegate("team", "research", "a job that would take 30 s");
+  auto w = worker("first", {"HANG=1"});
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(dir + "/mark") && read_pid(dir + "/mark") > 0; }, 10s));
+  const pid_t provider = read_pid(dir + "/mark");
+  ASSERT_EQ(::kill(provider, 0), 0);  // running: `sleep 30`
+  EXPECT_TRUE(t.cancel());
+  // The worker notices the cancel mark and kills the provider's process group; it reaps the
+  // child, so its pid is gone, long before the 30 s sleep would have ended.
+  EXPECT_TRUE(test::eventually([&] { return ::kill(provider, 0) != 0 && errno == ESRCH; }, 10s));
+  TaskBoard board(bus->room("delegations/research"));
+  ASSERT_TRUE(test::eventually([&] { return board.state(t.board_id()).phase == TaskPhase::done; }, 10s));
+  const TaskState done = board.state(t.board_id());
+  EXPECT_NE(done.result.find(R"("status":"cancelled")"), std::string::npos) << done.result;
+  EXPECT_NE(done.result.find(R"("worker":"first")"), std::string::npos) << done.result;
+  EXPECT_EQ(::kill(w->pid(), 0), 0);  // the worker itself goes on serving
+  ::kill(w->pid(), SIGTERM);
+  EXPECT_EQ(w->wait(10s), 0);
+  EXPECT_TRUE(Inbox(team).read("lead").empty());  // a cancelled task delivers nothing
 }
 
 TEST_F(orch_worker_process, bad_worker_arguments_are_refused_with_a_message) {

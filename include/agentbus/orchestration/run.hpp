@@ -101,6 +101,8 @@ class Run {
   [[nodiscard]] const std::string& input() const noexcept;
   [[nodiscard]] const std::string& spec() const noexcept;  // the JSON given to start()
   [[nodiscard]] Room& room() noexcept;
+  // The bus the run lives on (strategies that open rooms of their own, e.g. workflow stages).
+  [[nodiscard]] Bus& bus() noexcept;
   [[nodiscard]] bool resumed() const noexcept;
 
   // Replaces the budget (a resumed run takes the one its spec declares).
@@ -113,8 +115,8 @@ class Run {
   std::uint64_t reserve_steps(std::uint64_t n);
 
   // Calls `agent` as step `step` (request.run_id and request.step are set here), or returns
-  // the journaled outcome of that step. `timeout` 0: the budget's call_timeout; else the
-  // smaller of the two.
+  // the journaled outcome of that step. The call's limit is the agent's call_timeout if it has
+  // one, else the budget's; a non-zero `timeout` can only shorten it.
   CallResult call(std::uint64_t step, const Agent& agent, ProviderRequest request,
                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
