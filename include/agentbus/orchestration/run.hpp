@@ -11,6 +11,11 @@
 // finished; a step whose call was under way when the driver died (STEP_CALLED, no outcome) is
 // called again, and the request carries run id and step so a provider can tell.
 //
+// Delegation results: before an agent is called, the TASK_RESULT messages at the head of its
+// inbox in the run's room (what workers send for tasks it delegated from the run's room,
+// delegation.hpp) are added to the prompt as user messages, journaled (DELEGATION_RESULTS)
+// and then acknowledged, so a retried step gets the same ones and a later step none again.
+//
 // Budgets: a step limit (each agent call is one step), a wall-clock limit for this driver's
 // part of the run, a per-call timeout, and a token limit; exceeding one ends the run as
 // budget_exceeded. Tokens reported by providers are summed per agent and per run (replayed
