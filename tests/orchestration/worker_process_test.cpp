@@ -169,3 +169,38 @@ TEST_F(orch_worker_process, bad_worker_arguments_are_refused_with_a_message) {
   test::ChildProcess conc({test::cli(), "--bus", bus.name(), "worker", "--type", "a", "--provider-cmd", "true", "--concurrency", "0"});
   EXPECT_NE(conc.wait(10s), 0);
 }
+
+// The whole path with real processes: a run's agent, a command, delegates from the run's room
+// with `agentbus delegate`; an `agentbus worker` process answers; the result is in the
+// agent's next prompt in the run.
+TEST_F(orch_worker_process, a_run_agent_that_delegates_through_the_cli_sees_the_result_in_its_next_prompt) {
+  const std::string cli = fs::absolute(test::cli()).string();  // lead.sh runs in dir
+  // Step 0: delegate (waiting for the task), then wait, bounded, for the result to reach the
+  // inbox. Later steps: say whether the prompt carries the result.
+  std::ofstream(dir + "/lead.sh")
+      << "req=$(cat)\n"
+         "case \"$req\" in\n"
+         "  *'\"step\":0,'*)\n"
+         "    " << cli << " --room runs/DL delegate --type research --agent lead 'why is the build red' >/dev/null || exit 3\n"
+         "    i=0; until " << cli << " --room runs/DL inbox --agent lead | grep -q 'delegated task'; do\n"
+         "      i=$((i+1)); [ $i -gt 1000 ] && exit 4; sleep 0.01; done\n"
+         "    printf '{\"version\":1,\"text\":\"draft\"}' ;;\n"
+         "  *'to research: completed]'*'the linker ran out of disk'*) printf '{\"version\":1,\"text\":\"saw the result\"}' ;;\n"
+         "  *) printf '{\"version\":1,\"text\":\"no result in the prompt\"}' ;;\n"
+         "esac\n";
+  std::ofstream(dir + "/run.json")
+      << R"({"input":"fix the build","run_id":"DL","agents":[{"id":"lead","command":"sh lead.sh","env":{"AGENTBUS_BUS":")"
+      << bus.name() << R"("}},{"id":"rev","command":"printf '{\"version\":1,\"text\":\"not yet\"}'"}],)"
+      << R"("strategy":{"type":"loop","agent":"lead","reviewer":"rev","max_iterations":2}})";
+  test::ChildProcess w({cli, "--bus", bus.name(), "worker", "--type", "research", "--provider-cmd",
+                        "printf '{\"version\":1,\"text\":\"the linker ran out of disk\"}'"});
+  test::ChildProcess run({cli, "--bus", bus.name(), "run", dir + "/run.json"});
+  const std::string out = run.read_all(30s);
+  EXPECT_EQ(run.wait(30s), 0) << out;  // the reviewer never approves: the last draft after 2 iterations
+  EXPECT_EQ(out, "saw the result\n");
+  ::kill(w.pid(), SIGTERM);
+  EXPECT_EQ(w.wait(10s), 0);
+  RoomOptions existing;
+  existing.create = false;
+  EXPECT_TRUE(Inbox(bus->room("runs/DL", existing)).read("lead").empty());  // acknowledged by the driver
+}
