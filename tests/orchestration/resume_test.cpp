@@ -313,3 +313,10 @@ TEST_F(orch_resume, a_per_agent_timeout_replaces_the_runs_call_timeout) {
   const Outcome steps = agentbus_cli(bus, {"--room", "runs/T1", "tail", "-n", "50", "--json"});
   EXPECT_NE(steps.out.find(R"("text":"slow but fine")"), std::string::npos) << steps.out;
 }
+
+TEST_F(orch_resume, the_example_workflow_runs_as_the_readme_shows) {
+  const Outcome out = agentbus_cli(bus, {"run", std::string(AGENTBUS_EXAMPLES_DIR) + "/providers/workflow.json", "--json"});
+  ASSERT_EQ(out.code, 0) << out.out;
+  EXPECT_NE(out.out.find(R"("output":"[lead] write it up for the team")"), std::string::npos) << out.out;
+  EXPECT_NE(out.out.find(R"({"name":"research","status":"success","output":"[lead] find the cause"})"), std::string::npos) << out.out;
+}
