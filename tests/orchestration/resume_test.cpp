@@ -320,3 +320,27 @@ TEST_F(orch_resume, the_example_workflow_runs_as_the_readme_shows) {
   EXPECT_NE(out.out.find(R"("output":"[lead] write it up for the team")"), std::string::npos) << out.out;
   EXPECT_NE(out.out.find(R"({"name":"research","status":"success","output":"[lead] find the cause"})"), std::string::npos) << out.out;
 }
+
+// A compete workgroup whose winner's reply was recorded before the driver died: the resumed
+// run settles on that winner without starting the member that was still running.
+TEST_F(orch_resume, a_compete_group_won_before_the_kill_starts_no_loser_again) {
+  write_member_script(dir);
+  const std::string file = dir.path() + "/compete.json";
+  const std::string pidfile = dir.path() + "/slow.pid";
+  write_file(file, R"({"input":"race","run_id":"C1","agents":[)" + member_agent("c1", "success", "c1-found") +
+                       R"(,{"id":"slow","command":"echo call >> slow.calls; echo $$ > slow.pid; exec sleep 30"}],)"
+                       R"("strategy":{"type":"workgroup","mode":"compete","members":["slow","c1"]}})");
+  // c1 is member 1: steps 2 and 3. Killed with its success recorded, slow still sleeping.
+  const Outcome killed = agentbus_cli(bus, {"run", file}, {"AGENTBUS_RUN_FAILPOINT=after_outcome@2"});
+  ASSERT_EQ(killed.code, 128 + SIGKILL);
+  const int slow_before = calls(dir, "slow");
+  const Outcome resumed = agentbus_cli(bus, {"run", "--resume", "C1"});
+  EXPECT_EQ(resumed.code, 0);
+  EXPECT_EQ(resumed.out, "c1-found\n");
+  EXPECT_EQ(calls(dir, "c1"), 1);
+  EXPECT_EQ(calls(dir, "slow"), slow_before);  // not started again
+  std::ifstream in(pidfile);
+  pid_t orphan = 0;
+  in >> orphan;
+  if (orphan > 0) ::kill(orphan, SIGKILL);  // the killed driver's child, in its own process group
+}
