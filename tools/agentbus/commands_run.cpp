@@ -65,6 +65,11 @@ std::string step_line(const EventView& e) {
     if (doc["result"]["accepted"].get_bool().get(ok)) ok = false;
     if (!ok) return at + "handoff rejected: " + std::string(doc["result"]["reason"].get_string().value_unsafe());
   }
+  if (e.type == "DELEGATION_RESULTS") {
+    simdjson::dom::array results;
+    const std::size_t n = doc["results"].get(results) ? 0 : results.size();
+    return at + field(doc, "agent") + ": " + std::to_string(n) + " delegation result" + (n == 1 ? "" : "s") + " added to its prompt";
+  }
   if (e.type == "STAGE_FINISHED" || e.type == "WORKGROUP_FINISHED") {
     const std::string what = e.type == "STAGE_FINISHED" ? "stage " + field(doc, "name") : "workgroup " + field(doc, "workgroup");
     const std::string output = field(doc, "output");
