@@ -7,7 +7,9 @@ It reads one request on stdin and prints one reply on stdout. Rules, by the agen
     a revision ("VERDICT: REVISE");
   * anything else: echoes what the previous agent said (or the task), prefixed with its id; on
     feedback it revises the task, and marks a revision "final" from the $FINAL_AFTER'th on
-    (default 1).
+    (default 1);
+  * offered the workgroup `finish` tool (a workflow's stage member or leader): finishes with
+    status "success" and, as summary, its id and the stage goal it was given.
 Try it: echo '{"version":1,"agent":{"id":"a","role":"writer"},"messages":[{"role":"user","content":"hi"}]}' | ./echo_agent.py
 """
 import json
@@ -27,6 +29,15 @@ def main() -> int:
     agent = request.get("agent", {})
     messages = request.get("messages", [])
     latest = messages[-1]["content"] if messages else ""
+    finish = [t for t in request.get("tools", [])
+              if t.get("name") == "finish" and "status" in t.get("parameters", {}).get("properties", {})]
+    if finish:
+        lines = latest.splitlines()
+        goal = next((l.split(": ", 1)[1] for prefix in ("Stage goal: ", "Goal: ") for l in lines if l.startswith(prefix)), latest)
+        summary = f"[{agent.get('id')}] {goal}"
+        print(json.dumps({"version": 1, "text": summary,
+                          "tool_calls": [{"name": "finish", "arguments": {"status": "success", "summary": summary}}]}))
+        return 0
     role = (agent.get("role") or "").lower()
     if "review" in role:
         word = os.environ.get("APPROVE_WHEN", "final")

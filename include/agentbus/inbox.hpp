@@ -85,6 +85,9 @@ class Inbox {
   // The inbox of `room`, created on first use. Throws Error{corrupt} when the region does not
   // hold a valid inbox, Error{invalid_argument} for options out of range.
   explicit Inbox(Room room, const InboxOptions& options = {});
+  // The inbox of `room` if one was created, else nullopt (no exception: for a caller that looks
+  // on every step, e.g. a run delivering delegation results).
+  [[nodiscard]] static std::optional<Inbox> find(Room room);
   ~Inbox();
   Inbox(Inbox&&) noexcept;
   Inbox& operator=(Inbox&&) noexcept;

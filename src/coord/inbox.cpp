@@ -37,6 +37,13 @@ std::uint64_t layout_bytes(std::uint32_t capacity, std::uint32_t recipients, std
 
 }  // namespace
 
+std::optional<Inbox> Inbox::find(Room room) {
+  if (!coord::Region::find(*RoomAccess::segment(room), room.name(), kRegion, 0, false, nullptr)) return std::nullopt;
+  InboxOptions existing;
+  existing.create = false;
+  return Inbox(std::move(room), existing);
+}
+
 Inbox::Inbox(Room room, const InboxOptions& o) {
   if (o.capacity == 0 || o.capacity > (1u << 16)) throw Error(Errc::invalid_argument, "inbox capacity must be from 1 to 65536");
   if (o.per_recipient == 0 || o.per_recipient > o.capacity)

@@ -8,10 +8,21 @@
 
 namespace agentbus::orchestration {
 
-Pipeline::Pipeline(std::vector<Agent> agents, std::optional<std::string> supervisor_id)
-    : agents_(std::move(agents)), supervisor_(std::move(supervisor_id)) {
+Pipeline::Pipeline(std::vector<Agent> agents, std::optional<Agent> supervisor)
+    : agents_(std::move(agents)), supervisor_(std::move(supervisor)) {
   if (agents_.empty()) throw Error(Errc::invalid_argument, "Pipeline needs at least one agent");
   detail::check_agents(agents_, "Pipeline");
+  if (supervisor_) detail::check_agents({*supervisor_}, "Pipeline supervisor");
+}
+
+std::vector<Agent> Pipeline::agents() const {
+  std::vector<Agent> all = agents_;
+  if (supervisor_) {
+    bool staged = false;
+    for (const auto& a : agents_) staged = staged || a.id == supervisor_->id;
+    if (!staged) all.push_back(*supervisor_);
+  }
+  return all;
 }
 
 RunResult Pipeline::execute(Run& run) {
@@ -21,7 +32,7 @@ RunResult Pipeline::execute(Run& run) {
     if (i + 1 < agents_.size()) s.next = agents_[i + 1].id;
     stages.push_back(std::move(s));
   }
-  const ConversationPipeline pipeline(stages, std::nullopt, supervisor_);
+  const ConversationPipeline pipeline(stages, std::nullopt, supervisor_ ? std::optional<std::string>(supervisor_->id) : std::nullopt);
   detail::ChainConfig c;
   c.agents = agents_;
   c.initial = ConversationState::fresh(agents_.front().id, agents_.front().id);
@@ -34,6 +45,7 @@ RunResult Pipeline::execute(Run& run) {
       if (agents_[i].id == id) return agents_[i + 1].id;
     return std::nullopt;
   };
+  c.supervisor = supervisor_;
   return detail::run_chain(run, c);
 }
 

@@ -168,11 +168,11 @@ CallResult CommandProvider::call(const ProviderRequest& request, std::chrono::mi
       timed_out = true;
       break;
     }
-    if (cancel_generation_.load() != generation) {
+    if (cancel_generation_.load() != generation || (request.cancel != nullptr && request.cancel->load())) {
       cancelled = true;
       break;
     }
-    // Poll in slices: a cancel_calls() is noticed within 20 ms (and, without a pidfd on an old
+    // Poll in slices: a cancel_calls() or request.cancel is noticed within 20 ms (and, without a pidfd on an old
     // kernel, an exit with inherited pipes too).
     const int wait_ms = std::min<int>(20, static_cast<int>(left.count()));
     const int n = ::poll(fds.data(), fds.size(), wait_ms);

@@ -110,6 +110,15 @@ RunResult run_chain(Run& run, const ChainConfig& config) {
     const Reply& reply = result.reply;
     output = reply.text;
     transcript.push_back({"assistant", agent.id, reply.text});
+    if (config.supervisor && config.supervisor->id != agent.id) {
+      // RoomKit's supervisor "always processes": it sees every step of the conversation.
+      const std::uint64_t seen = run.next_step();
+      ProviderRequest watch;
+      watch.messages = transcript;
+      const CallResult r = run.call(seen, *config.supervisor, std::move(watch));
+      if (!r.ok()) return failed("step " + std::to_string(seen) + ": " + r.error, output);
+      if (!r.reply.text.empty()) transcript.push_back({"assistant", config.supervisor->id, r.reply.text});
+    }
     if (const ToolCall* finish = reply.find_tool("finish")) {
       thread_local simdjson::dom::parser parser;
       simdjson::dom::object obj;

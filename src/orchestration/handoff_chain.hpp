@@ -22,6 +22,9 @@ struct ChainConfig {
   std::function<std::vector<std::pair<std::string, std::string>>(const std::string&)> targets;
   // Pipeline: the stage after this agent's (a reply without a handoff goes there); Swarm: none.
   std::function<std::optional<std::string>(const std::string&)> next_agent;
+  // Pipeline's supervisor: called after every other agent's reply (a step of its own) with the
+  // conversation so far; what it says joins the conversation. It decides nothing.
+  std::optional<Agent> supervisor;
 };
 
 RunResult run_chain(Run& run, const ChainConfig& config);

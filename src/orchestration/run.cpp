@@ -1,7 +1,9 @@
 // run.cpp — a run's steps as events: start, resume, call-or-replay, effects, finish.
 #include <agentbus/error.hpp>
 #include <agentbus/clock.hpp>
+#include <agentbus/inbox.hpp>
 #include <agentbus/names.hpp>
+#include <agentbus/orchestration/delegation.hpp>
 #include <agentbus/orchestration/protocol.hpp>
 #include <agentbus/orchestration/run.hpp>
 #include <agentbus/process.hpp>
@@ -76,6 +78,7 @@ void validate_run_id(std::string_view id) {
 }
 
 struct Run::Impl {
+  Bus bus;
   Room room;
   std::string id, strategy, input, spec;
   RunBudget budget;
@@ -87,8 +90,10 @@ struct Run::Impl {
   RunJournal journal;
   std::map<std::string, Usage> usage;
   StatusBus status;
+  std::mutex inbox_mutex;      // one reader of the agents' inboxes at a time (fan-out)
+  std::optional<Inbox> inbox;  // the run room's, once a worker has created it
 
-  Impl(Room r) : room(r), status(r) {}
+  Impl(Bus b, Room r) : bus(std::move(b)), room(r), status(r) {}
 
   void add_usage(const std::string& agent, const Usage& u) {
     std::lock_guard lock(mutex);
@@ -97,6 +102,53 @@ struct Run::Impl {
     a.output_tokens += u.output_tokens;
   }
 };
+
+namespace {
+
+constexpr std::string_view kDelegationResults = "DELEGATION_RESULTS";
+
+// Results of tasks `agent` delegated (TASK_RESULT messages in its inbox in the run's room,
+// docs/delegation.md) join the prompt of its next call, as user messages. They are journaled
+// (DELEGATION_RESULTS, with the inbox position) before they are acknowledged, so a call made
+// again after a crash gets the same ones. Only the leading TASK_RESULT messages are taken: the
+// inbox cursor cannot skip a message meant for the agent itself to read.
+void add_delegation_results(Run& run, Run::Impl& impl, std::uint64_t step, const std::string& agent, ProviderRequest& request) {
+  std::vector<std::string> results;
+  std::uint64_t upto = 0;
+  std::lock_guard lock(impl.inbox_mutex);
+  if (!impl.inbox) impl.inbox = Inbox::find(impl.room);
+  if (const auto payload = run.recorded(kDelegationResults, step)) {
+    thread_local simdjson::dom::parser parser;
+    simdjson::dom::object obj;
+    simdjson::dom::array list;
+    std::string why;
+    if (!json::parse_object(parser, *payload, obj, why) || !json::get_uint(obj, "upto", upto, true, why) || obj["results"].get(list))
+      throw Error(Errc::corrupt, "run '" + run.id() + "': the journaled delegation results of step " + std::to_string(step) +
+                                     " are unreadable: " + (why.empty() ? "no \"results\"" : why));
+    for (simdjson::dom::element e : list) {
+      std::string_view text;
+      if (!e.get_string().get(text)) results.emplace_back(text);
+    }
+  } else {
+    if (!impl.inbox) return;
+    for (const InboxMessage& m : impl.inbox->read(agent, 64)) {
+      if (m.type != kTaskResultEvent) break;
+      results.push_back(m.payload);
+      upto = m.seq;
+    }
+    if (results.empty()) return;
+    const std::string list = json::array(results, [](const std::string& r) {
+      std::string out;
+      util::append_json_string(out, r);
+      return out;
+    });
+    (void)run.record(kDelegationResults, step, agent, members_of(json::ObjectWriter().str("agent", agent).num("upto", upto).raw("results", list).finish()));
+  }
+  if (impl.inbox && upto > 0) (void)impl.inbox->ack(agent, upto);
+  for (auto& r : results) request.messages.push_back({"user", "", std::move(r)});
+}
+
+}  // namespace
 
 Run::Run(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -108,7 +160,7 @@ Run Run::start(Bus& bus, std::string_view strategy, std::string_view input, std:
     id = buf;
   }
   validate_run_id(id);
-  auto impl = std::make_shared<Impl>(bus.room(std::string(kRunRoomPrefix) + id, run_room_options(options, true)));
+  auto impl = std::make_shared<Impl>(bus, bus.room(std::string(kRunRoomPrefix) + id, run_room_options(options, true)));
   impl->journal = read_journal(impl->room, id);
   if (impl->journal.started)
     throw Error(Errc::conflict, "run '" + id + "' exists already; resume it with `agentbus run --resume " + id + "`");
@@ -139,7 +191,7 @@ Run Run::resume(Bus& bus, std::string_view run_id, const RunOptions& options) {
     if (e.code() != Errc::not_found) throw;
     throw Error(Errc::not_found, "no run '" + id + "' on bus '" + bus.name() + "' (see `agentbus runs`)");
   }
-  auto impl = std::make_shared<Impl>(*room);
+  auto impl = std::make_shared<Impl>(bus, *room);
   impl->journal = read_journal(impl->room, id);
   auto& j = impl->journal;
   if (!j.started)
@@ -182,6 +234,7 @@ const std::string& Run::strategy() const noexcept { return impl_->strategy; }
 const std::string& Run::input() const noexcept { return impl_->input; }
 const std::string& Run::spec() const noexcept { return impl_->spec; }
 Room& Run::room() noexcept { return impl_->room; }
+Bus& Run::bus() noexcept { return impl_->bus; }
 bool Run::resumed() const noexcept { return impl_->resumed; }
 std::uint64_t Run::calls_made() const noexcept { return impl_->calls.load(); }
 
@@ -244,7 +297,10 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
   request.run_id = impl_->id;
   request.step = step;
   request.agent = agent.info();
-  if (timeout.count() <= 0 || timeout > impl_->budget.call_timeout) timeout = impl_->budget.call_timeout;
+  // The agent's own timeout replaces the run's; a strategy's (a worker's task_timeout) can only
+  // shorten it.
+  const std::chrono::milliseconds limit = agent.call_timeout.count() > 0 ? agent.call_timeout : impl_->budget.call_timeout;
+  if (timeout.count() <= 0 || timeout > limit) timeout = limit;
   thread_local simdjson::dom::parser parser;
   // A replay must take the same steps: a journaled step of another agent means the strategy
   // or its spec changed under the run, and going on would mix two runs.
@@ -282,6 +338,7 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
     return r;
   }
   if (!agent.provider) throw Error(Errc::invalid_argument, "agent '" + agent.id + "' has no provider");
+  add_delegation_results(*this, *impl_, step, agent.id, request);
   impl_->room.publish("STEP_CALLED", agent.id,
                       "{" + tags(step) + "," + members_of(json::ObjectWriter().str("agent", agent.id).str("provider", agent.provider->describe()).finish()) + "}");
   run_failpoint("before_call", step);
@@ -350,6 +407,7 @@ std::vector<RunSummary> list_runs(Bus& bus) {
   for (const auto& name : bus.room_names()) {
     if (name.rfind(kRunRoomPrefix, 0) != 0) continue;
     const std::string id = name.substr(kRunRoomPrefix.size());
+    if (id.find('/') != std::string::npos) continue;  // a room of a run's own (a workflow stage's)
     RoomOptions ro;
     ro.create = false;
     Room room = bus.room(name, ro);

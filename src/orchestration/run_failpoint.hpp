@@ -2,7 +2,8 @@
 // = "<point>@<step>" (e.g. "after_outcome@3") SIGKILLs the driver there. Points: before_call
 // (STEP_CALLED published, agent not called), before_outcome (agent answered, outcome not
 // recorded), after_outcome (outcome recorded), after_state (a handoff's state committed, its
-// HANDOFF record not written). Unset: one comparison per point.
+// HANDOFF record not written), after_stage (a workflow stage's or workgroup's result journaled;
+// the step is the stage's first). Unset: one comparison per point.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,7 @@
 #include <agentbus/orchestration/bus_agent.hpp>
 #include <agentbus/orchestration/command_provider.hpp>
 #include <agentbus/orchestration/run_file.hpp>
+#include <agentbus/orchestration/workflow_strategies.hpp>
 
 #include "orchestration/json_tree.hpp"
 
@@ -95,11 +96,12 @@ constexpr std::uint64_t kDayMs = 24ull * 3600 * 1000;
 
 Agent read_agent(const Reader& r, const Node& n, const std::string& path, std::string_view base_dir, const Bus* bus) {
   r.object(n, path);
-  r.only(n, path, {"id", "role", "description", "command", "max_stdout_bytes", "env", "on_bus"});
+  r.only(n, path, {"id", "role", "description", "command", "max_stdout_bytes", "env", "on_bus", "timeout_ms"});
   Agent a;
   a.id = r.string(r.required(n, "id", path), path + ".id");
   if (const Node* role = n.find("role")) a.role = r.string(*role, path + ".role", false);
   if (const Node* d = n.find("description")) a.description = r.string(*d, path + ".description", false);
+  if (const Node* t = n.find("timeout_ms")) a.call_timeout = std::chrono::milliseconds(r.integer(*t, path + ".timeout_ms", 1, kDayMs));
   if (const Node* ob = n.find("on_bus"); ob && r.boolean(*ob, path + ".on_bus")) {
     if (n.find("command")) r.fail(*ob, path + ".on_bus", "an agent served on the bus has no \"command\" here (give it to `agentbus agent`)");
     if (!bus) r.fail(*ob, path + ".on_bus", "needs a bus to reach the agent's processes");
@@ -138,6 +140,93 @@ std::vector<Agent> pick(const Reader& r, const std::vector<Agent>& agents, const
   return out;
 }
 
+WorkgroupMode read_mode(const Reader& r, const Node& obj, const std::string& path, WorkgroupMode fallback) {
+  const Node* m = obj.find("mode");
+  if (!m) return fallback;
+  const std::string mode = r.string(*m, path + ".mode");
+  if (mode == "compete") return WorkgroupMode::compete;
+  if (mode == "synthesize") return WorkgroupMode::synthesize;
+  r.fail(*m, path + ".mode", "unknown mode '" + mode + "' (compete, synthesize)");
+}
+
+// "members": agent ids, or {"agent", "name"?, "assignment"?} objects; a member's name
+// defaults to its agent's id.
+std::vector<WorkgroupMember> read_members(const Reader& r, const Node& obj, const std::string& owner, const std::string& path,
+                                          const std::vector<Agent>& agents) {
+  const Node& n = r.required(obj, "members", path);
+  const std::string at = path + ".members";
+  if (n.kind != Node::Kind::array) r.fail(n, at, "must be an array of members (agent ids or {\"agent\", \"name\", \"assignment\"})");
+  if (n.items.empty()) r.fail(n, at, owner + " requires at least one member.");
+  std::vector<WorkgroupMember> out;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < n.items.size(); ++i) {
+    const Node& item = n.items[i];
+    const std::string p = at + "[" + std::to_string(i) + "]";
+    WorkgroupMember m;
+    if (item.kind == Node::Kind::string) {
+      m.agent = pick(r, agents, {r.string(item, p)}, item, p).front();
+      m.name = m.agent.id;
+    } else if (item.kind == Node::Kind::object) {
+      r.only(item, p, {"agent", "name", "assignment"});
+      const Node& id = r.required(item, "agent", p);
+      m.agent = pick(r, agents, {r.string(id, p + ".agent")}, id, p + ".agent").front();
+      m.name = m.agent.id;
+      if (const Node* name = item.find("name")) {
+        m.name = r.string(*name, p + ".name", false);
+        if (m.name.empty()) r.fail(*name, p + ".name", "Member name must not be empty.");
+      }
+      if (const Node* a = item.find("assignment")) m.assignment = r.string(*a, p + ".assignment", false);
+    } else {
+      r.fail(item, p, "must be an agent id or an object {\"agent\", \"name\", \"assignment\"}");
+    }
+    if (!names.insert(m.name).second) r.fail(item, p, "Duplicate member name: " + m.name + ".");
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+GroupRunOptions read_group_options(const Reader& r, const Node& n, const std::string& path) {
+  GroupRunOptions o;
+  if (const Node* name = n.find("name")) o.name = r.string(*name, path + ".name");
+  if (const Node* goal = n.find("goal")) o.goal = r.string(*goal, path + ".goal", false);
+  if (const Node* t = n.find("settle_timeout_ms")) o.settle_timeout = std::chrono::milliseconds(r.integer(*t, path + ".settle_timeout_ms", 1, kDayMs));
+  return o;
+}
+
+std::unique_ptr<Strategy> read_workflow(const Reader& r, const Node& n, const std::vector<Agent>& agents) {
+  const std::string path = "strategy";
+  r.only(n, path, {"type", "name", "goal", "settle_timeout_ms", "stages"});
+  const Node& list = r.required(n, "stages", path);
+  if (list.kind != Node::Kind::array) r.fail(list, "strategy.stages", "must be an array of stages");
+  if (list.items.empty()) r.fail(list, "strategy.stages", "workflow requires at least one stage.");
+  std::vector<WorkflowStage> stages;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < list.items.size(); ++i) {
+    const Node& s = list.items[i];
+    const std::string p = "strategy.stages[" + std::to_string(i) + "]";
+    r.object(s, p);
+    r.only(s, p, {"name", "goal", "mode", "members", "leader"});
+    WorkflowStage stage;
+    const Node& name = r.required(s, "name", p);
+    stage.name = r.string(name, p + ".name", false);
+    if (stage.name.empty()) r.fail(name, p + ".name", "Stage name must not be empty.");
+    if (!names.insert(stage.name).second) r.fail(name, p + ".name", "Duplicate stage name: " + stage.name + ".");
+    if (const Node* g = s.find("goal")) stage.goal = r.string(*g, p + ".goal", false);
+    stage.mode = read_mode(r, s, p, WorkgroupMode::synthesize);
+    stage.members = read_members(r, s, "Stage " + stage.name, p, agents);
+    if (const Node* l = s.find("leader")) stage.leader = pick(r, agents, {r.string(*l, p + ".leader")}, *l, p + ".leader").front();
+    stages.push_back(std::move(stage));
+  }
+  return std::make_unique<WorkflowStrategy>(std::move(stages), read_group_options(r, n, path));
+}
+
+std::unique_ptr<Strategy> read_workgroup(const Reader& r, const Node& n, const std::vector<Agent>& agents) {
+  const std::string path = "strategy";
+  r.only(n, path, {"type", "name", "goal", "settle_timeout_ms", "mode", "members"});
+  const WorkgroupMode mode = read_mode(r, n, path, WorkgroupMode::compete);
+  return std::make_unique<WorkgroupStrategy>(read_members(r, n, "workgroup", path, agents), mode, read_group_options(r, n, path));
+}
+
 std::unique_ptr<Strategy> read_strategy(const Reader& r, const Node& n, const std::vector<Agent>& agents) {
   const std::string path = "strategy";
   r.object(n, path);
@@ -154,7 +243,12 @@ std::unique_ptr<Strategy> read_strategy(const Reader& r, const Node& n, const st
   try {
     if (type == "pipeline") {
       r.only(n, path, {"type", "agents", "supervisor_id"});
-      return std::make_unique<Pipeline>(agent_ids("agents"), r.opt_string(n, "supervisor_id", path));
+      std::optional<Agent> supervisor;
+      if (n.find("supervisor_id")) supervisor = one("supervisor_id");
+      std::vector<Agent> stages = agent_ids("agents");
+      if (supervisor && !n.find("agents"))  // by default every agent but the supervisor is a stage
+        std::erase_if(stages, [&](const Agent& a) { return a.id == supervisor->id; });
+      return std::make_unique<Pipeline>(std::move(stages), supervisor);
     }
     if (type == "swarm") {
       r.only(n, path, {"type", "agents", "entry"});
@@ -175,6 +269,8 @@ std::unique_ptr<Strategy> read_strategy(const Reader& r, const Node& n, const st
                                                                   *n.find("workers"), "strategy.workers"),
                                           o);
     }
+    if (type == "workflow") return read_workflow(r, n, agents);
+    if (type == "workgroup") return read_workgroup(r, n, agents);
     if (type == "loop") {
       r.only(n, path, {"type", "agent", "reviewers", "reviewer", "max_iterations", "strategy"});
       std::vector<Agent> reviewers;
@@ -189,7 +285,7 @@ std::unique_ptr<Strategy> read_strategy(const Reader& r, const Node& n, const st
     if (std::string_view(e.what()).find(": strategy") != std::string_view::npos) throw;  // ours, located already
     r.fail(n, path, e.what());  // a strategy's constructor error, at the strategy object
   }
-  r.fail(*n.find("type"), "strategy.type", "unknown strategy '" + type + "' (pipeline, swarm, supervisor, loop)");
+  r.fail(*n.find("type"), "strategy.type", "unknown strategy '" + type + "' (pipeline, swarm, supervisor, loop, workflow, workgroup)");
 }
 
 }  // namespace

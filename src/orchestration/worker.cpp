@@ -37,38 +37,6 @@ struct SharedStats {
   }
 };
 
-// Renews one claim every lease/3 until stopped; notes when the claim was lost.
-class LeaseKeeper {
- public:
-  LeaseKeeper(TaskBoard& board, EventId id, std::uint32_t token, std::chrono::milliseconds lease)
-      : thread_([this, &board, id, token, lease] {
-          std::unique_lock lock(mutex_);
-          while (!done_) {
-            if (cv_.wait_for(lock, lease / 3, [this] { return done_; })) break;
-            try {
-              board.renew(id, token, lease);
-            } catch (const Error&) {
-              // taken over (or unavailable): complete() will tell
-              break;
-            }
-          }
-        }) {}
-  ~LeaseKeeper() {
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
 bool cancel_requested(const Queue& q, EventId id) {
   try {
     return Scratchpad(q.room).read(cancel_key(id)).found();
@@ -76,6 +44,52 @@ bool cancel_requested(const Queue& q, EventId id) {
     return false;
   }
 }
+
+// While the provider works on a task: renews the claim every lease/3 (until the claim is
+// lost: complete() will tell), and looks for the delegator's cancel mark every 20 ms, so that
+// a cancelled task's provider call is ended (its process group killed) instead of run out.
+class TaskKeeper {
+ public:
+  static constexpr std::chrono::milliseconds kCancelPoll{20};
+
+  TaskKeeper(Queue& q, EventId id, std::uint32_t token, std::chrono::milliseconds lease)
+      : thread_([this, &q, id, token, lease] {
+          auto renew_at = std::chrono::steady_clock::now() + lease / 3;
+          bool renewing = true;
+          std::unique_lock lock(mutex_);
+          while (!done_) {
+            if (cv_.wait_for(lock, kCancelPoll, [this] { return done_; })) break;
+            lock.unlock();
+            if (!cancelled_.load() && cancel_requested(q, id)) cancelled_.store(true);
+            if (renewing && std::chrono::steady_clock::now() >= renew_at) {
+              try {
+                q.board.renew(id, token, lease);
+                renew_at = std::chrono::steady_clock::now() + lease / 3;
+              } catch (const Error&) {
+                renewing = false;  // taken over (or unavailable): complete() will tell
+              }
+            }
+            lock.lock();
+          }
+        }) {}
+  ~TaskKeeper() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  // True once the task was seen cancelled; the provider's call watches it.
+  [[nodiscard]] const std::atomic<bool>* cancelled() const noexcept { return &cancelled_; }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::atomic<bool> cancelled_{false};
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 bool is_json_object(std::string_view text) {
   simdjson::dom::parser parser;
@@ -85,9 +99,11 @@ bool is_json_object(std::string_view text) {
 }
 
 // Runs the provider; re-asks up to max_result_retries times for a structured result.
-DelegatedTaskResult run_provider(const WorkerOptions& o, const DelegatedPayload& p, const std::string& type) {
+DelegatedTaskResult run_provider(const WorkerOptions& o, const DelegatedPayload& p, const std::string& type,
+                                 const std::atomic<bool>* cancel) {
   DelegatedTaskResult r;
   ProviderRequest req;
+  req.cancel = cancel;
   req.run_id = p.task_id;
   req.agent = AgentInfo{type, "worker", "serves tasks delegated to '" + type + "'"};
   if (p.context != "{}") req.messages.push_back({"system", "", "Context: " + p.context});
@@ -145,8 +161,8 @@ void serve_task(Bus& bus, Queue& q, const TaskState& t, const Claim& c, const Wo
   } else if (cancel_requested(q, t.id)) {
     r.status = TaskStatus::cancelled;
   } else {
-    LeaseKeeper keeper(q.board, t.id, c.token, o.lease);
-    DelegatedTaskResult ran = run_provider(o, *payload, q.type);
+    const TaskKeeper keeper(q, t.id, c.token, o.lease);
+    DelegatedTaskResult ran = run_provider(o, *payload, q.type, keeper.cancelled());
     r.status = ran.status;
     r.output = std::move(ran.output);
     r.error = std::move(ran.error);

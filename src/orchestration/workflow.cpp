@@ -1,5 +1,6 @@
 // Workflows: ordered workgroup stages, each condensed by a leader.
 #include "orchestration/json_object.hpp"
+#include "orchestration/workflow_stage.hpp"
 #include "orchestration/workgroup_finish.hpp"
 
 #include <agentbus/error.hpp>
@@ -61,16 +62,80 @@ MemberResult run_leader(const Agent& leader, const WorkflowSpec& spec, const Wor
 
 }  // namespace
 
-Workflow::Workflow(Bus bus, WorkflowSpec spec) : bus_(std::move(bus)), spec_(std::move(spec)) {
-  if (spec_.room.empty()) throw Error(Errc::invalid_argument, "workflow requires room.");
-  if (spec_.goal.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(Errc::invalid_argument, "workflow requires goal.");
-  if (spec_.stages.empty()) throw Error(Errc::invalid_argument, "workflow requires at least one stage.");
+void validate_workflow_stages(const WorkflowSpec& spec) {
+  if (spec.room.empty()) throw Error(Errc::invalid_argument, "workflow requires room.");
+  if (spec.goal.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(Errc::invalid_argument, "workflow requires goal.");
+  if (spec.stages.empty()) throw Error(Errc::invalid_argument, "workflow requires at least one stage.");
   std::set<std::string> names;
-  for (const auto& s : spec_.stages) {
+  for (const auto& s : spec.stages) {
     if (s.name.empty()) throw Error(Errc::invalid_argument, "Stage name must not be empty.");
     if (!names.insert(s.name).second) throw Error(Errc::invalid_argument, "Duplicate stage name: " + s.name + ".");
     if (s.members.empty()) throw Error(Errc::invalid_argument, "Stage " + s.name + " requires at least one member.");
   }
+}
+
+StageResult run_stage(Bus& bus, const WorkflowSpec& spec, std::size_t index, const WorkflowStage& stage,
+                      const std::vector<StageResult>& done, const std::atomic<bool>* cancel) {
+  StageResult sr;
+  sr.name = stage.name;
+  sr.room = spec.room + "/stage-" + std::to_string(index + 1);
+  (void)bus.room(sr.room);
+  WorkgroupSpec wg;
+  wg.name = spec.name + "/" + stage.name;
+  wg.room = sr.room;
+  wg.goal = stage.goal + "\nWorkflow goal: " + spec.goal + earlier_outputs(done);
+  wg.mode = stage.mode;
+  wg.members = stage.members;
+  wg.settle_timeout = spec.settle_timeout;
+  wg.cancel = cancel;
+  sr.workgroup = run_workgroup(bus, wg);
+  if (sr.workgroup.cancelled || (cancel != nullptr && cancel->load())) {
+    sr.status = MemberStatus::cancelled;
+  } else if (stage.mode == WorkgroupMode::compete && sr.workgroup.winner.empty()) {
+    sr.leader_skipped = true;
+    sr.status = sr.workgroup.status == MemberStatus::blocked ? MemberStatus::blocked : MemberStatus::failed;
+  } else if (stage.leader && stage.leader->provider) {
+    const MemberResult lead = run_leader(*stage.leader, spec, stage, done, sr.workgroup);
+    sr.status = lead.status;
+    sr.output = lead.summary;
+  } else {
+    sr.status = sr.workgroup.status;
+    for (const auto& m : sr.workgroup.members)
+      if (!m.summary.empty()) sr.output += (sr.output.empty() ? "" : "\n") + m.name + ": " + m.summary;
+  }
+  return sr;
+}
+
+WorkflowState state_after(const StageResult& stage, bool last) {
+  switch (stage.status) {
+    case MemberStatus::success: return last ? WorkflowState::finished : WorkflowState::running;
+    case MemberStatus::blocked: return WorkflowState::finished;
+    case MemberStatus::cancelled: return WorkflowState::closed;
+    default: return WorkflowState::failed;
+  }
+}
+
+std::string stages_json(const std::vector<StageResult>& stages) {
+  return json::array(stages, [](const StageResult& s) {
+    return json::ObjectWriter().str("name", s.name).str("status", to_string(s.status)).str("output", s.output).finish();
+  });
+}
+
+std::string members_json(const std::vector<MemberResult>& members) {
+  return json::array(members, [](const MemberResult& m) {
+    return json::ObjectWriter().str("name", m.name).str("status", to_string(m.status)).str("summary", m.summary).finish();
+  });
+}
+
+std::optional<MemberStatus> member_status_from(std::string_view s) noexcept {
+  for (MemberStatus m : {MemberStatus::running, MemberStatus::success, MemberStatus::blocked, MemberStatus::failed,
+                         MemberStatus::cancelled})
+    if (to_string(m) == s) return m;
+  return std::nullopt;
+}
+
+Workflow::Workflow(Bus bus, WorkflowSpec spec) : bus_(std::move(bus)), spec_(std::move(spec)) {
+  validate_workflow_stages(spec_);
   RoomOptions existing;
   existing.create = false;
   try {
@@ -85,66 +150,22 @@ WorkflowResult Workflow::run() {
   WorkflowResult out;
   out.state = WorkflowState::running;
   for (std::size_t i = 0; i < spec_.stages.size() && out.state == WorkflowState::running; ++i) {
-    const WorkflowStage& stage = spec_.stages[i];
     if (cancel_) {
       out.state = WorkflowState::closed;
       break;
     }
-    StageResult sr;
-    sr.name = stage.name;
-    sr.room = spec_.room + "/stage-" + std::to_string(i + 1);
-    (void)bus_.room(sr.room);
-    WorkgroupSpec wg;
-    wg.name = spec_.name + "/" + stage.name;
-    wg.room = sr.room;
-    wg.goal = stage.goal + "\nWorkflow goal: " + spec_.goal + earlier_outputs(out.stages);
-    wg.mode = stage.mode;
-    wg.members = stage.members;
-    wg.settle_timeout = spec_.settle_timeout;
-    wg.cancel = &cancel_;
-    sr.workgroup = run_workgroup(bus_, wg);
-    if (sr.workgroup.cancelled || cancel_) {
-      sr.status = MemberStatus::cancelled;
-      out.stages.push_back(std::move(sr));
-      out.state = WorkflowState::closed;
-      break;
-    }
-    if (stage.mode == WorkgroupMode::compete && sr.workgroup.winner.empty()) {
-      sr.leader_skipped = true;
-      sr.status = sr.workgroup.status == MemberStatus::blocked ? MemberStatus::blocked : MemberStatus::failed;
-    } else if (stage.leader && stage.leader->provider) {
-      const MemberResult lead = run_leader(*stage.leader, spec_, stage, out.stages, sr.workgroup);
-      sr.status = lead.status;
-      sr.output = lead.summary;
-    } else {
-      sr.status = sr.workgroup.status;
-      for (const auto& m : sr.workgroup.members)
-        if (!m.summary.empty()) sr.output += (sr.output.empty() ? "" : "\n") + m.name + ": " + m.summary;
-    }
-    if (sr.status == MemberStatus::success) {
-      out.output = sr.output;
-      if (i + 1 == spec_.stages.size()) out.state = WorkflowState::finished;
-    } else if (sr.status == MemberStatus::blocked) {
-      out.output = sr.output;
-      out.state = WorkflowState::finished;
-    } else {
-      out.state = WorkflowState::failed;
-    }
+    StageResult sr = run_stage(bus_, spec_, i, spec_.stages[i], out.stages, &cancel_);
+    out.state = state_after(sr, i + 1 == spec_.stages.size());
+    if (sr.status == MemberStatus::success || sr.status == MemberStatus::blocked) out.output = sr.output;
     out.stages.push_back(std::move(sr));
   }
   if (out.state == WorkflowState::running) out.state = cancel_ ? WorkflowState::closed : WorkflowState::finished;
-  std::string stages = "[";
-  for (const auto& s : out.stages) {
-    if (stages.size() > 1) stages += ",";
-    stages += json::ObjectWriter().str("name", s.name).str("status", to_string(s.status)).str("output", s.output).finish();
-  }
-  stages += "]";
   RoomOptions existing;
   existing.create = false;
   (void)bus_.room(spec_.room, existing)
       .publish("workflow.finished", spec_.name,
                json::ObjectWriter().str("workflow", spec_.name).str("state", to_string(out.state))
-                   .str("output", out.output).raw("stages", stages).finish());
+                   .str("output", out.output).raw("stages", stages_json(out.stages)).finish());
   return out;
 }
 

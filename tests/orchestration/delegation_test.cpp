@@ -3,6 +3,7 @@
 // per-room serialisation. The worker-process and kill -9 cases are in worker_process_test.cpp.
 #include <agentbus/inbox.hpp>
 #include <agentbus/orchestration/delegation.hpp>
+#include <agentbus/orchestration/strategies.hpp>
 #include <agentbus/orchestration/worker.hpp>
 #include <agentbus/tasks.hpp>
 
@@ -316,4 +317,55 @@ int max_concurrent(Bus& bus, bool serialize) {
 TEST_F(orch_delegation, serialize_per_room_runs_one_delegation_of_a_room_at_a_time) {
   EXPECT_EQ(max_concurrent(*bus, false), 2);  // the worker can run both at once
   EXPECT_EQ(max_concurrent(*bus, true), 1);
+}
+
+// RoomKit delivers a delegation's result to the delegating agent; here it is in its inbox
+// (above) and in the prompt of its next call in the run, once, after which the inbox message
+// is acknowledged.
+TEST_F(orch_delegation, a_result_delegated_from_a_run_joins_the_delegators_next_prompt_once) {
+  const std::string long_output(5000, 'y');
+  WorkerThread worker(*bus, "research", [&](const ProviderRequest& r) { return say("cause of " + r.messages.back().content + ": " + long_output); });
+  auto writer = std::make_shared<ScriptedProvider>([&](const ProviderRequest& r) {
+    if (r.step != 0) return say("draft " + std::to_string(r.step));
+    // The first step delegates (as a provider command would with `agentbus delegate`) and
+    // returns once the result is in its inbox in the run's room.
+    Delegator d(*bus, "lead");
+    DelegateOptions o;
+    o.wait = true;
+    o.timeout = 10s;
+    (void)d.delegate("runs/D1", "research", "the flaky test", o);
+    Inbox inbox(bus->room("runs/D1"));
+    return say(test::eventually([&] { return !inbox.read("lead").empty(); }, 10s) ? "draft 0" : "no result arrived");
+  });
+  Agent lead_agent;
+  lead_agent.id = "lead";
+  lead_agent.role = "Writer";
+  lead_agent.provider = writer;
+  Loop loop(lead_agent, {scripted_agent("rev", std::vector<Reply>{Reply::say("needs work")})}, std::nullopt, 3);
+  RunOptions o;
+  o.run_id = "D1";
+  const RunResult result = drive(*bus, loop, "write it up", o);
+  EXPECT_EQ(result.output, "draft 4");
+  const auto requests = writer->requests();
+  ASSERT_EQ(requests.size(), 3u);
+  auto delegated = [](const ProviderRequest& r) {
+    std::vector<std::string> found;
+    for (const auto& m : r.messages)
+      if (m.content.rfind("[delegated task ", 0) == 0) found.push_back(m.content);
+    return found;
+  };
+  EXPECT_TRUE(delegated(requests[0]).empty());
+  const auto next = delegated(requests[1]);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(requests[1].messages.back().content, next.front());  // the newest message
+  EXPECT_EQ(requests[1].messages.back().role, "user");
+  EXPECT_NE(next.front().find("to research: completed]\ncause of the flaky test: yyy"), std::string::npos) << next.front().substr(0, 200);
+  EXPECT_EQ(next.front().substr(next.front().find('\n') + 1).size(), kResultCapChars);  // capped
+  EXPECT_TRUE(delegated(requests[2]).empty());  // delivered once
+  RoomOptions existing;
+  existing.create = false;
+  EXPECT_TRUE(Inbox(bus->room("runs/D1", existing)).read("lead").empty());  // acknowledged
+  std::size_t journaled = 0;
+  for (const Event& e : bus->room("runs/D1", existing).recent(200)) journaled += e.type == "DELEGATION_RESULTS";
+  EXPECT_EQ(journaled, 1u);
 }

@@ -132,6 +132,40 @@ TEST_F(orch_strategy, a_failed_step_fails_the_pipeline_naming_the_step) {
   EXPECT_EQ(events_of(room, "STEP_FAILED").size(), 1u);
 }
 
+TEST_F(orch_strategy, a_pipelines_supervisor_sees_every_step_and_the_stages_see_what_it_said) {
+  auto a = scripted_agent("a", {Reply::say("a says")});
+  auto b = scripted_agent("b", {Reply::say("b says")});
+  auto sup = scripted_agent("sup", [](const ProviderRequest& r) { return CallResult::success(Reply::say("noted " + r.messages.back().content)); });
+  Pipeline p({a, b}, sup);
+  const RunResult r = drive(*bus, p, "go", opts("p6"));
+  ASSERT_EQ(r.state, RunState::completed) << r.error;
+  EXPECT_EQ(r.output, "b says");  // the supervisor observes; it does not take a stage's place
+  const auto seen = provider_of(sup).requests();
+  ASSERT_EQ(seen.size(), 2u);  // once after each stage
+  EXPECT_EQ(seen[0].messages.back().content, "a says");
+  EXPECT_EQ(seen[0].step, 1u);
+  EXPECT_EQ(seen[1].messages.back().content, "b says");
+  EXPECT_EQ(seen[1].step, 3u);
+  EXPECT_TRUE(seen[0].tools.empty());
+  const auto b_saw = provider_of(b).requests().at(0);
+  EXPECT_EQ(b_saw.messages.back().agent, "sup");
+  EXPECT_EQ(b_saw.messages.back().content, "noted a says");
+  EXPECT_EQ(b_saw.step, 2u);
+  EXPECT_EQ(p.agents().size(), 3u);
+  // The supervisor's calls are steps of the run, journaled like the stages'.
+  Room room = run_room("p6");
+  EXPECT_EQ(events_of(room, "STEP_REPLY").size(), 4u);
+}
+
+TEST_F(orch_strategy, a_failing_pipeline_supervisor_fails_the_run) {
+  auto a = scripted_agent("a", {Reply::say("a says")});
+  auto sup = scripted_agent("sup", [](const ProviderRequest&) { return CallResult::failure("agent 'sup': asleep"); });
+  Pipeline p({a}, sup);
+  const RunResult r = drive(*bus, p, "go", opts("p7"));
+  EXPECT_EQ(r.state, RunState::failed);
+  EXPECT_EQ(r.error, "step 1: agent 'sup': asleep");
+}
+
 TEST_F(orch_strategy, pipeline_constructor_errors) {
   EXPECT_EQ(error_of([] { Pipeline p({}); }), "Pipeline needs at least one agent");
   EXPECT_EQ(error_of([] { Pipeline p({scripted_agent("a", {Reply::say("")}), scripted_agent("a", {Reply::say("")})}); }),

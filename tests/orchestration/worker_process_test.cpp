@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <csignal>
 #include "../support/temp_dir.hpp"
 
@@ -138,6 +139,28 @@ TEST_F(orch_worker_process, a_frozen_worker_whose_lease_lapsed_cannot_complete_o
   EXPECT_EQ(inbox.read("lead").front().from, "second");
 }
 
+TEST_F(orch_worker_process, cancel_ends_the_running_providers_process_and_the_worker_completes_the_task_as_cancelled) {
+  Delegator lead(*bus, "lead");
+  DelegatedTask t = lead.delegate("team", "research", "a job that would take 30 s");
+  auto w = worker("first", {"HANG=1"});
+  ASSERT_TRUE(test::eventually([&] { return fs::exists(dir + "/mark") && read_pid(dir + "/mark") > 0; }, 10s));
+  const pid_t provider = read_pid(dir + "/mark");
+  ASSERT_EQ(::kill(provider, 0), 0);  // running: `sleep 30`
+  EXPECT_TRUE(t.cancel());
+  // The worker notices the cancel mark and kills the provider's process group; it reaps the
+  // child, so its pid is gone, long before the 30 s sleep would have ended.
+  EXPECT_TRUE(test::eventually([&] { return ::kill(provider, 0) != 0 && errno == ESRCH; }, 10s));
+  TaskBoard board(bus->room("delegations/research"));
+  ASSERT_TRUE(test::eventually([&] { return board.state(t.board_id()).phase == TaskPhase::done; }, 10s));
+  const TaskState done = board.state(t.board_id());
+  EXPECT_NE(done.result.find(R"("status":"cancelled")"), std::string::npos) << done.result;
+  EXPECT_NE(done.result.find(R"("worker":"first")"), std::string::npos) << done.result;
+  EXPECT_EQ(::kill(w->pid(), 0), 0);  // the worker itself goes on serving
+  ::kill(w->pid(), SIGTERM);
+  EXPECT_EQ(w->wait(10s), 0);
+  EXPECT_TRUE(Inbox(team).read("lead").empty());  // a cancelled task delivers nothing
+}
+
 TEST_F(orch_worker_process, bad_worker_arguments_are_refused_with_a_message) {
   test::ChildProcess none({test::cli(), "--bus", bus.name(), "worker", "--provider-cmd", "true"});
   EXPECT_NE(none.wait(10s), 0);
@@ -145,4 +168,40 @@ TEST_F(orch_worker_process, bad_worker_arguments_are_refused_with_a_message) {
   EXPECT_NE(bad.wait(10s), 0);
   test::ChildProcess conc({test::cli(), "--bus", bus.name(), "worker", "--type", "a", "--provider-cmd", "true", "--concurrency", "0"});
   EXPECT_NE(conc.wait(10s), 0);
+}
+
+// The whole path with real processes: a run's agent, a command, delegates from the run's room
+// with `agentbus delegate`; an `agentbus worker` process answers; the result is in the
+// agent's next prompt in the run.
+TEST_F(orch_worker_process, a_run_agent_that_delegates_through_the_cli_sees_the_result_in_its_next_prompt) {
+  const std::string cli = fs::absolute(test::cli()).string();  // lead.sh runs in dir
+  // Step 0: delegate (waiting for the task), then wait, bounded, for the result to reach the
+  // inbox. Later steps: say whether the prompt carries the result.
+  std::ofstream(dir + "/lead.sh")
+      << "req=$(cat)\n"
+         "case \"$req\" in\n"
+         "  *'\"step\":0,'*)\n"
+         "    " << cli << " --room runs/DL delegate --type research --agent lead 'why is the build red' >/dev/null || exit 3\n"
+         "    i=0; until " << cli << " --room runs/DL inbox --agent lead | grep -q 'delegated task'; do\n"
+         "      i=$((i+1)); [ $i -gt 1000 ] && exit 4; sleep 0.01; done\n"
+         "    printf '{\"version\":1,\"text\":\"draft\"}' ;;\n"
+         "  *'to research: completed]'*'the linker ran out of disk'*) printf '{\"version\":1,\"text\":\"saw the result\"}' ;;\n"
+         "  *) printf '{\"version\":1,\"text\":\"no result in the prompt\"}' ;;\n"
+         "esac\n";
+  std::ofstream(dir + "/run.json")
+      << R"({"input":"fix the build","run_id":"DL","agents":[{"id":"lead","command":"sh lead.sh","env":{"AGENTBUS_BUS":")"
+      << bus.name() << R"("}},{"id":"rev","command":"printf '{\"version\":1,\"text\":\"not yet\"}'"}],)"
+      << R"("strategy":{"type":"loop","agent":"lead","reviewer":"rev","max_iterations":2}})";
+  test::ChildProcess w({cli, "--bus", bus.name(), "worker", "--type", "research", "--provider-cmd",
+                        "printf '{\"version\":1,\"text\":\"the linker ran out of disk\"}'"});
+  test::ChildProcess run({"/bin/sh", "-c", cli + " --bus " + bus.name() + " run " + dir + "/run.json --follow 2>&1"});
+  const std::string out = run.read_all(30s);
+  EXPECT_EQ(run.wait(30s), 0) << out;  // the reviewer never approves: the last draft after 2 iterations
+  EXPECT_NE(out.find("[step 2] lead: 1 delegation result added to its prompt\n"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("\nsaw the result\n")) << out;  // the output, on stdout, last
+  ::kill(w.pid(), SIGTERM);
+  EXPECT_EQ(w.wait(10s), 0);
+  RoomOptions existing;
+  existing.create = false;
+  EXPECT_TRUE(Inbox(bus->room("runs/DL", existing)).read("lead").empty());  // acknowledged by the driver
 }

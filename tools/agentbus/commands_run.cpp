@@ -65,6 +65,16 @@ std::string step_line(const EventView& e) {
     if (doc["result"]["accepted"].get_bool().get(ok)) ok = false;
     if (!ok) return at + "handoff rejected: " + std::string(doc["result"]["reason"].get_string().value_unsafe());
   }
+  if (e.type == "DELEGATION_RESULTS") {
+    simdjson::dom::array results;
+    const std::size_t n = doc["results"].get(results) ? 0 : results.size();
+    return at + field(doc, "agent") + ": " + std::to_string(n) + " delegation result" + (n == 1 ? "" : "s") + " added to its prompt";
+  }
+  if (e.type == "STAGE_FINISHED" || e.type == "WORKGROUP_FINISHED") {
+    const std::string what = e.type == "STAGE_FINISHED" ? "stage " + field(doc, "name") : "workgroup " + field(doc, "workgroup");
+    const std::string output = field(doc, "output");
+    return at + what + ": " + field(doc, "status") + (output.empty() ? "" : ": " + output.substr(0, std::min<std::size_t>(output.find('\n'), 160)));
+  }
   if (e.type == "RUN_RESUMED") return "run resumed by process " + std::to_string(doc["pid"].get_uint64().value_unsafe());
   return {};
 }

@@ -42,7 +42,8 @@ class CommandProvider : public Provider {
 
   CallResult call(const ProviderRequest& request, std::chrono::milliseconds timeout) override;
   [[nodiscard]] std::string describe() const override { return options_.command; }
-  // Kills the process group of every call in flight (checked every 20 ms by each call).
+  // Kills the process group of every call in flight (checked every 20 ms by each call, as is
+  // ProviderRequest::cancel for one call).
   void cancel_calls() override { cancel_generation_.fetch_add(1); }
 
  private:

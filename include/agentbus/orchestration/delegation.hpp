@@ -19,8 +19,9 @@
 //    completing and delivering leaves the result on the board (wait() still sees it) but not
 //    in the inbox.
 //  * cancel() is idempotent. A task no worker holds yet is closed on the board (no worker ever
-//    runs it); one a worker is running is marked, and the worker completes it as cancelled
-//    instead of with its output. Either way this handle reports cancelled at once.
+//    runs it); one a worker is running is marked, the worker ends its provider's call (a
+//    CommandProvider's process group is killed within about 40 ms) and completes the task as
+//    cancelled. Either way this handle reports cancelled at once.
 //  * Waiting blocks on the queue room's futex: an idle waiter costs no CPU.
 // Thread safety: a DelegatedTask and a Delegator may be used from several threads.
 #pragma once

@@ -70,6 +70,10 @@ struct ProviderRequest {
   AgentInfo agent;
   std::vector<Message> messages;
   std::vector<ToolSpec> tools;
+  // Set by a caller that may give up on this one call (a worker whose task was cancelled): once
+  // it reads true, a provider that can be interrupted ends the call as cancelled_calls() would,
+  // without touching its other calls. Not part of the protocol's JSON.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 enum class CallStatus { ok, failed, timeout };
@@ -104,6 +108,9 @@ struct Agent {
   std::string role;
   std::string description;
   std::shared_ptr<Provider> provider;
+  // This agent's per-call timeout in a run, in place of the run's (RunBudget::call_timeout);
+  // 0: the run's.
+  std::chrono::milliseconds call_timeout{0};
 
   [[nodiscard]] AgentInfo info() const { return {id, role, description}; }
 };

@@ -11,6 +11,11 @@
 // finished; a step whose call was under way when the driver died (STEP_CALLED, no outcome) is
 // called again, and the request carries run id and step so a provider can tell.
 //
+// Delegation results: before an agent is called, the TASK_RESULT messages at the head of its
+// inbox in the run's room (what workers send for tasks it delegated from the run's room,
+// delegation.hpp) are added to the prompt as user messages, journaled (DELEGATION_RESULTS)
+// and then acknowledged, so a retried step gets the same ones and a later step none again.
+//
 // Budgets: a step limit (each agent call is one step), a wall-clock limit for this driver's
 // part of the run, a per-call timeout, and a token limit; exceeding one ends the run as
 // budget_exceeded. Tokens reported by providers are summed per agent and per run (replayed
@@ -101,6 +106,8 @@ class Run {
   [[nodiscard]] const std::string& input() const noexcept;
   [[nodiscard]] const std::string& spec() const noexcept;  // the JSON given to start()
   [[nodiscard]] Room& room() noexcept;
+  // The bus the run lives on (strategies that open rooms of their own, e.g. workflow stages).
+  [[nodiscard]] Bus& bus() noexcept;
   [[nodiscard]] bool resumed() const noexcept;
 
   // Replaces the budget (a resumed run takes the one its spec declares).
@@ -113,8 +120,8 @@ class Run {
   std::uint64_t reserve_steps(std::uint64_t n);
 
   // Calls `agent` as step `step` (request.run_id and request.step are set here), or returns
-  // the journaled outcome of that step. `timeout` 0: the budget's call_timeout; else the
-  // smaller of the two.
+  // the journaled outcome of that step. The call's limit is the agent's call_timeout if it has
+  // one, else the budget's; a non-zero `timeout` can only shorten it.
   CallResult call(std::uint64_t step, const Agent& agent, ProviderRequest request,
                   std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 

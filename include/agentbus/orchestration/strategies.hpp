@@ -5,9 +5,10 @@
 // it always takes the same steps, which is what lets Run (run.hpp) resume a killed run by
 // replaying its journal. Every agent call is a step; handoffs, verdicts and the conversation
 // state are events in the run's room.
-//  * Pipeline(agents): a chain, phase = agent id, next = the following agent. An agent's reply
-//    without a handoff advances to the next stage (the framework decides the flow); a handoff
-//    call may only name the next agent; `finish` or the last stage's reply ends the run.
+//  * Pipeline(agents, supervisor): a chain, phase = agent id, next = the following agent. An
+//    agent's reply without a handoff advances to the next stage (the framework decides the
+//    flow); a handoff call may only name the next agent; `finish` or the last stage's reply ends
+//    the run. The supervisor, if any, is called after every step and only observes.
 //  * Swarm(agents, entry): any agent may hand off to any other; a reply without a handoff is the
 //    answer. Initial phase "swarm".
 //  * Supervisor(supervisor, workers, options): auto-delegate (refine the task, run the workers
@@ -66,14 +67,17 @@ RunResult drive(Run& run, Strategy& strategy);
 class Pipeline : public Strategy {
  public:
   // Throws for an empty agent list (RoomKit fails later, on index 0) or duplicate ids.
-  explicit Pipeline(std::vector<Agent> agents, std::optional<std::string> supervisor_id = std::nullopt);
+  // `supervisor` (RoomKit's supervisor_id) always sees: after every other agent's reply it is
+  // called, as a step of its own, with the conversation so far, and what it says joins the
+  // conversation; it is stamped into the router's _always_process. It changes no stage.
+  explicit Pipeline(std::vector<Agent> agents, std::optional<Agent> supervisor = std::nullopt);
   [[nodiscard]] std::string_view name() const override { return "pipeline"; }
-  [[nodiscard]] std::vector<Agent> agents() const override { return agents_; }
+  [[nodiscard]] std::vector<Agent> agents() const override;  // the stages, then the supervisor
   RunResult execute(Run& run) override;
 
  private:
   std::vector<Agent> agents_;
-  std::optional<std::string> supervisor_;
+  std::optional<Agent> supervisor_;
 };
 
 class Swarm : public Strategy {

@@ -8,7 +8,10 @@
 // was taken over meanwhile is refused at complete() (stale fencing token) and drops its
 // output: the delegator sees exactly one result.
 // A completed result is also sent to the notified agent's inbox in the parent room (type
-// TASK_RESULT, the output capped at kResultCapChars characters).
+// TASK_RESULT, the output capped at kResultCapChars characters); a run driver adds it to that
+// agent's next prompt (run.hpp). While the provider works, the worker looks for the
+// delegator's cancel mark every 20 ms and, when it is set, ends the call through
+// ProviderRequest::cancel (a CommandProvider kills the child's process group).
 // Thread safety: serve_delegations runs `concurrency` threads; each claims one task at a time.
 #pragma once
 

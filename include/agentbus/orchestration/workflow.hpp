@@ -16,7 +16,8 @@
 //    and its unfinished stages are closed.
 //  * The end is one `workflow.finished` event in the workflow's room ({"workflow","state",
 //    "output","stages":[{"name","status","output"}]}).
-// Not yet: declaring workflows in the run file and resuming them with `agentbus run --resume`.
+// In a run file (strategy "workflow"), a workflow is a durable run that `agentbus run --resume`
+// continues: workflow_strategies.hpp.
 #pragma once
 
 #include <agentbus/bus.hpp>
