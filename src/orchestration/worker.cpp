@@ -13,7 +13,9 @@
 
 #include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -26,6 +28,7 @@ struct Queue {
   Room room;
   TaskBoard board;
   Subscription sub;
+  Scratchpad pad;  // where the delegator marks a task cancelled
 };
 
 struct SharedStats {
@@ -39,56 +42,106 @@ struct SharedStats {
 
 bool cancel_requested(const Queue& q, EventId id) {
   try {
-    return Scratchpad(q.room).read(cancel_key(id)).found();
+    return q.pad.read(cancel_key(id)).found();
   } catch (const Error&) {
     return false;
   }
 }
 
-// While the provider works on a task: renews the claim every lease/3 (until the claim is
-// lost: complete() will tell), and looks for the delegator's cancel mark every 20 ms, so that
-// a cancelled task's provider call is ended (its process group killed) instead of run out.
+// One per serving thread, for the thread's life: while the provider works on a task, renews
+// the claim every lease/3 (until the claim is lost: complete() will tell) and looks for the
+// delegator's cancel mark every 20 ms, so that a cancelled task's provider call is ended (its
+// process group killed) instead of run out. A thread started per task cost more than a short
+// task itself.
 class TaskKeeper {
  public:
   static constexpr std::chrono::milliseconds kCancelPoll{20};
 
-  TaskKeeper(Queue& q, EventId id, std::uint32_t token, std::chrono::milliseconds lease)
-      : thread_([this, &q, id, token, lease] {
-          auto renew_at = std::chrono::steady_clock::now() + lease / 3;
-          bool renewing = true;
-          std::unique_lock lock(mutex_);
-          while (!done_) {
-            if (cv_.wait_for(lock, kCancelPoll, [this] { return done_; })) break;
-            lock.unlock();
-            if (!cancelled_.load() && cancel_requested(q, id)) cancelled_.store(true);
-            if (renewing && std::chrono::steady_clock::now() >= renew_at) {
-              try {
-                q.board.renew(id, token, lease);
-                renew_at = std::chrono::steady_clock::now() + lease / 3;
-              } catch (const Error&) {
-                renewing = false;  // taken over (or unavailable): complete() will tell
-              }
-            }
-            lock.lock();
-          }
-        }) {}
+  explicit TaskKeeper(std::chrono::milliseconds lease) : lease_(lease), thread_([this] { run(); }) {}
   ~TaskKeeper() {
     {
       std::lock_guard lock(mutex_);
-      done_ = true;
+      stopping_ = true;
     }
     cv_.notify_all();
     thread_.join();
   }
-  // True once the task was seen cancelled; the provider's call watches it.
-  [[nodiscard]] const std::atomic<bool>* cancelled() const noexcept { return &cancelled_; }
+
+  // Watches task `id` until end(); the flag turns true once the task is seen cancelled.
+  const std::atomic<bool>* begin(Queue& q, EventId id, std::uint32_t token) {
+    {
+      std::lock_guard lock(mutex_);
+      task_ = Task{&q, id, token};
+      cancelled_.store(false);
+    }
+    cv_.notify_all();
+    return &cancelled_;
+  }
+  // After end() returns, nothing more is done for the task (no late renew, no late flag).
+  void end() {
+    std::unique_lock lock(mutex_);
+    task_.reset();
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return !checking_; });
+  }
 
  private:
+  struct Task {
+    Queue* queue;
+    EventId id;
+    std::uint32_t token;
+  };
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    std::optional<EventId> watched;
+    auto renew_at = std::chrono::steady_clock::now();
+    bool renewing = false;
+    while (!stopping_) {
+      if (!task_) {
+        watched.reset();
+        cv_.wait(lock, [this] { return stopping_ || task_.has_value(); });
+        continue;
+      }
+      if (watched != task_->id) {  // a new task: its lease was just taken
+        watched = task_->id;
+        renew_at = std::chrono::steady_clock::now() + lease_ / 3;
+        renewing = true;
+      }
+      const EventId id = task_->id;
+      if (cv_.wait_for(lock, kCancelPoll, [&] { return stopping_ || !task_ || task_->id != id; })) continue;
+      const Task t = *task_;
+      checking_ = true;
+      lock.unlock();
+      if (!cancelled_.load() && cancel_requested(*t.queue, t.id)) cancelled_.store(true);
+      if (renewing && std::chrono::steady_clock::now() >= renew_at) {
+        try {
+          t.queue->board.renew(t.id, t.token, lease_);
+          renew_at = std::chrono::steady_clock::now() + lease_ / 3;
+        } catch (const Error&) {
+          renewing = false;  // taken over (or unavailable): complete() will tell
+        }
+      }
+      lock.lock();
+      checking_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  const std::chrono::milliseconds lease_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  bool done_ = false;
+  std::optional<Task> task_;
+  bool checking_ = false;
+  bool stopping_ = false;
   std::atomic<bool> cancelled_{false};
   std::thread thread_;  // last: starts once the members above exist
+};
+
+// Ends a TaskKeeper's watch however the provider's call ends.
+struct KeeperWatch {
+  TaskKeeper& keeper;
+  ~KeeperWatch() { keeper.end(); }
 };
 
 bool is_json_object(std::string_view text) {
@@ -136,19 +189,33 @@ DelegatedTaskResult run_provider(const WorkerOptions& o, const DelegatedPayload&
   return r;
 }
 
-void deliver_to_inbox(Bus& bus, const std::string& worker, const DelegatedPayload& p, const DelegatedTaskResult& r) {
+// The parent rooms' inboxes a serving thread has delivered to, opened once each.
+class Inboxes {
+ public:
+  explicit Inboxes(Bus& bus) : bus_(bus) {}
+  Inbox& of(const std::string& room) {
+    auto it = open_.find(room);
+    if (it != open_.end()) return it->second;
+    RoomOptions existing;
+    existing.create = false;
+    return open_.emplace(room, Inbox(bus_.room(room, existing))).first->second;
+  }
+
+ private:
+  Bus& bus_;
+  std::map<std::string, Inbox, std::less<>> open_;
+};
+
+void deliver_to_inbox(Inboxes& inboxes, const std::string& worker, const DelegatedPayload& p, const DelegatedTaskResult& r) {
   std::string head = "[delegated task " + p.task_id + " (" + p.child_room + ") to " + r.agent_id + ": " +
                      std::string(to_string(r.status)) + "]\n";
   const std::string body = r.output ? *r.output : r.error.value_or("");
   const std::size_t budget = head.size() < 4096 ? 4096 - head.size() : 0;
-  RoomOptions existing;
-  existing.create = false;
-  Inbox inbox(bus.room(p.parent_room, existing));
-  (void)inbox.send(worker, p.notify, kTaskResultEvent, head + cap_utf8(body, kResultCapChars, budget));
+  (void)inboxes.of(p.parent_room).send(worker, p.notify, kTaskResultEvent, head + cap_utf8(body, kResultCapChars, budget));
 }
 
-void serve_task(Bus& bus, Queue& q, const TaskState& t, const Claim& c, const WorkerOptions& o,
-                const std::string& name, SharedStats& stats) {
+void serve_task(Inboxes& inboxes, TaskKeeper& keeper, Queue& q, const TaskState& t, const Claim& c,
+                const WorkerOptions& o, const std::string& name, SharedStats& stats) {
   if (!t.claimant.empty()) stats.add(&WorkerStats::taken_over);  // someone held it before
   std::string why;
   const auto payload = decode_payload(t.payload, why);
@@ -161,8 +228,9 @@ void serve_task(Bus& bus, Queue& q, const TaskState& t, const Claim& c, const Wo
   } else if (cancel_requested(q, t.id)) {
     r.status = TaskStatus::cancelled;
   } else {
-    const TaskKeeper keeper(q, t.id, c.token, o.lease);
-    DelegatedTaskResult ran = run_provider(o, *payload, q.type, keeper.cancelled());
+    const std::atomic<bool>* cancelled = keeper.begin(q, t.id, c.token);
+    const KeeperWatch watch{keeper};
+    DelegatedTaskResult ran = run_provider(o, *payload, q.type, cancelled);
     r.status = ran.status;
     r.output = std::move(ran.output);
     r.error = std::move(ran.error);
@@ -192,7 +260,7 @@ void serve_task(Bus& bus, Queue& q, const TaskState& t, const Claim& c, const Wo
                                                 : &WorkerStats::failed);
   if (!payload || r.status == TaskStatus::cancelled) return;
   try {
-    deliver_to_inbox(bus, name, *payload, r);
+    deliver_to_inbox(inboxes, name, *payload, r);
   } catch (const Error& e) {
     std::fprintf(stderr, "worker %s: result of %s not delivered to %s's inbox: %s\n", name.c_str(),
                  payload->task_id.c_str(), payload->notify.c_str(), e.what());
@@ -208,8 +276,11 @@ void serve_loop(Bus& bus, const WorkerOptions& o, const std::string& name, const
     SubscribeOptions so;
     so.wait = o.wait;
     Subscription sub = room.subscribe(so);
-    queues.push_back(Queue{type, std::move(room), std::move(board), std::move(sub)});
+    Scratchpad pad(room);
+    queues.push_back(Queue{type, std::move(room), std::move(board), std::move(sub), std::move(pad)});
   }
+  Inboxes inboxes(bus);
+  TaskKeeper keeper(o.lease);
   ClaimOptions co;
   co.ttl = o.lease;
   std::size_t round = 0;
@@ -220,7 +291,7 @@ void serve_loop(Bus& bus, const WorkerOptions& o, const std::string& name, const
         if (stop.load()) return;
         const Claim c = q.board.claim(t.id, name, co);
         if (!c.ok()) continue;
-        serve_task(bus, q, t, c, o, name, stats);
+        serve_task(inboxes, keeper, q, t, c, o, name, stats);
         served = true;
         break;
       }
