@@ -42,6 +42,10 @@ struct SubscribeOptions {
   // true: it moves only on commit(), so a reader can hold a batch it has not finished with
   // (the bridge ships a batch to Redis first) and, killed, get it again from its cursor.
   bool explicit_commit = false;
+  // `block` only: how long a reader that found nothing yields the CPU before it sleeps on the
+  // futex. A reader expecting an answer soon (a delegation's result) stays awake for it and
+  // pays no wake-up, at the price of a core yielded for that long each time it waits.
+  std::chrono::microseconds yield_before_block{20};
 };
 
 enum class ReadStatus {

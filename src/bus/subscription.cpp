@@ -17,9 +17,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxBatchEvents = 64;
 constexpr std::size_t kMaxBatchBytes = 64 << 10;
 constexpr int kSpinsBeforeYield = 256;
-// Yielding is a syscall per turn: bound it by time, so that a reader woken by its timeout
-// (a loop checking for shutdown) costs microseconds, not milliseconds, before it sleeps again.
-constexpr auto kYieldBeforeBlock = std::chrono::microseconds(20);
 
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 
@@ -47,6 +44,9 @@ struct Subscription::Impl {
   std::uint64_t seen_events = 0, seen_bytes = 0;
   bool closed = false;
   bool explicit_commit = false;  // durable: the cursor moves only on commit()
+  // Yielding is a syscall per turn: bounded by time (SubscribeOptions), so that a reader woken
+  // by its timeout (a loop checking for shutdown) costs microseconds before it sleeps again.
+  std::chrono::nanoseconds yield_before_block{};
 
   shm::Ring& ring() const { return room->ring; }
 
@@ -315,7 +315,7 @@ ReadResult Subscription::Impl::read(std::chrono::nanoseconds timeout) {
     if (s.wait == WaitStrategy::spin || spins < kSpinsBeforeYield) {
       cpu_relax();
     } else if (s.wait == WaitStrategy::yield ||
-               (spins == kSpinsBeforeYield ? (block_after = Clock::now() + kYieldBeforeBlock, true)
+               (spins == kSpinsBeforeYield ? (block_after = Clock::now() + s.yield_before_block, true)
                                            : Clock::now() < block_after)) {
       std::this_thread::yield();
     } else {
@@ -346,6 +346,7 @@ Subscription Room::subscribe(const SubscribeOptions& o) {
   auto impl = std::make_unique<Subscription::Impl>(
       Subscription::Impl{impl_, a.slot, durable, o.wait, {}, {}, 0, a.cursor, a.cursor, a.cursor});
   impl->explicit_commit = durable && o.explicit_commit;
+  impl->yield_before_block = std::max<std::chrono::nanoseconds>(o.yield_before_block, std::chrono::nanoseconds::zero());
   impl->copy.reserve(kMaxBatchBytes + ring.max_record());
   return Subscription(std::move(impl));
 }

@@ -18,6 +18,10 @@ namespace agentbus::orchestration {
 namespace {
 
 constexpr std::string_view kCancelEvent = "TASK_CANCEL";
+// A block-mode wait yields the CPU for half a millisecond before it sleeps: a quick task's
+// TASK_DONE then finds the waiter awake, which saves a futex wake-up (tens of us on a VM) for
+// a core yielded that long per event seen while waiting.
+constexpr auto kAwakeWait = std::chrono::microseconds(500);
 
 std::string new_task_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}() ^ mix64(static_cast<std::uint64_t>(realtime_ns()))};
@@ -80,6 +84,7 @@ DelegatedTaskResult DelegatedTask::wait(std::chrono::milliseconds timeout) const
   if (r.finished()) return r;
   SubscribeOptions so;
   so.wait = state_->wait;
+  so.yield_before_block = kAwakeWait;
   Subscription sub = state_->queue.subscribe(so);  // from now: the check below closes the race
   for (;;) {
     r = result();

@@ -82,7 +82,7 @@ bool get_object_text(simdjson::dom::object obj, std::string_view key, std::strin
 }  // namespace
 
 std::optional<DelegatedPayload> decode_payload(std::string_view json_text, std::string& why) {
-  simdjson::dom::parser parser;
+  thread_local simdjson::dom::parser parser;
   simdjson::dom::object obj;
   if (!json::parse_object(parser, json_text, obj, why)) return std::nullopt;
   DelegatedPayload p;
@@ -122,7 +122,7 @@ std::string encode_result(const DelegatedTaskResult& r, std::size_t max_bytes) {
 }
 
 void decode_result(std::string_view json_text, DelegatedTaskResult& into) {
-  simdjson::dom::parser parser;
+  thread_local simdjson::dom::parser parser;
   simdjson::dom::object obj;
   std::string why, status, output, error;
   std::uint64_t duration = 0;
