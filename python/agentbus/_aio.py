@@ -41,12 +41,28 @@ def _stop_waiters() -> None:
         w.join(timeout=2 * _READ_SLICE_S + 1.0)
 
 
-def _deliver(fut: "asyncio.Future[List[Any]]", buffer: Deque[Any], batch: List[Any]) -> None:
+class _Handover:
+    """What the loop's thread shares with a waiter's deliveries: events kept for the next
+    __anext__, and the future the current __anext__ awaits. Touched on the loop's thread only."""
+
+    def __init__(self) -> None:
+        self.buffer: Deque[Any] = collections.deque()
+        self.pending: "Optional[asyncio.Future[List[Any]]]" = None
+
+
+def _deliver(handover: _Handover, fut: "asyncio.Future[List[Any]]", batch: List[Any]) -> None:
     # Runs on the loop's thread, so it cannot race __anext__.
-    if fut.done():  # cancelled meanwhile: keep the events for the next __anext__
-        buffer.extend(batch)
-    else:
+    if not fut.done():
         fut.set_result(batch)
+        return
+    # Read for an __anext__ that was cancelled meanwhile: keep the events, and if a newer
+    # __anext__ already waits (the waiter may have read before it asked), hand them to it.
+    handover.buffer.extend(batch)
+    newer = handover.pending
+    if newer is not None and not newer.done():
+        items = list(handover.buffer)
+        handover.buffer.clear()
+        newer.set_result(items)
 
 
 class _Waiter:
@@ -61,9 +77,9 @@ class _Waiter:
         self._stopped = False
         self._thread: Optional[threading.Thread] = None
 
-    def request(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[List[Any]]", buffer: Deque[Any]) -> None:
+    def request(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[List[Any]]", handover: _Handover) -> None:
         with self._cond:
-            self._target = (loop, fut, buffer)
+            self._target = (loop, fut, handover)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name=f"agentbus-tail:{self._tail.room}")
@@ -98,19 +114,21 @@ class _Waiter:
                 target, self._target = self._target, None
             if target is None:
                 continue
-            loop, fut, buffer = target
+            loop, fut, handover = target
             try:
                 if isinstance(batch, BaseException):
-                    loop.call_soon_threadsafe(_fail, fut, batch)
+                    loop.call_soon_threadsafe(_fail, handover, fut, batch)
                     return
-                loop.call_soon_threadsafe(_deliver, fut, buffer, batch)
+                loop.call_soon_threadsafe(_deliver, handover, fut, batch)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
 
 
-def _fail(fut: "asyncio.Future[Any]", error: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(error)
+def _fail(handover: _Handover, fut: "asyncio.Future[Any]", error: BaseException) -> None:
+    for f in (fut, handover.pending):
+        if f is not None and not f.done():
+            f.set_exception(error)
+            return
 
 
 class AsyncTail:
@@ -118,7 +136,7 @@ class AsyncTail:
 
     def __init__(self, tail: Any, limit: int = 256) -> None:
         self._tail = tail
-        self._buffer: Deque[Any] = collections.deque()
+        self._handover = _Handover()
         self._waiter = _Waiter(tail, limit)
         self._finalizer = weakref.finalize(self, self._waiter.stop)
 
@@ -126,13 +144,16 @@ class AsyncTail:
         return self
 
     async def __anext__(self) -> Any:
-        if not self._buffer:
+        h = self._handover
+        if not h.buffer:
             if not self._finalizer.alive:
                 raise StopAsyncIteration
-            fut = asyncio.get_running_loop().create_future()
-            self._waiter.request(asyncio.get_running_loop(), fut, self._buffer)
-            self._buffer.extend(await fut)
-        return self._buffer.popleft()
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            h.pending = fut
+            self._waiter.request(loop, fut, h)
+            h.buffer.extend(await fut)
+        return h.buffer.popleft()
 
     async def next(self, timeout: Optional[float] = None) -> Any:
         """The next event, or None after timeout seconds (None: no bound)."""

@@ -13,6 +13,7 @@
 
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -46,8 +47,8 @@ class Tail {
               return true;
             }
             if (r.status == ReadStatus::timeout) return false;
-            missed_ += r.missed;  // overrun or skipped records: counted, reading goes on
-            if (r.status == ReadStatus::overrun) ++overruns_;
+            missed_.fetch_add(r.missed, std::memory_order_relaxed);  // counted; reading goes on
+            if (r.status == ReadStatus::overrun) overruns_.fetch_add(1, std::memory_order_relaxed);
             r = live().next(std::chrono::nanoseconds(0));
           }
         },
@@ -64,8 +65,8 @@ class Tail {
         [&](std::chrono::nanoseconds slice) {
           std::lock_guard lock(busy_);
           const PollResult r = live().poll([&](const EventView& e) { events.push_back(e.to_owned()); }, limit, slice);
-          missed_ += r.missed;
-          if (r.overrun) ++overruns_;
+          missed_.fetch_add(r.missed, std::memory_order_relaxed);
+          if (r.overrun) overruns_.fetch_add(1, std::memory_order_relaxed);
           return !events.empty();
         },
         bound(timeout));
@@ -83,11 +84,14 @@ class Tail {
     return e;
   }
 
+  // These wait for `busy_` (another thread's read slice, up to 100 ms) without the GIL.
   EventId position() {
+    py::gil_scoped_release unlocked;
     std::lock_guard lock(busy_);
     return live().position();
   }
   void commit(EventId up_to) {
+    py::gil_scoped_release unlocked;
     std::lock_guard lock(busy_);
     live().commit(up_to);
   }
@@ -96,10 +100,11 @@ class Tail {
     std::lock_guard lock(busy_);
     if (sub_) sub_->close();
     sub_.reset();
+    closed_.store(true, std::memory_order_relaxed);
   }
-  [[nodiscard]] bool closed() const noexcept { return !sub_; }
-  [[nodiscard]] std::uint64_t missed() const noexcept { return missed_; }
-  [[nodiscard]] std::uint64_t overruns() const noexcept { return overruns_; }
+  [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t missed() const noexcept { return missed_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t overruns() const noexcept { return overruns_.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& room() const noexcept { return room_; }
 
  private:
@@ -116,8 +121,10 @@ class Tail {
   std::mutex busy_;
   std::optional<Subscription> sub_;
   std::optional<std::chrono::nanoseconds> iteration_timeout_;
-  std::uint64_t missed_ = 0;    // written under busy_; read from Python for display only
-  std::uint64_t overruns_ = 0;
+  // Written by the reading thread, read by any (the async iterator reads on its waiter thread).
+  std::atomic<bool> closed_{false};
+  std::atomic<std::uint64_t> missed_{0};
+  std::atomic<std::uint64_t> overruns_{0};
 };
 
 }  // namespace
