@@ -6,8 +6,9 @@
 Figures (64-byte payloads):
   * publish one at a time: room.publish() in a loop, no reader attached;
   * publish in batches: room.publish_batch() of 256 payloads (one claim, one commit each);
-  * one-way latency, Python to Python, two processes: a ping-pong between this process and an
-    echo process (each tails the other's room, block wait), one-way = round trip / 2.
+  * one-way latency, Python to Python, two processes: a ping-pong between this process (pinned
+    to CPU 0) and an echo process (CPU 1), each tailing the other's room (block wait), one-way =
+    round trip / 2, back to back and with 50 us between samples (the reader asleep).
 Beside them, in the same run: redis-py against a redis-server started here on a free loopback
 port (XADD one at a time, XADD pipelined 256 at a time, ping-pong over XADD + XREAD BLOCK),
 and C++ (agentbus-bench's 1->1 rows: one publisher, one block-waiting subscriber process).
@@ -68,6 +69,19 @@ def placement(before, after):
     return "mixed" if near[0] != near[1] else ("near" if near[0] else "far")
 
 
+class pinned_to_cpu0:
+    """The latency loops run with this process on CPU 0 and the echo on CPU 1, as agentbus-bench
+    pins its 1->1 producer and subscriber, so the probe's placement is the one measured."""
+
+    def __enter__(self):
+        self.saved = os.sched_getaffinity(0)
+        if os.cpu_count() >= 2:
+            os.sched_setaffinity(0, {0})
+
+    def __exit__(self, *exc):
+        os.sched_setaffinity(0, self.saved)
+
+
 def rate(run_once):
     """Median events/s of ARGS.runs runs of run_once(seconds) -> events."""
     rates = []
@@ -100,7 +114,9 @@ def timed_loop(seconds, step, per_step):
 ECHO_AGENTBUS = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-import agentbus
+import os, agentbus
+if os.cpu_count() >= 2:
+    os.sched_setaffinity(0, {1})  # the echo on CPU 1, the pinger on CPU 0 (agentbus-bench's 1->1 pinning)
 bus = agentbus.Bus(sys.argv[2], room="bench/ping")
 ping, pong = bus.room("bench/ping"), bus.room("bench/pong")
 tail = ping.tail()
@@ -133,6 +149,14 @@ def agentbus_figures(bus_name):
             raise RuntimeError("the echo process never attached")
         time.sleep(0.001)
     rtts = {}
+    with pinned_to_cpu0():
+        agentbus_latency(ping, tail, rtts)
+    ping.publish("STOP", "", agent="bench")
+    echo.wait(10)
+    return one, batched, rtts
+
+
+def agentbus_latency(ping, tail, rtts):
     for gap in GAPS_NS:
         rtts[gap] = []
         done = time.perf_counter_ns()
@@ -146,15 +170,14 @@ def agentbus_figures(bus_name):
                 raise RuntimeError("the echo process stopped answering")
             if i >= 200:  # warm-up
                 rtts[gap].append(done - t0)
-    ping.publish("STOP", "", agent="bench")
-    echo.wait(10)
-    return one, batched, rtts
 
 
 # ---- redis-py ---------------------------------------------------------------------------------
 
 ECHO_REDIS = r"""
-import sys, redis
+import os, sys, redis
+if os.cpu_count() >= 2:
+    os.sched_setaffinity(0, {1})
 r = redis.Redis(port=int(sys.argv[1]))
 last = "0-0"  # the streams are fresh: from the start, so no ping can come before the first XREAD
 print("ready", flush=True)
@@ -210,8 +233,18 @@ def redis_figures(port, client):
 
     echo = subprocess.Popen([sys.executable, "-c", ECHO_REDIS, str(port)], stdout=subprocess.PIPE, text=True)
     assert echo.stdout.readline().strip() == "ready"
-    last = "0-0"
     rtts = {}
+    with pinned_to_cpu0():
+        redis_latency(client, rtts)
+    xadd("ping", {"t": "STOP"})
+    echo.wait(10)
+    return one, batched, rtts
+
+
+def redis_latency(client, rtts):
+    xadd = client.xadd
+    fields = {"p": PAYLOAD}
+    last = "0-0"
     samples = max(200, ARGS.samples // 2)  # Redis round trips are slow: fewer suffice for a median
     for gap in GAPS_NS:
         rtts[gap] = []
@@ -227,9 +260,6 @@ def redis_figures(port, client):
             last = got[0][1][0][0]
             if i >= 100:
                 rtts[gap].append(done - t0)
-    xadd("ping", {"t": "STOP"})
-    echo.wait(10)
-    return one, batched, rtts
 
 
 # ---- C++ (agentbus-bench) ---------------------------------------------------------------------
