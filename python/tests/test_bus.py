@@ -164,3 +164,20 @@ def test_events_posted_by_the_cli_reach_a_python_tail(bus_name, room):
     got = [tail.next(timeout=WAIT) for _ in ids]
     assert [e.id for e in got] == ids
     assert [json.loads(e.payload)["n"] for e in got] == [0, 1, 2]
+
+
+def test_a_batch_over_half_the_ring_is_too_large_and_publishes_nothing(bus):
+    room = bus.room("tiny/main", ring_bytes=64 << 10)
+    before = room.info()["tail"]
+    with pytest.raises(agentbus.TooLarge):
+        room.publish_batch(["x" * 100] * 1000, agent="py", type="BIG")
+    assert room.info()["tail"] == before and room.recent(1) == []
+
+
+def test_payload_bytes_are_exact_and_payload_text_replaces_invalid_utf8(room):
+    room.publish("BIN", b"ok \xff\xfe end", agent="py")
+    (ev,) = room.recent(1)
+    assert ev.payload_bytes == b"ok \xff\xfe end"
+    assert ev.payload == "ok \ufffd\ufffd end"
+    room.publish("UNI", "grüße ✓", agent="py")
+    assert room.recent(1)[0].payload == "grüße ✓"
