@@ -21,7 +21,7 @@ from ._agentbus import (  # noqa: F401  (re-exported)
     Delivery, Error, Event, Expired, Inbox, InboxMessage, Incompatible, InvalidArgument, Lease,
     LeaseInfo, Leases, Loop, Membership, NoSpace, NotFound, PendingEntry, Pipeline, Presence,
     Room, RunResult, StatusBus, StatusEntry, StatusSubscription, Strategy, Supervisor, Swarm,
-    SystemFailure, Tail, TaskBoard, TaskState, TaskType, Timeout, TooLarge, Unavailable, run,
+    SystemFailure, Tail, TaskBoard, TaskState, TaskType, Timeout, TooLarge, Unavailable, resume, run,
 )
 from ._aio import AsyncStatusStream, AsyncTail, ask_async as _ask_async
 
@@ -32,7 +32,7 @@ __all__ = [
     "Loop", "Membership", "NoSpace", "NotFound", "PendingEntry", "Pipeline", "Presence", "Room",
     "RunResult", "StatusBus", "StatusEntry", "StatusSubscription", "Strategy", "Supervisor",
     "Swarm", "SystemFailure", "Tail", "TaskBoard", "TaskState", "TaskType", "Timeout", "TooLarge",
-    "Unavailable", "default_room_name", "run",
+    "Unavailable", "default_room_name", "resume", "run",
 ]
 
 

@@ -124,6 +124,14 @@ PyRunResult run(Bus& bus, orch::Strategy& strategy, const std::string& input, py
   return out;
 }
 
+PyRunResult resume(Bus& bus, orch::Strategy& strategy, const std::string& run_id) {
+  PyRunResult out;
+  out.run_id = run_id;
+  py::gil_scoped_release unlocked;
+  out.result = orch::drive_resume(bus, strategy, run_id);
+  return out;
+}
+
 }  // namespace
 
 void bind_orchestration(py::module_& m) {
@@ -188,6 +196,10 @@ void bind_orchestration(py::module_& m) {
         py::arg("max_tokens") = 0,
         "Starts a durable run of the strategy on input and drives it to the end (the GIL is released; "
         "Python providers take it per call). The run's journal is the room runs/<run_id>.");
+  m.def("resume", &resume, py::arg("bus"), py::arg("strategy"), py::arg("run_id"),
+        "Resumes a run whose driver died, with the strategy it was started with: finished steps are "
+        "replayed from the journal, not called again. NotFound, or Conflict when it finished or its "
+        "driver lives.");
 }
 
 }  // namespace agentbus::python

@@ -1,9 +1,14 @@
 """Orchestration from Python: agents whose provider is a Python function, driven by strategies."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+
 import pytest
 
 import agentbus
+from conftest import WAIT, python_child
 
 
 def test_pipeline_of_python_agents(bus):
@@ -71,3 +76,52 @@ def test_bad_strategies_and_providers(bus):
         agentbus.Agent("x", provider="not callable")
     result = bus.run(agentbus.Pipeline([agentbus.Agent("bad", provider=lambda r: 42)]), "go", run_id="py-bad-1")
     assert result.state == "failed" and "bad" in result.error
+
+
+def test_resume_refuses_a_finished_run_and_an_unknown_one(bus):
+    solo = agentbus.Pipeline([agentbus.Agent("solo", provider=lambda r: "out")])
+    assert bus.run(solo, "go", run_id="py-resume-1").state == "completed"
+    with pytest.raises(agentbus.Conflict):
+        agentbus.resume(bus, solo, "py-resume-1")
+    with pytest.raises(agentbus.NotFound):
+        agentbus.resume(bus, solo, "py-never-started")
+
+
+DRIVER = r"""
+import sys, agentbus
+bus = agentbus.Bus(sys.argv[1], room="x/main")
+def first(request):
+    print("first called", flush=True)
+    return "first out"
+def second(request):
+    print("second waiting", flush=True)
+    sys.stdin.read()  # never returns: killed here
+agents = [agentbus.Agent("first", provider=first), agentbus.Agent("second", provider=second)]
+bus.run(agentbus.Pipeline(agents), "go", run_id=sys.argv[2])
+"""
+
+
+def test_a_python_driver_killed_with_kill_9_is_resumed_without_calling_finished_steps_again(bus_name, bus):
+    child = python_child(DRIVER, bus_name, "py-killed-1", stdin=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == "first called"
+        assert child.stdout.readline().strip() == "second waiting"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(WAIT) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(WAIT)
+    calls = []
+
+    def record(name, text):
+        def provider(request):
+            calls.append(name)
+            return text
+        return provider
+
+    agents = [agentbus.Agent("first", provider=record("first", "first again")),
+              agentbus.Agent("second", provider=record("second", "second out"))]
+    result = agentbus.resume(bus, agentbus.Pipeline(agents), "py-killed-1")
+    assert (result.state, result.output, result.run_id) == ("completed", "second out", "py-killed-1")
+    assert calls == ["second"]  # the first step's reply came from the journal
