@@ -179,7 +179,7 @@ void bind_bus(py::module_& m) {
            },
            py::arg("n") = 10, "The newest n events still in the ring, oldest first.")
       .def("info", [](const Room& room) { return room_info_dict(room.info()); })
-      .def("drop_reader", &Room::drop_reader, py::arg("durable_name"))
+      .def("drop_reader", &Room::drop_reader, py::arg("durable_name"), py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("bus_destroyed", &Room::bus_destroyed)
       .def("__repr__", [](const Room& r) { return "Room('" + r.name() + "')"; });
 
@@ -211,7 +211,7 @@ void bind_bus(py::module_& m) {
            },
            py::arg("name"), py::kw_only(), py::arg("ring_bytes") = 1 << 20, py::arg("max_record_bytes") = 0,
            py::arg("create") = true, py::arg("publish_timeout") = 1.0)
-      .def("room_names", &Bus::room_names)
+      .def("room_names", &Bus::room_names, py::call_guard<py::gil_scoped_release>())
       .def("info",
            [](const Bus& bus) {
              const BusInfo info = bus.info();

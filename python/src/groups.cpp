@@ -65,7 +65,7 @@ void bind_groups(py::module_& m) {
       .def(
           "ack", [](ConsumerGroup& g, EventId id) { return g.ack(id) == AckResult::acked; }, py::arg("id"))
       .def("record_receipt", py::overload_cast<const Delivery&>(&ConsumerGroup::record_receipt), py::arg("delivery"))
-      .def("pending", &ConsumerGroup::pending, py::arg("n") = 100)
+      .def("pending", &ConsumerGroup::pending, py::arg("n") = 100, py::call_guard<py::gil_scoped_release>())
       .def(
           "autoclaim",
           [](ConsumerGroup& g, double min_idle, std::size_t count) {
@@ -74,7 +74,7 @@ void bind_groups(py::module_& m) {
             return g.autoclaim(idle, count);
           },
           py::arg("min_idle"), py::arg("count") = 100)
-      .def("leave", &ConsumerGroup::leave)
+      .def("leave", &ConsumerGroup::leave, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("member", &ConsumerGroup::member)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](ConsumerGroup& g, py::args) { g.leave(); });

@@ -60,8 +60,8 @@ void bind_inbox(py::module_& m) {
             return in.read(agent, max);
           },
           py::arg("agent"), py::arg("max") = 100, "Messages after the agent's cursor, oldest first (not acked).")
-      .def("ack", &Inbox::ack, py::arg("agent"), py::arg("upto"), "Moves the cursor to seq `upto`; returns it.")
-      .def("cursor", &Inbox::cursor, py::arg("agent"))
+      .def("ack", &Inbox::ack, py::arg("agent"), py::arg("upto"), py::call_guard<py::gil_scoped_release>(), "Moves the cursor to seq `upto`; returns it.")
+      .def("cursor", &Inbox::cursor, py::arg("agent"), py::call_guard<py::gil_scoped_release>())
       .def(
           "ask",
           [](Inbox& in, const std::string& to, const std::string& message, const std::string& agent, double timeout) {

@@ -104,7 +104,7 @@ void bind_leases(py::module_& m) {
           py::arg("resources"), py::kw_only(), py::arg("agent"), py::arg("purpose") = "", py::arg("ttl") = 600.0,
           py::arg("session_pid") = 0, py::keep_alive<0, 1>(),
           "Takes all of the resources (a `kind:name` str or a list) or raises Conflict naming the holder.")
-      .def("list", &Leases::list)
+      .def("list", &Leases::list, py::call_guard<py::gil_scoped_release>())
       .def(
           "holder_of",
           [](const Leases& l, const std::string& resource) -> py::object {

@@ -107,9 +107,9 @@ void bind_presence(py::module_& m) {
              py::gil_scoped_release unlocked;
              return p.who();
            })
-      .def("find", &Presence::find, py::arg("handle"))
-      .def("refresh", &Presence::refresh, py::arg("handle"))
-      .def("leave", &Presence::leave, py::arg("handle"))
+      .def("find", &Presence::find, py::arg("handle"), py::call_guard<py::gil_scoped_release>())
+      .def("refresh", &Presence::refresh, py::arg("handle"), py::call_guard<py::gil_scoped_release>())
+      .def("leave", &Presence::leave, py::arg("handle"), py::call_guard<py::gil_scoped_release>())
       .def_static("qualify", &Presence::qualify, py::arg("handle"), py::arg("session_pid") = 0);
 }
 

@@ -180,8 +180,9 @@ void bind_status(py::module_& m) {
             return self.bus().recent(n, f);
           },
           py::arg("n") = 10, py::kw_only(), py::arg("agent_id") = py::none(), py::arg("status") = py::none())
-      .def("recent_text", [](PyStatusBus& self, std::size_t n) { return self.bus().recent_text(n); }, py::arg("n") = 10)
-      .def("summary", [](PyStatusBus& self) { return self.bus().summary(); })
+      .def("recent_text", [](PyStatusBus& self, std::size_t n) { return self.bus().recent_text(n); }, py::arg("n") = 10,
+           py::call_guard<py::gil_scoped_release>())
+      .def("summary", [](PyStatusBus& self) { return self.bus().summary(); }, py::call_guard<py::gil_scoped_release>())
       .def(
           "has_completed", [](PyStatusBus& self, py::handle a) { return self.bus().has_completed(optional_text(a)); },
           py::arg("agent_id") = py::none())

@@ -94,7 +94,7 @@ void bind_tasks(py::module_& m) {
           },
           py::arg("type"), py::arg("description") = "", py::kw_only(), py::arg("produces") = "",
           py::arg("requires") = "", "Adds or updates a task type.")
-      .def("catalog", &TaskBoard::catalog)
+      .def("catalog", &TaskBoard::catalog, py::call_guard<py::gil_scoped_release>())
       .def(
           "post_task",
           [](TaskBoard& b, py::handle type, py::handle payload, py::handle agent) {
@@ -152,8 +152,8 @@ void bind_tasks(py::module_& m) {
             b.release(id, token);
           },
           py::arg("id"), py::arg("token"))
-      .def("state", &TaskBoard::state, py::arg("id"), "NotFound for an unknown id.")
-      .def("live_claims", &TaskBoard::live_claims)
+      .def("state", &TaskBoard::state, py::arg("id"), py::call_guard<py::gil_scoped_release>(), "NotFound for an unknown id.")
+      .def("live_claims", &TaskBoard::live_claims, py::call_guard<py::gil_scoped_release>())
       .def("counters", [](const TaskBoard& b) {
         py::dict d;
         for (const Counter& c : counter_list(b.counters())) d[py::str(std::string(c.name))] = c.value;
