@@ -7,6 +7,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -45,6 +46,8 @@ void bind_orchestration(py::module_& m);
 [[nodiscard]] std::chrono::milliseconds seconds_to_ms(double seconds, const char* what);
 [[nodiscard]] std::chrono::nanoseconds seconds_to_ns(double seconds, const char* what);
 [[nodiscard]] double ms_to_seconds(std::chrono::milliseconds ms);
+// A timeout argument: None (no bound) or seconds; anything else is a TypeError naming `what`.
+[[nodiscard]] std::optional<std::chrono::nanoseconds> optional_seconds(py::handle seconds, const char* what);
 
 // Bytes from shared memory as a str: UTF-8, with undecodable bytes replaced (payload_bytes
 // keeps the exact bytes).

@@ -55,6 +55,14 @@ std::chrono::nanoseconds seconds_to_ns(double seconds, const char* what) {
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(seconds * 1e9)));
 }
 
+std::optional<std::chrono::nanoseconds> optional_seconds(py::handle seconds, const char* what) {
+  if (seconds.is_none()) return std::nullopt;
+  PyObject* p = seconds.ptr();
+  if (PyBool_Check(p) || !(PyFloat_Check(p) || PyLong_Check(p)))
+    throw py::type_error(std::string(what) + " is a number of seconds or None, not " + Py_TYPE(p)->tp_name);
+  return seconds_to_ns(PyFloat_AsDouble(p), what);
+}
+
 double ms_to_seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1e3; }
 
 py::str to_str(std::string_view bytes) {

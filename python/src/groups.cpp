@@ -45,9 +45,7 @@ void bind_groups(py::module_& m) {
           "read",
           [](ConsumerGroup& g, py::handle timeout) -> py::object {
             std::optional<Delivery> got;
-            const std::optional<std::chrono::nanoseconds> total =
-                timeout.is_none() ? std::nullopt
-                                  : std::optional<std::chrono::nanoseconds>(seconds_to_ns(timeout.cast<double>(), "timeout"));
+            const std::optional<std::chrono::nanoseconds> total = optional_seconds(timeout, "timeout");
             wait_released(
                 [&](std::chrono::nanoseconds slice) {
                   got = g.read(slice);

@@ -29,7 +29,7 @@ class Tail {
     o.from = start.from;
     o.from_id = start.id;
     o.durable_name = durable_name.is_none() ? std::string() : std::string(text_view(durable_name, "durable_name"));
-    if (!timeout.is_none()) iteration_timeout_ = seconds_to_ns(timeout.cast<double>(), "timeout");
+    iteration_timeout_ = optional_seconds(timeout, "timeout");
     py::gil_scoped_release unlocked;
     sub_.emplace(room.subscribe(o));
   }
@@ -113,8 +113,7 @@ class Tail {
     return *sub_;
   }
   static std::optional<std::chrono::nanoseconds> bound(py::handle timeout) {
-    if (timeout.is_none()) return std::nullopt;
-    return seconds_to_ns(timeout.cast<double>(), "timeout");
+    return optional_seconds(timeout, "timeout");
   }
 
   std::string room_;

@@ -181,3 +181,12 @@ def test_payload_bytes_are_exact_and_payload_text_replaces_invalid_utf8(room):
     assert ev.payload == "ok \ufffd\ufffd end"
     room.publish("UNI", "grüße ✓", agent="py")
     assert room.recent(1)[0].payload == "grüße ✓"
+
+
+def test_timeouts_are_seconds_or_none(room):
+    tail = room.tail()
+    with pytest.raises(TypeError, match="seconds"):
+        tail.next(timeout="soon")
+    with pytest.raises(agentbus.InvalidArgument):
+        tail.next(timeout=-1)
+    assert tail.next(timeout=0) is None and tail.next(timeout=0.001) is None
