@@ -31,4 +31,19 @@ bus="check-install-$$"
 "$stage/prefix/bin/agentbus" --bus "$bus" --room example/main post greeting '{"from":"cli"}' >/dev/null
 "$stage/prefix/bin/agentbus" --bus "$bus" --room example/main tail -n 1
 "$stage/prefix/bin/agentbus" --bus "$bus" destroy >/dev/null
+# The Python module, when the build has it: installed beside the library, importable from the
+# staging prefix with the interpreter it was built for, and working against the installed CLI.
+if [ -d "$build/python/agentbus" ]; then
+  echo "=== python module ==="
+  py=$(sed -n 's/^Python_EXECUTABLE:[A-Z]*=//p' "$build/CMakeCache.txt")
+  pkg=$(dirname "$(find "$stage/prefix" -path '*/agentbus/__init__.py' | head -1)")
+  [ -f "$pkg/__init__.pyi" ] || { echo "check-install: the Python package was not installed" >&2; exit 1; }
+  "$stage/prefix/bin/agentbus" --bus "$bus" --room example/main post greeting '{"from":"cli"}' >/dev/null
+  PYTHONPATH=$(dirname "$pkg") "$py" -c '
+import sys, agentbus
+(ev,) = agentbus.Bus(sys.argv[1], create=False).room("example/main").recent(1)
+assert ev.type == "greeting" and agentbus.__file__.startswith(sys.argv[2]), (ev, agentbus.__file__)
+print("python:", ev.type, ev.payload, "from", agentbus.__file__)' "$bus" "$stage"
+  "$stage/prefix/bin/agentbus" --bus "$bus" destroy >/dev/null
+fi
 echo "check-install: ok"

@@ -2,8 +2,8 @@
 # check-layers.sh — fails on an #include that points up the layers (docs/architecture.md,
 # "Layers"): util < shm < bus < coord < status < bridge < (orchestration) < agentbus.hpp < tools.
 # A file may include headers of its own layer and of the layers below it. Public headers
-# (include/agentbus) include only public headers; tools include only public headers and their
-# own. The link catches an upward call (agentbus-layer-* in CMakeLists.txt); this catches the
+# (include/agentbus) include only public headers; tools (and the Python binding, python/src)
+# include only public headers and their own. The link catches an upward call (agentbus-layer-* in CMakeLists.txt); this catches the
 # include before anything calls through it, and says where.
 #
 # Usage: scripts/check-layers.sh [repository root]   (default: this script's repository)
@@ -39,7 +39,7 @@ file_layer() {
   case $1 in
     src/*) local rest=${1#src/}; echo "${rest%%/*}" ;;
     include/agentbus/*) public_layer "${1#include/agentbus/}" ;;
-    tools/*) echo tools ;;
+    tools/* | python/src/*) echo tools ;;
     *) echo unknown ;;
   esac
 }
@@ -72,7 +72,7 @@ check_tree() {
         inc=${BASH_REMATCH[1]}
         case $rel in
           include/*) what="public header includes internal \"$inc\"" ;;
-          tools/*)
+          tools/* | python/src/*)
             if [ ! -e "$(dirname "$file")/$inc" ]; then
               what="tools include only <agentbus/...> and their own headers, not \"$inc\""
             fi ;;
@@ -91,7 +91,7 @@ check_tree() {
         crossings=$((crossings + 1))
       fi
     done < <(grep -n '^[[:space:]]*#[[:space:]]*include' "$file" || true)
-  done < <(find "$root/src" "$root/include" "$root/tools" -type f \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' \) 2>/dev/null | sort)
+  done < <(find "$root/src" "$root/include" "$root/tools" "$root/python/src" -type f \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' \) 2>/dev/null | sort)
   if [ "$crossings" -gt 0 ]; then
     echo "check-layers: $crossings crossing(s); see docs/architecture.md, \"Layers\"" >&2
     return 1

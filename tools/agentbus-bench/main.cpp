@@ -11,6 +11,7 @@
 #include "orchestration.hpp"
 #include "delegation.hpp"
 #include "tasks.hpp"
+#include "probe.hpp"
 
 #include <CLI/CLI.hpp>
 #include <agentbus_testing/redis_server.hpp>
@@ -119,8 +120,17 @@ int main(int argc, char** argv) {
   app.add_flag("--delegation", delegation,
                "measure delegation instead: delegate -> worker process -> result, p50/p99 and delegations/s "
                "with 2 workers, vs one claim+complete pair and one Redis SET NX+GET");
+  bool probe_only = false;
+  app.add_flag("--probe", probe_only,
+               "print one placement probe (median CPU 0 <-> CPU 1 round trip) as JSON and exit; "
+               "bench/python_bench.py takes it around each of its figures");
   app.add_option("--samples", samples, "latency samples per producer")->check(CLI::Range(10, 1'000'000));
   CLI11_PARSE(app, argc, argv);
+  if (probe_only) {
+    const double rtt = probe_round_trip_ns(quick ? 2'000 : 10'000);
+    std::fprintf(stdout, "{\"probe_rtt_ns\":%.1f,\"placement\":\"%s\"}\n", rtt, classify_placement(rtt, rtt).c_str());
+    return 0;
+  }
 
   const auto header = [&](const char* mode) {
     std::fprintf(stdout, "agentbus-bench %s: %s, %d CPUs, load average at start %s\n", mode, cpu_model().c_str(),

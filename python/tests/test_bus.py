@@ -1,0 +1,192 @@
+"""Bus, rooms, publishing, recent, tails (sync), and the CLI in another process."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+import agentbus
+from conftest import CLI, WAIT, cli
+
+
+def test_publish_returns_increasing_ids_and_recent_sees_them(room):
+    a = room.publish("NOTE", '{"n":1}', agent="py")
+    b = room.publish("NOTE", b"raw\x00bytes", agent="py", to="bob", reply_to=a)
+    assert b > a
+    events = room.recent(10)
+    assert [e.id for e in events] == [a, b]
+    first, second = events
+    assert (first.type, first.agent, first.payload, first.to, first.reply_to) == ("NOTE", "py", '{"n":1}', None, None)
+    assert second.payload_bytes == b"raw\x00bytes"
+    assert (second.to, second.reply_to) == ("bob", a)
+    d = second.to_dict()
+    assert d["id"] == b and d["to"] == "bob" and d["reply_to"] == a and d["origin"]["id"] == b
+    assert d["origin"]["host"] == room_host(room) and d["imported"] is False
+    assert abs(first.ts - time.time()) < 60
+
+
+def room_host(room):
+    return room.recent(1)[0].origin_host
+
+
+def test_publish_batch_of_pairs_and_of_payloads(room):
+    ids = room.publish_batch([("A", "1"), ("B", b"2")], agent="py")
+    more = room.publish_batch(["x", "y", "z"], agent="py", type="C")
+    assert len(ids) == 2 and len(more) == 3 and ids + more == sorted(ids + more)
+    got = [(e.type, e.payload) for e in room.recent(5)]
+    assert got == [("A", "1"), ("B", "2"), ("C", "x"), ("C", "y"), ("C", "z")]
+    assert room.publish_batch([], agent="py") == []
+
+
+def test_bad_arguments_raise_typed_errors(room):
+    with pytest.raises(agentbus.InvalidArgument):
+        room.publish("", "x", agent="py")
+    with pytest.raises(agentbus.TooLarge) as e:
+        room.publish("T" * 65, "x", agent="py")
+    assert "type" in str(e.value)
+    with pytest.raises(TypeError):
+        room.publish("T", 5, agent="py")
+    with pytest.raises(TypeError):
+        room.publish_batch([("only-one",)], agent="py")
+    with pytest.raises(TypeError):
+        room.publish("T", "x")  # agent is required
+
+
+def test_tail_iterates_from_earliest_and_stops_after_its_timeout(room):
+    ids = [room.publish("E", str(i), agent="py") for i in range(5)]
+    tail = room.tail(from_="earliest", timeout=0.05)
+    assert [e.id for e in tail] == ids
+    assert tail.position > ids[-1]
+
+
+def test_tail_from_latest_next_and_next_batch(room):
+    room.publish("OLD", "x", agent="py")
+    tail = room.tail()
+    assert tail.next(timeout=0.01) is None
+    i = room.publish("NEW", "y", agent="py")
+    ev = tail.next(timeout=WAIT)
+    assert ev is not None and ev.id == i and ev.type == "NEW"
+    room.publish_batch(["1", "2", "3"], agent="py", type="B")
+    batch = tail.next_batch(100, timeout=WAIT)
+    assert [e.payload for e in batch] == ["1", "2", "3"]
+    assert tail.next_batch(100, timeout=0.01) == []
+    tail.close()
+    with pytest.raises(agentbus.InvalidArgument):
+        tail.next(timeout=0)
+
+
+def test_tail_from_an_id_and_bad_from(room):
+    a = room.publish("E", "a", agent="py")
+    b = room.publish("E", "b", agent="py")
+    assert [e.id for e in room.tail(from_=b, timeout=0.02)] == [b]
+    assert a < b
+    with pytest.raises(agentbus.InvalidArgument):
+        room.tail(from_="yesterday")
+
+
+def test_durable_tail_resumes_where_it_stopped(room):
+    t = room.tail(from_="earliest", durable_name="py-durable")
+    ids = [room.publish("E", str(i), agent="py") for i in range(3)]
+    assert t.next(timeout=WAIT).id == ids[0]
+    t.next(timeout=WAIT)  # delivers ids[1]; ids[0] is now consumed
+    t.close()
+    again = room.tail(durable_name="py-durable", timeout=0.02)
+    assert [e.id for e in again][0] == ids[1]
+    again.close()
+    assert room.drop_reader("py-durable")
+
+
+def test_bus_names_and_errors(bus_name):
+    with pytest.raises(agentbus.BadName):
+        agentbus.Bus("bad name!")
+    with pytest.raises(agentbus.NotFound):
+        agentbus.Bus(bus_name + "-absent", create=False)
+    b = agentbus.Bus(bus_name, room="x/main")
+    assert b.name == bus_name and b.default_room == "x/main"
+    assert b.room().name == "x/main"
+    with pytest.raises(agentbus.BadName):
+        b.room("no spaces allowed")
+    with pytest.raises(agentbus.NotFound):
+        b.room("not/there", create=False)
+    assert "x/main" in b.room_names()
+    assert any(r["name"] == "x/main" for r in b.info()["rooms"])
+
+
+def test_full_ring_behind_a_durable_reader_raises_bus_full(bus):
+    room = bus.room("small/main", ring_bytes=64 << 10, publish_timeout=0.05)
+    gate = room.tail(from_="earliest", durable_name="slow")
+    with pytest.raises(agentbus.BusFull):
+        for _ in range(10_000):
+            room.publish("FILL", "x" * 512, agent="py")
+    gate.close()
+    room.drop_reader("slow")
+
+
+def wait_for_tailer(room, pid):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if any(r["pid"] == pid and not r["durable"] for r in room.info()["readers"]):
+            return
+        time.sleep(0.005)  # polling a condition (the CLI's reader slot), bounded
+    raise AssertionError("the CLI tail never attached")
+
+
+def test_python_publisher_and_cli_tail_in_another_process_see_the_same_events(bus_name, room):
+    proc = subprocess.Popen([CLI, "--bus", bus_name, "--room", room.name, "tail", "--follow", "--json",
+                             "--timeout", "10s"], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for_tailer(room, proc.pid)
+        sent = [room.publish("PY", json.dumps({"i": i}), agent="py-pub", to="cli" if i % 2 else None)
+                for i in range(20)]
+        sent += room.publish_batch([json.dumps({"i": i}) for i in range(20, 30)], agent="py-pub", type="PYB")
+        got = []
+        for line in proc.stdout:
+            got.append(json.loads(line))
+            if len(got) == len(sent):
+                break
+    finally:
+        proc.kill()
+        proc.wait(WAIT)
+    assert [g["id"] for g in got] == sent
+    assert [g["payload"]["i"] for g in got] == list(range(30))
+    assert {g["agent"] for g in got} == {"py-pub"}
+    assert got[1]["to"] == "cli"
+    mine = {e.id: e.to_dict() for e in room.recent(30)}
+    for g in got:
+        assert mine[g["id"]]["type"] == g["type"]
+
+
+def test_events_posted_by_the_cli_reach_a_python_tail(bus_name, room):
+    tail = room.tail()
+    ids = [int(cli(bus_name, "post", "CLI", f'{{"n":{i}}}', "--agent", "sh").stdout) for i in range(3)]
+    got = [tail.next(timeout=WAIT) for _ in ids]
+    assert [e.id for e in got] == ids
+    assert [json.loads(e.payload)["n"] for e in got] == [0, 1, 2]
+
+
+def test_a_batch_over_half_the_ring_is_too_large_and_publishes_nothing(bus):
+    room = bus.room("tiny/main", ring_bytes=64 << 10)
+    before = room.info()["tail"]
+    with pytest.raises(agentbus.TooLarge):
+        room.publish_batch(["x" * 100] * 1000, agent="py", type="BIG")
+    assert room.info()["tail"] == before and room.recent(1) == []
+
+
+def test_payload_bytes_are_exact_and_payload_text_replaces_invalid_utf8(room):
+    room.publish("BIN", b"ok \xff\xfe end", agent="py")
+    (ev,) = room.recent(1)
+    assert ev.payload_bytes == b"ok \xff\xfe end"
+    assert ev.payload == "ok \ufffd\ufffd end"
+    room.publish("UNI", "grüße ✓", agent="py")
+    assert room.recent(1)[0].payload == "grüße ✓"
+
+
+def test_timeouts_are_seconds_or_none(room):
+    tail = room.tail()
+    with pytest.raises(TypeError, match="seconds"):
+        tail.next(timeout="soon")
+    with pytest.raises(agentbus.InvalidArgument):
+        tail.next(timeout=-1)
+    assert tail.next(timeout=0) is None and tail.next(timeout=0.001) is None
