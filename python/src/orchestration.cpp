@@ -150,8 +150,8 @@ void bind_orchestration(py::module_& m) {
   py::class_<orch::Strategy>(m, "Strategy", "A deterministic driver of agents (Pipeline, Swarm, Supervisor, Loop).")
       .def_property_readonly("name", [](const orch::Strategy& s) { return std::string(s.name()); });
   py::class_<orch::Pipeline, orch::Strategy>(m, "Pipeline")
-      .def(py::init<std::vector<orch::Agent>, std::optional<std::string>>(), py::arg("agents"),
-           py::arg("supervisor_id") = py::none());
+      .def(py::init<std::vector<orch::Agent>, std::optional<orch::Agent>>(), py::arg("agents"),
+           py::arg("supervisor") = py::none());
   py::class_<orch::Swarm, orch::Strategy>(m, "Swarm")
       .def(py::init<std::vector<orch::Agent>, std::optional<std::string>>(), py::arg("agents"),
            py::arg("entry") = py::none());

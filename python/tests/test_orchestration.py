@@ -29,6 +29,20 @@ def test_pipeline_of_python_agents(bus):
     assert journal[0] == "RUN_STARTED" and "RUN_FINISHED" in journal and journal.count("STEP_REPLY") == 3
 
 
+def test_a_pipelines_supervisor_sees_every_stage(bus):
+    seen = []
+
+    def supervisor(request):
+        seen.append(request["messages"][-1]["content"])
+        return "noted"
+
+    agents = [agentbus.Agent(n, provider=lambda request, n=n: f"{n} out") for n in ("a", "b")]
+    result = bus.run(agentbus.Pipeline(agents, supervisor=agentbus.Agent("boss", provider=supervisor)), "go",
+                     run_id="py-pipe-sup")
+    assert result.state == "completed" and result.output == "b out"
+    assert seen == ["a out", "b out"]
+
+
 def test_loop_with_a_structured_verdict_and_dict_replies(bus):
     drafts = iter(["draft 1", "draft 2"])
 
