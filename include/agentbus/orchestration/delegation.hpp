@@ -22,7 +22,8 @@
 //    runs it); one a worker is running is marked, the worker ends its provider's call (a
 //    CommandProvider's process group is killed within about 40 ms) and completes the task as
 //    cancelled. Either way this handle reports cancelled at once.
-//  * Waiting blocks on the queue room's futex: an idle waiter costs no CPU.
+//  * Waiting yields the CPU for 0.5 ms, then sleeps on the queue room's futex: an idle waiter
+//    costs no CPU, and a quick result costs no wake-up.
 // Thread safety: a DelegatedTask and a Delegator may be used from several threads.
 #pragma once
 
