@@ -2,8 +2,10 @@
 real CLI ($AGENTBUS_CLI, as ctest sets it) and Python children run with this interpreter."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import signal
 import subprocess
 import sys
 
@@ -53,6 +55,23 @@ def python_child(code: str, *args: str, **popen) -> subprocess.Popen:
     """A Python process running `code` with this interpreter and this agentbus module."""
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **popen)
+
+
+def kill_9(child: subprocess.Popen) -> None:
+    """Kills `child` with SIGKILL and checks that this is how it ended."""
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(WAIT) == -signal.SIGKILL
+
+
+@contextlib.contextmanager
+def reaped(child: subprocess.Popen):
+    """`child`, killed and reaped however the block ends (a failed assertion included)."""
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(WAIT)
 
 
 def eventually(condition, timeout: float = 2.0, interval: float = 0.002) -> bool:

@@ -2,8 +2,6 @@
 blocked in a tail or a group read, an async tail's waiter, a status subscriber's thread."""
 from __future__ import annotations
 
-import sys
-
 from conftest import WAIT, python_child
 
 EXITS_WHILE_WAITING = r"""

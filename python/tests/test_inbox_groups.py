@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
-import agentbus
 from conftest import WAIT, cli
 
 

@@ -1,14 +1,12 @@
 """Orchestration from Python: agents whose provider is a Python function, driven by strategies."""
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 
 import pytest
 
 import agentbus
-from conftest import WAIT, python_child
+from conftest import kill_9, python_child, reaped
 
 
 def test_pipeline_of_python_agents(bus):
@@ -116,16 +114,10 @@ bus.run(agentbus.Pipeline(agents), "go", run_id=sys.argv[2])
 
 
 def test_a_python_driver_killed_with_kill_9_is_resumed_without_calling_finished_steps_again(bus_name, bus):
-    child = python_child(DRIVER, bus_name, "py-killed-1", stdin=subprocess.PIPE)
-    try:
+    with reaped(python_child(DRIVER, bus_name, "py-killed-1", stdin=subprocess.PIPE)) as child:
         assert child.stdout.readline().strip() == "first called"
         assert child.stdout.readline().strip() == "second waiting"
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(WAIT) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(WAIT)
+        kill_9(child)
     calls = []
 
     def record(name, text):

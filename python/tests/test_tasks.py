@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import subprocess
 
 import pytest
 
 import agentbus
-from conftest import WAIT, cli, eventually, python_child
+from conftest import cli, eventually, kill_9, python_child, reaped
 
 
 def test_register_post_claim_complete(room):
@@ -61,17 +61,11 @@ def test_a_python_claimant_killed_with_kill_9_frees_its_task_at_once(bus_name, b
     board = room.tasks()
     board.register("job")
     tid = board.post_task("job", "{}", agent="p")
-    child = python_child(CLAIMANT, bus_name, room.name, str(tid), stdin=__import__("subprocess").PIPE)
-    try:
+    with reaped(python_child(CLAIMANT, bus_name, room.name, str(tid), stdin=subprocess.PIPE)) as child:
         token = int(child.stdout.readline())
         with pytest.raises(agentbus.Conflict, match="doomed"):
             board.claim(tid, agent="survivor")
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(WAIT) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(WAIT)
+        kill_9(child)
     # The lease had 10 minutes to run: only the dead session frees it, and at once (liveness
     # verdicts are trusted for 10 ms, so allow a moment, as the C++ tests do).
     assert eventually(lambda: [t.id for t in board.open_tasks()] == [tid])
