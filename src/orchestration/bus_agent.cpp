@@ -14,6 +14,8 @@ namespace agentbus::orchestration {
 
 namespace {
 
+constexpr std::chrono::milliseconds kCancelPoll{20};
+
 std::string agent_room(std::string_view id) { return std::string(kAgentRoomPrefix) + std::string(id); }
 
 bool read_messages(simdjson::dom::object obj, ProviderRequest& r, std::string& why) {
@@ -147,12 +149,15 @@ CallResult BusAgentProvider::call(const ProviderRequest& request, std::chrono::m
   if (!sent.ok()) return CallResult::failure(who + ": its room is full (is a server for it stuck?)");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
+    if (request.cancel != nullptr && request.cancel->load())
+      return CallResult::failure(who + " was cancelled (its server may still finish the request; the reply is ignored)");
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::nanoseconds(0))
       return CallResult::failure(who + ": no reply within " + std::to_string(timeout.count()) +
                                      " ms (is `agentbus agent --id " + agent_id_ + "` running?)",
                                  CallStatus::timeout);
-    ReadResult r = sub->next(left);
+    // A cancellable call waits in slices, so a cancel is noticed within kCancelPoll.
+    ReadResult r = sub->next(request.cancel != nullptr ? std::min<std::chrono::nanoseconds>(left, kCancelPoll) : left);
     if (r.status != ReadStatus::event) continue;  // a kept subscription may be lapped: fine, the reply is ahead
     if (r.event.type != kAgentReplyEvent || !r.event.reply_to || *r.event.reply_to != sent.id) continue;
     return result_from(r.event.payload, who);

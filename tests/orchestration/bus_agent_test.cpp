@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include "../support/temp_dir.hpp"
 
@@ -140,6 +141,22 @@ TEST_F(orch_bus_agent, with_no_server_the_step_fails_after_its_timeout) {
   EXPECT_EQ(r.status, CallStatus::timeout);
   EXPECT_EQ(r.error, "agent 'ghost' (served on bus '" + bus.name() +
                          "'): no reply within 300 ms (is `agentbus agent --id ghost` running?)");
+}
+
+TEST_F(orch_bus_agent, a_cancelled_call_returns_cancelled_instead_of_waiting_out_its_timeout) {
+  BusAgentProvider ghost(*bus, "ghost");
+  std::atomic<bool> cancel{false};
+  ProviderRequest req;
+  req.agent.id = "ghost";
+  req.cancel = &cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(50ms);  // the call is waiting by then; if not, it sees the flag at once
+    cancel.store(true);
+  });
+  const CallResult r = ghost.call(req, 60s);  // without the cancel: a timeout, a minute later
+  canceller.join();
+  EXPECT_EQ(r.status, CallStatus::failed);
+  EXPECT_NE(r.error.find("was cancelled"), std::string::npos) << r.error;
 }
 
 TEST(orch_bus_agent_protocol, request_round_trips) {

@@ -72,7 +72,8 @@ struct ProviderRequest {
   std::vector<ToolSpec> tools;
   // Set by a caller that may give up on this one call (a worker whose task was cancelled): once
   // it reads true, a provider that can be interrupted ends the call as cancelled_calls() would,
-  // without touching its other calls. Not part of the protocol's JSON.
+  // without touching its other calls (CommandProvider kills the child, BusAgentProvider stops
+  // waiting; both within 20 ms). Not part of the protocol's JSON.
   const std::atomic<bool>* cancel = nullptr;
 };
 
