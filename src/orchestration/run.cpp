@@ -9,6 +9,7 @@
 #include <agentbus/process.hpp>
 #include <agentbus/status_bus.hpp>
 
+#include "orchestration/delegation_state.hpp"
 #include "orchestration/json_object.hpp"
 #include "orchestration/run_failpoint.hpp"
 #include "orchestration/run_journal.hpp"
@@ -106,6 +107,8 @@ struct Run::Impl {
 namespace {
 
 constexpr std::string_view kDelegationResults = "DELEGATION_RESULTS";
+// Room in a journal record for its fields and tags beside the results.
+constexpr std::size_t kJournalHeadroom = 1024;
 
 // Results of tasks `agent` delegated (TASK_RESULT messages in its inbox in the run's room,
 // docs/delegation.md) join the prompt of its next call, as user messages. They are journaled
@@ -131,17 +134,29 @@ void add_delegation_results(Run& run, Run::Impl& impl, std::uint64_t step, const
     }
   } else {
     if (!impl.inbox) return;
+    // The journal event must fit one record of the run room: results past that wait in the
+    // inbox for the agent's next call, and a first one too long alone is cut to fit.
+    const std::size_t room_left = impl.room.info().max_record_bytes;
+    const std::size_t budget = room_left > kJournalHeadroom + 64 ? room_left - kJournalHeadroom : 64;
+    std::string list = "[";
     for (const InboxMessage& m : impl.inbox->read(agent, 64)) {
       if (m.type != kTaskResultEvent) break;
-      results.push_back(m.payload);
+      std::string quoted = util::json_string(m.payload);
+      std::string text = m.payload;
+      if (results.empty() && quoted.size() + 2 > budget) {
+        // Escaping at most sextuples a byte: a sixth of the budget, less the note, always fits.
+        const std::size_t keep = budget > 256 ? (budget - 128) / 6 : 16;
+        text = cap_utf8(m.payload, m.payload.size(), keep) + " [cut: longer than a record of the run room]";
+        quoted = util::json_string(text);
+      }
+      if (list.size() + quoted.size() + 2 > budget) break;
+      if (!results.empty()) list.push_back(',');
+      list += quoted;
+      results.push_back(std::move(text));
       upto = m.seq;
     }
     if (results.empty()) return;
-    const std::string list = json::array(results, [](const std::string& r) {
-      std::string out;
-      util::append_json_string(out, r);
-      return out;
-    });
+    list.push_back(']');
     (void)run.record(kDelegationResults, step, agent, members_of(json::ObjectWriter().str("agent", agent).num("upto", upto).raw("results", list).finish()));
   }
   if (impl.inbox && upto > 0) (void)impl.inbox->ack(agent, upto);

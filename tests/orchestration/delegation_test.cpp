@@ -322,6 +322,43 @@ TEST_F(orch_delegation, serialize_per_room_runs_one_delegation_of_a_room_at_a_ti
 // RoomKit delivers a delegation's result to the delegating agent; here it is in its inbox
 // (above) and in the prompt of its next call in the run, once, after which the inbox message
 // is acknowledged.
+TEST_F(orch_delegation, results_more_than_one_journal_record_holds_join_the_next_prompts_in_turn) {
+  constexpr int kResults = 30;  // of ~4 KB each: more than one 64 KiB record of the run room
+  auto writer = std::make_shared<ScriptedProvider>([&](const ProviderRequest& r) {
+    if (r.step == 0) {
+      Inbox inbox(bus->room("runs/D2"));
+      for (int i = 0; i < kResults; ++i)
+        (void)inbox.send("w", "lead", std::string(kTaskResultEvent), "[delegated task " + std::to_string(i) + "] " + std::string(4000, 'r'));
+    }
+    return say("draft " + std::to_string(r.step));
+  });
+  Agent lead_agent;
+  lead_agent.id = "lead";
+  lead_agent.provider = writer;
+  Loop loop(lead_agent, {scripted_agent("rev", std::vector<Reply>{Reply::say("needs work")})}, std::nullopt, 4);
+  RunOptions o;
+  o.run_id = "D2";
+  const RunResult result = drive(*bus, loop, "write it up", o);
+  ASSERT_EQ(result.state, RunState::completed) << result.error;
+  std::vector<int> seen;
+  std::vector<std::size_t> per_call;
+  for (const ProviderRequest& r : writer->requests()) {
+    std::size_t n = 0;
+    for (const auto& m : r.messages)
+      if (m.content.rfind("[delegated task ", 0) == 0) {
+        seen.push_back(std::stoi(m.content.substr(16)));
+        ++n;
+      }
+    per_call.push_back(n);
+  }
+  std::vector<int> all(kResults);
+  for (int i = 0; i < kResults; ++i) all[i] = i;
+  EXPECT_EQ(seen, all);  // every result once, in order
+  ASSERT_GE(per_call.size(), 3u);
+  EXPECT_GT(per_call[1], 0u);
+  EXPECT_LT(per_call[1], std::size_t(kResults));  // split across calls, not one oversized record
+}
+
 TEST_F(orch_delegation, a_result_delegated_from_a_run_joins_the_delegators_next_prompt_once) {
   const std::string long_output(5000, 'y');
   WorkerThread worker(*bus, "research", [&](const ProviderRequest& r) { return say("cause of " + r.messages.back().content + ": " + long_output); });
