@@ -109,7 +109,9 @@ class TaskKeeper {
         renewing = true;
       }
       const EventId id = task_->id;
-      if (cv_.wait_for(lock, kCancelPoll, [&] { return stopping_ || !task_ || task_->id != id; })) continue;
+      // A short lease is renewed in time too: the poll is never longer than a third of it.
+      const auto poll = std::min<std::chrono::milliseconds>(kCancelPoll, lease_ / 3);
+      if (cv_.wait_for(lock, poll, [&] { return stopping_ || !task_ || task_->id != id; })) continue;
       const Task t = *task_;
       checking_ = true;
       lock.unlock();

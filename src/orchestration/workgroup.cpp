@@ -8,7 +8,9 @@
 
 #include <simdjson.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -70,6 +72,9 @@ struct Shared {
   std::vector<MemberResult> results;
   std::vector<std::size_t> finished_order;
   bool settled = false;  // no more results are wanted (compete won, timed out)
+  // One per member, its call's ProviderRequest::cancel: ending one member's call leaves the
+  // calls of another member that shares its provider alone.
+  std::unique_ptr<std::atomic<bool>[]> cancel;
 };
 
 void run_member(Room room, const WorkgroupSpec& spec, std::size_t i, Shared& shared) {
@@ -79,6 +84,7 @@ void run_member(Room room, const WorkgroupSpec& spec, std::size_t i, Shared& sha
   req.agent = m.agent.info();
   req.tools = {finish_tool()};
   req.messages.push_back({"user", "", member_prompt(spec, m)});
+  req.cancel = &shared.cancel[i];
   MemberResult r{m.name, MemberStatus::failed, {}, {}};
   for (int attempt = 0; attempt < 2; ++attempt) {
     req.step = static_cast<std::uint64_t>(attempt);
@@ -155,6 +161,7 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
   Room room = bus.room(spec.room, existing);
   Shared shared;
   shared.results.resize(spec.members.size());
+  shared.cancel = std::make_unique<std::atomic<bool>[]>(spec.members.size());
   for (std::size_t i = 0; i < spec.members.size(); ++i) shared.results[i].name = spec.members[i].name;
 
   WorkgroupResult out;
@@ -181,7 +188,7 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
       for (std::size_t i : started)
         if (shared.results[i].status == MemberStatus::running) running.push_back(i);
     }
-    for (std::size_t i : running) spec.members[i].agent.provider->cancel_calls();
+    for (std::size_t i : running) shared.cancel[i].store(true);
   };
 
   if (!out.start_failures.empty()) {
@@ -222,20 +229,8 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
     lock.unlock();
     if (!out.winner.empty() || out.timed_out || out.cancelled) cancel_running();
   }
-  // A cancel can reach a member before its call began (and so be missed by it): repeat it
-  // until every cancelled member has returned. A CommandProvider call ends within 20 ms.
-  {
-    std::unique_lock lock(shared.mutex);
-    while (shared.settled && shared.finished_order.size() < started.size()) {
-      std::vector<std::size_t> running;
-      for (std::size_t i : started)
-        if (shared.results[i].status == MemberStatus::running) running.push_back(i);
-      lock.unlock();
-      for (std::size_t i : running) spec.members[i].agent.provider->cancel_calls();
-      lock.lock();
-      shared.cv.wait_for(lock, std::chrono::milliseconds(10));
-    }
-  }
+  // A cancelled member's call ends within 20 ms (a CommandProvider's process group is killed,
+  // a BusAgentProvider stops waiting); a ScriptedProvider's call is waited for.
   for (auto& t : threads) t.join();
 
   out.members = shared.results;

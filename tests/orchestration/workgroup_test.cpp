@@ -2,6 +2,7 @@
 // processes are gone afterwards), synthesize, status resolution, finish rules, the settle
 // timeout, cleanup when a member cannot start.
 #include <agentbus/orchestration/command_provider.hpp>
+#include <agentbus/orchestration/bus_agent.hpp>
 #include <agentbus/orchestration/workgroup.hpp>
 
 #include "support/expect.hpp"
@@ -118,6 +119,19 @@ TEST_F(orch_workgroup, compete_the_first_success_wins_and_the_losers_processes_a
   EXPECT_TRUE(process_gone(read_pid(p2))) << read_pid(p2);
   EXPECT_EQ(count_events(room, "workgroup.finished"), 1u);
   EXPECT_GE(count_events(room, "workgroup.member_finished"), 1u);
+}
+
+TEST_F(orch_workgroup, a_loser_served_on_the_bus_stops_waiting_when_the_group_is_won) {
+  // "ghost" has no server: uncancelled, its call would wait out the settle timeout (+10 s).
+  WorkgroupSpec s = spec(WorkgroupMode::compete,
+                         {{"ghost", Agent{"ghost", "", "", std::make_shared<BusAgentProvider>(*bus, "ghost")}, ""},
+                          scripted("fast", {finish("success", "won")})});
+  s.settle_timeout = 60s;
+  const WorkgroupResult r = run_workgroup(*bus, s);
+  EXPECT_EQ(r.winner, "fast");
+  ASSERT_EQ(r.members.size(), 2u);
+  EXPECT_EQ(r.members[0].status, MemberStatus::cancelled);
+  EXPECT_NE(r.members[0].summary.find("was cancelled"), std::string::npos) << r.members[0].summary;
 }
 
 TEST_F(orch_workgroup, synthesize_settles_when_all_finish_and_publishes_the_debate) {
