@@ -67,6 +67,12 @@ std::string array(const Range& items, Encode encode) {
   return out;
 }
 
+// A JSON array of strings.
+template <class Range>
+std::string string_array(const Range& items) {
+  return array(items, [](std::string_view text) { return util::json_string(text); });
+}
+
 // Field readers: false with `why` when the field is present with the wrong type, or required
 // and absent. `out` is untouched when an optional field is absent.
 inline bool get_string(simdjson::dom::object obj, std::string_view key, std::string& out, bool required,

@@ -100,8 +100,7 @@ StageResult run_stage(Bus& bus, const WorkflowSpec& spec, std::size_t index, con
     sr.output = lead.summary;
   } else {
     sr.status = sr.workgroup.status;
-    for (const auto& m : sr.workgroup.members)
-      if (!m.summary.empty()) sr.output += (sr.output.empty() ? "" : "\n") + m.name + ": " + m.summary;
+    sr.output = summary_lines(sr.workgroup.members);
   }
   return sr;
 }
@@ -118,12 +117,6 @@ WorkflowState state_after(const StageResult& stage, bool last) {
 std::string stages_json(const std::vector<StageResult>& stages) {
   return json::array(stages, [](const StageResult& s) {
     return json::ObjectWriter().str("name", s.name).str("status", to_string(s.status)).str("output", s.output).finish();
-  });
-}
-
-std::string members_json(const std::vector<MemberResult>& members) {
-  return json::array(members, [](const MemberResult& m) {
-    return json::ObjectWriter().str("name", m.name).str("status", to_string(m.status)).str("summary", m.summary).finish();
   });
 }
 

@@ -26,7 +26,6 @@ void validate_workflow_stages(const WorkflowSpec& spec);
 [[nodiscard]] WorkflowState state_after(const StageResult& stage, bool last);
 
 [[nodiscard]] std::string stages_json(const std::vector<StageResult>& stages);
-[[nodiscard]] std::string members_json(const std::vector<MemberResult>& members);
 [[nodiscard]] std::optional<MemberStatus> member_status_from(std::string_view s) noexcept;
 
 }  // namespace agentbus::orchestration

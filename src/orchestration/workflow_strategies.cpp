@@ -118,21 +118,13 @@ void check_members(const std::vector<WorkgroupMember>& members, const std::strin
   }
 }
 
-std::string names_json(const std::vector<std::string>& names) {
-  return json::array(names, [](const std::string& n) {
-    std::string s;
-    util::append_json_string(s, n);
-    return s;
-  });
-}
-
 std::string workgroup_json(const std::string& name, const WorkgroupResult& w) {
   return json::ObjectWriter()
       .str("workgroup", name)
       .str("status", to_string(w.status))
       .str("winner", w.winner)
       .boolean("timed_out", w.timed_out)
-      .raw("pending", names_json(w.pending))
+      .raw("pending", json::string_array(w.pending))
       .raw("members", members_json(w.members))
       .finish();
 }
@@ -336,8 +328,7 @@ RunResult WorkgroupStrategy::execute(Run& run) {
     for (const auto& m : w.members)
       if (m.name == w.winner) output = m.summary;
   } else {
-    for (const auto& m : w.members)
-      if (!m.summary.empty()) output += (output.empty() ? "" : "\n") + m.name + ": " + m.summary;
+    output = summary_lines(w.members);
   }
   RunResult r = w.status == MemberStatus::success
                     ? detail::completed(output)

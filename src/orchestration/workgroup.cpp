@@ -114,6 +114,23 @@ void run_member(Room room, const WorkgroupSpec& spec, std::size_t i, Shared& sha
   shared.cv.notify_all();
 }
 
+}  // namespace
+
+std::string members_json(const std::vector<MemberResult>& members) {
+  return json::array(members, [](const MemberResult& m) {
+    return json::ObjectWriter().str("name", m.name).str("status", to_string(m.status)).str("summary", m.summary).finish();
+  });
+}
+
+std::string summary_lines(const std::vector<MemberResult>& members) {
+  std::string out;
+  for (const auto& m : members)
+    if (!m.summary.empty()) out += (out.empty() ? "" : "\n") + m.name + ": " + m.summary;
+  return out;
+}
+
+namespace {
+
 MemberStatus resolve(const std::vector<MemberResult>& results) {
   bool blocked = false;
   for (const auto& r : results) {
@@ -121,14 +138,6 @@ MemberStatus resolve(const std::vector<MemberResult>& results) {
     blocked = blocked || r.status == MemberStatus::blocked;
   }
   return blocked ? MemberStatus::blocked : MemberStatus::failed;
-}
-
-std::string names_json(const std::vector<std::string>& names) {
-  return json::array(names, [](const std::string& n) {
-    std::string s;
-    util::append_json_string(s, n);
-    return s;
-  });
 }
 
 void validate(Bus& bus, const WorkgroupSpec& spec) {
@@ -207,7 +216,7 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
         (void)room.publish("workgroup.member_finished", r.name,
                            json::ObjectWriter().str("workgroup", spec.name).str("member", r.name)
                                .str("status", to_string(r.status)).str("summary", r.summary)
-                               .raw("pending", names_json(pending)).finish());
+                               .raw("pending", json::string_array(pending)).finish());
         if (spec.mode == WorkgroupMode::compete && r.status == MemberStatus::success && out.winner.empty())
           out.winner = r.name;
       }
@@ -237,16 +246,10 @@ WorkgroupResult run_workgroup(Bus& bus, const WorkgroupSpec& spec) {
   for (auto& m : out.members)
     if (m.status == MemberStatus::running) m.status = MemberStatus::cancelled;  // never started
   out.status = out.start_failures.empty() ? resolve(out.members) : MemberStatus::failed;
-  std::string members = "[";
-  for (const auto& m : out.members) {
-    if (members.size() > 1) members += ",";
-    members += json::ObjectWriter().str("name", m.name).str("status", to_string(m.status)).str("summary", m.summary).finish();
-  }
-  members += "]";
   (void)room.publish("workgroup.finished", spec.name,
                      json::ObjectWriter().str("workgroup", spec.name).str("status", to_string(out.status))
                          .str("winner", out.winner).boolean("timed_out", out.timed_out).boolean("cancelled", out.cancelled)
-                         .raw("pending", names_json(out.pending)).raw("members", members).finish());
+                         .raw("pending", json::string_array(out.pending)).raw("members", members_json(out.members)).finish());
   return out;
 }
 

@@ -1,4 +1,5 @@
-// The `finish` tool that workgroup members and workflow leaders end with.
+// What workgroup members and workflow leaders end with: the `finish` tool, and their results
+// as JSON and as text.
 #pragma once
 
 #include <agentbus/orchestration/provider.hpp>
@@ -10,5 +11,10 @@ namespace agentbus::orchestration {
 // Reads the reply's finish call into out.status / out.summary; false when it has none (or a
 // malformed one).
 bool read_finish(const Reply& reply, MemberResult& out);
+
+// [{"name","status","summary"}, ...]
+[[nodiscard]] std::string members_json(const std::vector<MemberResult>& members);
+// "name: summary" lines of the members that left a summary: a synthesised group's output.
+[[nodiscard]] std::string summary_lines(const std::vector<MemberResult>& members);
 
 }  // namespace agentbus::orchestration
