@@ -12,7 +12,6 @@
 
 #include <exception>
 #include <mutex>
-#include <set>
 
 namespace agentbus::orchestration {
 
@@ -109,13 +108,9 @@ std::vector<WorkgroupMember> journaled_members(Run& run, const std::vector<Workg
 }
 
 void check_members(const std::vector<WorkgroupMember>& members, const std::string& where) {
-  if (members.empty()) throw Error(Errc::invalid_argument, where + " requires at least one member.");
-  std::set<std::string> seen;
-  for (const auto& m : members) {
-    if (m.name.empty()) throw Error(Errc::invalid_argument, "Member name must not be empty.");
-    if (!seen.insert(m.name).second) throw Error(Errc::invalid_argument, "Duplicate member name: " + m.name + ".");
+  check_member_names(members, where);
+  for (const auto& m : members)
     if (!m.agent.provider) throw Error(Errc::invalid_argument, "member " + m.name + " (agent '" + m.agent.id + "') has no provider");
-  }
 }
 
 std::string workgroup_json(const std::string& name, const WorkgroupResult& w) {

@@ -122,6 +122,15 @@ std::string members_json(const std::vector<MemberResult>& members) {
   });
 }
 
+void check_member_names(const std::vector<WorkgroupMember>& members, std::string_view where) {
+  if (members.empty()) throw Error(Errc::invalid_argument, std::string(where) + " requires at least one member.");
+  std::set<std::string> seen;
+  for (const auto& m : members) {
+    if (m.name.empty()) throw Error(Errc::invalid_argument, "Member name must not be empty.");
+    if (!seen.insert(m.name).second) throw Error(Errc::invalid_argument, "Duplicate member name: " + m.name + ".");
+  }
+}
+
 std::string summary_lines(const std::vector<MemberResult>& members) {
   std::string out;
   for (const auto& m : members)
@@ -143,12 +152,7 @@ MemberStatus resolve(const std::vector<MemberResult>& results) {
 void validate(Bus& bus, const WorkgroupSpec& spec) {
   if (spec.room.empty()) throw Error(Errc::invalid_argument, "workgroup requires room.");
   if (spec.goal.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(Errc::invalid_argument, "workgroup requires goal.");
-  if (spec.members.empty()) throw Error(Errc::invalid_argument, "workgroup requires at least one member.");
-  std::set<std::string> seen;
-  for (const auto& m : spec.members) {
-    if (m.name.empty()) throw Error(Errc::invalid_argument, "Member name must not be empty.");
-    if (!seen.insert(m.name).second) throw Error(Errc::invalid_argument, "Duplicate member name: " + m.name + ".");
-  }
+  check_member_names(spec.members, "workgroup");
   if (spec.settle_timeout <= std::chrono::milliseconds(0))
     throw Error(Errc::invalid_argument, "workgroup settle timeout must be positive.");
   RoomOptions existing;
