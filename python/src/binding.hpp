@@ -42,11 +42,14 @@ void bind_orchestration(py::module_& m);
 [[nodiscard]] std::string_view text_view(py::handle text, const char* what);
 
 // Seconds (int or float, as Python's time APIs take them) to a duration; a negative or
-// non-finite value is agentbus.InvalidArgument naming `what`.
+// non-finite value is agentbus.InvalidArgument naming `what`. Longer than kMaxSeconds (about
+// 31.7 years) counts as kMaxSeconds, and a timeout that long is no bound (optional_seconds).
+inline constexpr double kMaxSeconds = 1e9;
 [[nodiscard]] std::chrono::milliseconds seconds_to_ms(double seconds, const char* what);
 [[nodiscard]] std::chrono::nanoseconds seconds_to_ns(double seconds, const char* what);
 [[nodiscard]] double ms_to_seconds(std::chrono::milliseconds ms);
-// A timeout argument: None (no bound) or seconds; anything else is a TypeError naming `what`.
+// A timeout argument: None or >= kMaxSeconds (no bound) or seconds; anything else is a
+// TypeError naming `what`.
 [[nodiscard]] std::optional<std::chrono::nanoseconds> optional_seconds(py::handle seconds, const char* what);
 
 // Bytes from shared memory as a str: UTF-8, with undecodable bytes replaced (payload_bytes
