@@ -58,7 +58,8 @@ class _Handover:
         self.tail = tail
         self.buffer: Deque[Any] = collections.deque()
         self.pending: "Optional[asyncio.Future[List[Any]]]" = None
-        self.lock = threading.Lock()
+        # Reentrant: close() may run as a finalizer in the middle of a delivery on this thread.
+        self.lock = threading.RLock()
         self.closed = False
 
     def give_back(self) -> None:
