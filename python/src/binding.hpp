@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace agentbus::python {
@@ -63,6 +64,20 @@ struct StartPoint {
 };
 [[nodiscard]] StartPoint start_point(py::handle from);
 
+// Called without the GIL by a thread about to take it back: once the interpreter is finalising,
+// a thread taking the GIL is ended with pthread_exit, whose unwinding through the noexcept
+// destructor of gil_scoped_release is std::terminate (a daemon thread waiting in a tail at exit
+// aborted the process). Such a thread stays here instead until the process ends.
+inline void park_if_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  const bool finalizing = Py_IsFinalizing() != 0;
+#else
+  const bool finalizing = _Py_IsFinalizing() != 0;
+#endif
+  if (finalizing)
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
 // Waits in slices of at most `slice` with the GIL released, checking for signals (Ctrl-C)
 // between slices, until `step(remaining)` returns true or `total` runs out (nullopt: no bound).
 // `step` is called without the GIL and returns true when it has its result.
@@ -79,6 +94,7 @@ bool wait_released(Step&& step, std::optional<std::chrono::nanoseconds> total,
     {
       py::gil_scoped_release unlocked;
       done = step(this_slice);
+      park_if_finalizing();
     }
     if (done) return true;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
