@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace agentbus::python {
@@ -42,11 +43,14 @@ void bind_orchestration(py::module_& m);
 [[nodiscard]] std::string_view text_view(py::handle text, const char* what);
 
 // Seconds (int or float, as Python's time APIs take them) to a duration; a negative or
-// non-finite value is agentbus.InvalidArgument naming `what`.
+// non-finite value is agentbus.InvalidArgument naming `what`. Longer than kMaxSeconds (about
+// 31.7 years) counts as kMaxSeconds, and a timeout that long is no bound (optional_seconds).
+inline constexpr double kMaxSeconds = 1e9;
 [[nodiscard]] std::chrono::milliseconds seconds_to_ms(double seconds, const char* what);
 [[nodiscard]] std::chrono::nanoseconds seconds_to_ns(double seconds, const char* what);
 [[nodiscard]] double ms_to_seconds(std::chrono::milliseconds ms);
-// A timeout argument: None (no bound) or seconds; anything else is a TypeError naming `what`.
+// A timeout argument: None or >= kMaxSeconds (no bound) or seconds; anything else is a
+// TypeError naming `what`.
 [[nodiscard]] std::optional<std::chrono::nanoseconds> optional_seconds(py::handle seconds, const char* what);
 
 // Bytes from shared memory as a str: UTF-8, with undecodable bytes replaced (payload_bytes
@@ -59,6 +63,20 @@ struct StartPoint {
   EventId id = 0;
 };
 [[nodiscard]] StartPoint start_point(py::handle from);
+
+// Called without the GIL by a thread about to take it back: once the interpreter is finalising,
+// a thread taking the GIL is ended with pthread_exit, whose unwinding through the noexcept
+// destructor of gil_scoped_release is std::terminate (a daemon thread waiting in a tail at exit
+// aborted the process). Such a thread stays here instead until the process ends.
+inline void park_if_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  const bool finalizing = Py_IsFinalizing() != 0;
+#else
+  const bool finalizing = _Py_IsFinalizing() != 0;
+#endif
+  if (finalizing)
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
 
 // Waits in slices of at most `slice` with the GIL released, checking for signals (Ctrl-C)
 // between slices, until `step(remaining)` returns true or `total` runs out (nullopt: no bound).
@@ -76,6 +94,7 @@ bool wait_released(Step&& step, std::optional<std::chrono::nanoseconds> total,
     {
       py::gil_scoped_release unlocked;
       done = step(this_slice);
+      park_if_finalizing();
     }
     if (done) return true;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();

@@ -53,10 +53,16 @@ py::list publish_batch(Room& room, py::handle items, py::handle agent, py::handl
   const std::string_view to_v = optional_text(to);
   const bool one_type = !type.is_none();
   const std::string_view type_v = one_type ? text_view(type, "type") : std::string_view{};
-  py::object seq = py::reinterpret_steal<py::object>(PySequence_Fast(items.ptr(), "publish_batch takes a sequence"));
-  if (!seq) throw py::error_already_set();
-  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.ptr());
-  PyObject** elems = PySequence_Fast_ITEMS(seq.ptr());
+  // A tuple of our own, not PySequence_Fast (which hands back a list as it is): the views below
+  // stay in use while the GIL is released, and another thread may empty the caller's list
+  // meanwhile. The tuple holds a reference to every item (str, bytes and pairs are immutable).
+  py::object seq = py::reinterpret_steal<py::object>(PySequence_Tuple(items.ptr()));
+  if (!seq) {
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    PyErr_Clear();
+    throw py::type_error(std::string("publish_batch takes a sequence, not ") + Py_TYPE(items.ptr())->tp_name);
+  }
+  const Py_ssize_t n = PyTuple_GET_SIZE(seq.ptr());
   events.clear();
   events.reserve(static_cast<std::size_t>(n));
   for (Py_ssize_t i = 0; i < n; ++i) {
@@ -65,9 +71,9 @@ py::list publish_batch(Room& room, py::handle items, py::handle agent, py::handl
     e.options.to = to_v;
     if (one_type) {
       e.type = type_v;
-      e.payload = payload_view(elems[i]);
+      e.payload = payload_view(PyTuple_GET_ITEM(seq.ptr(), i));
     } else {
-      PyObject* pair = elems[i];
+      PyObject* pair = PyTuple_GET_ITEM(seq.ptr(), i);
       if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2)
         throw py::type_error("publish_batch without type= takes (type, payload) pairs; item " +
                              std::to_string(i) + " is not one");

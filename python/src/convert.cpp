@@ -43,16 +43,25 @@ std::string_view optional_text(py::handle text) {
   return text_view(text, "the argument");
 }
 
-std::chrono::milliseconds seconds_to_ms(double seconds, const char* what) {
+namespace {
+
+// Checked, then clamped to kMaxSeconds: past ~9.2e9 s a count of nanoseconds no longer fits
+// an int64 (llround overflows, to a negative count on x86), and a deadline `now + d` must not
+// overflow either.
+double checked_seconds(double seconds, const char* what) {
   if (!std::isfinite(seconds) || seconds < 0)
     throw Error(Errc::invalid_argument, std::string(what) + " must be a finite number of seconds >= 0");
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1e3)));
+  return std::min(seconds, kMaxSeconds);
+}
+
+}  // namespace
+
+std::chrono::milliseconds seconds_to_ms(double seconds, const char* what) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(checked_seconds(seconds, what) * 1e3)));
 }
 
 std::chrono::nanoseconds seconds_to_ns(double seconds, const char* what) {
-  if (!std::isfinite(seconds) || seconds < 0)
-    throw Error(Errc::invalid_argument, std::string(what) + " must be a finite number of seconds >= 0");
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(seconds * 1e9)));
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(checked_seconds(seconds, what) * 1e9)));
 }
 
 std::optional<std::chrono::nanoseconds> optional_seconds(py::handle seconds, const char* what) {
@@ -60,7 +69,11 @@ std::optional<std::chrono::nanoseconds> optional_seconds(py::handle seconds, con
   PyObject* p = seconds.ptr();
   if (PyBool_Check(p) || !(PyFloat_Check(p) || PyLong_Check(p)))
     throw py::type_error(std::string(what) + " is a number of seconds or None, not " + Py_TYPE(p)->tp_name);
-  return seconds_to_ns(PyFloat_AsDouble(p), what);
+  const double s = PyFloat_AsDouble(p);  // an int too large for a double raises OverflowError
+  if (s == -1.0 && PyErr_Occurred() != nullptr) throw py::error_already_set();
+  // A wait as long as the longest time we can count is no bound at all.
+  if (std::isfinite(s) && s >= kMaxSeconds) return std::nullopt;
+  return seconds_to_ns(s, what);
 }
 
 double ms_to_seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1e3; }

@@ -1,12 +1,39 @@
 // Consumer groups: read (waits with the GIL released, Ctrl-C honoured), ack, pending,
-// autoclaim, leave. A handle is one member, used by one thread at a time (as in C++).
+// autoclaim, leave.
+//
+// A C++ ConsumerGroup is used by one thread at a time, but Python threads may share a handle
+// (one reads while another acks), so every call holds the handle's `busy` mutex, taken with
+// the GIL released (as Tail does): a call waiting behind a read slice (at most 100 ms) or an
+// ack's bounded spin never blocks the interpreter.
 #include "binding.hpp"
 
 #include <agentbus/consumer_group.hpp>
 
 #include <pybind11/stl.h>
 
+#include <memory>
+#include <mutex>
+
 namespace agentbus::python {
+
+namespace {
+
+struct GroupHandle {
+  explicit GroupHandle(std::unique_ptr<ConsumerGroup> g) : group(std::move(g)) {}
+
+  // Runs `call(group)` with the GIL released, holding busy.
+  template <class Call>
+  auto locked(Call&& call) {
+    py::gil_scoped_release unlocked;
+    std::lock_guard lock(busy);
+    return call(*group);
+  }
+
+  std::unique_ptr<ConsumerGroup> group;
+  std::mutex busy;
+};
+
+}  // namespace
 
 void bind_groups(py::module_& m) {
   py::class_<Delivery>(m, "Delivery", "An event delivered to this member; ack it when its work is done.")
@@ -26,7 +53,7 @@ void bind_groups(py::module_& m) {
       .def_readonly("owner_alive", &PendingEntry::owner_alive)
       .def_readonly("deliveries", &PendingEntry::deliveries);
 
-  py::class_<ConsumerGroup>(m, "ConsumerGroup", "One member of a consumer group over a room.")
+  py::class_<GroupHandle>(m, "ConsumerGroup", "One member of a consumer group over a room.")
       .def(py::init([](Room room, const std::string& group, const std::string& member,
                        std::vector<std::string> interests, py::handle from, std::uint32_t max_deliveries) {
              GroupOptions o;
@@ -36,19 +63,20 @@ void bind_groups(py::module_& m) {
              o.from_id = start.id;
              o.max_deliveries = max_deliveries;
              py::gil_scoped_release unlocked;
-             return std::make_unique<ConsumerGroup>(std::move(room), group, member, o);
+             return std::make_unique<GroupHandle>(std::make_unique<ConsumerGroup>(std::move(room), group, member, o));
            }),
            py::arg("room"), py::arg("group"), py::arg("member"), py::kw_only(),
            py::arg("interests") = std::vector<std::string>{"*"}, py::arg("from_") = "latest",
            py::arg("max_deliveries") = 5)
       .def(
           "read",
-          [](ConsumerGroup& g, py::handle timeout) -> py::object {
+          [](GroupHandle& g, py::handle timeout) -> py::object {
             std::optional<Delivery> got;
             const std::optional<std::chrono::nanoseconds> total = optional_seconds(timeout, "timeout");
             wait_released(
                 [&](std::chrono::nanoseconds slice) {
-                  got = g.read(slice);
+                  std::lock_guard lock(g.busy);
+                  got = g.group->read(slice);
                   return got.has_value();
                 },
                 total);
@@ -58,24 +86,35 @@ void bind_groups(py::module_& m) {
           py::arg("timeout") = py::none(),
           "The next delivery for this member, or None once timeout seconds pass (None: no bound).")
       .def(
-          "ack", [](ConsumerGroup& g, const Delivery& d) { return g.ack(d) == AckResult::acked; }, py::arg("delivery"),
-          "Acknowledges for the whole group; False when it was not pending.")
+          "ack",
+          [](GroupHandle& g, const Delivery& d) {
+            return g.locked([&](ConsumerGroup& c) { return c.ack(d); }) == AckResult::acked;
+          },
+          py::arg("delivery"), "Acknowledges for the whole group; False when it was not pending.")
       .def(
-          "ack", [](ConsumerGroup& g, EventId id) { return g.ack(id) == AckResult::acked; }, py::arg("id"))
-      .def("record_receipt", py::overload_cast<const Delivery&>(&ConsumerGroup::record_receipt), py::arg("delivery"))
-      .def("pending", &ConsumerGroup::pending, py::arg("n") = 100, py::call_guard<py::gil_scoped_release>())
+          "ack",
+          [](GroupHandle& g, EventId id) {
+            return g.locked([&](ConsumerGroup& c) { return c.ack(id); }) == AckResult::acked;
+          },
+          py::arg("id"))
+      .def(
+          "record_receipt",
+          [](GroupHandle& g, const Delivery& d) { g.locked([&](ConsumerGroup& c) { c.record_receipt(d); }); },
+          py::arg("delivery"))
+      .def(
+          "pending", [](GroupHandle& g, std::size_t n) { return g.locked([&](ConsumerGroup& c) { return c.pending(n); }); },
+          py::arg("n") = 100)
       .def(
           "autoclaim",
-          [](ConsumerGroup& g, double min_idle, std::size_t count) {
+          [](GroupHandle& g, double min_idle, std::size_t count) {
             const auto idle = seconds_to_ms(min_idle, "min_idle");
-            py::gil_scoped_release unlocked;
-            return g.autoclaim(idle, count);
+            return g.locked([&](ConsumerGroup& c) { return c.autoclaim(idle, count); });
           },
           py::arg("min_idle"), py::arg("count") = 100)
-      .def("leave", &ConsumerGroup::leave, py::call_guard<py::gil_scoped_release>())
-      .def_property_readonly("member", &ConsumerGroup::member)
+      .def("leave", [](GroupHandle& g) { g.locked([](ConsumerGroup& c) { c.leave(); }); })
+      .def_property_readonly("member", [](const GroupHandle& g) { return g.group->member(); })
       .def("__enter__", [](py::object self) { return self; })
-      .def("__exit__", [](ConsumerGroup& g, py::args) { g.leave(); });
+      .def("__exit__", [](GroupHandle& g, py::args) { g.locked([](ConsumerGroup& c) { c.leave(); }); });
 }
 
 }  // namespace agentbus::python

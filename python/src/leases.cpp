@@ -63,10 +63,14 @@ void bind_leases(py::module_& m) {
           "renew",
           [](HeldLease& l, double ttl) {
             const auto t = seconds_to_ms(ttl, "ttl");
+            // Copied while the GIL is held: another thread's renew assigns l.info under the GIL,
+            // and this one reads them after letting go of it.
+            const auto id = l.info.id;
+            const std::string owner = l.info.owner;
             LeaseRenewal r;
             {
               py::gil_scoped_release unlocked;
-              r = l.leases->renew(l.info.id, l.info.owner, t);
+              r = l.leases->renew(id, owner, t);
             }
             if (!r.ok()) throw Error(Errc::expired, r.reason);
             l.info = r.lease;

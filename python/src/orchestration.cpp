@@ -8,6 +8,11 @@
 // callable that raises FAILS that step (the run's error names the agent and the Python error),
 // the way a command provider that exits non-zero does. Its time budget (call_timeout) cannot
 // interrupt Python code: a provider must return in time itself.
+//
+// KeyboardInterrupt, SystemExit and the other BaseExceptions that are not Exceptions are not a
+// provider's failure but the program's wish to stop: the first one stops the run (that call and
+// every later call of the run fail at once, without calling Python) and run()/resume() raise it
+// once the strategy has returned, so Ctrl-C ends `bus.run(...)` as it ends any Python call.
 #include "binding.hpp"
 
 #include <agentbus/bus.hpp>
@@ -17,6 +22,9 @@
 #include <agentbus/orchestration/strategies.hpp>
 
 #include <pybind11/stl.h>
+
+#include <map>
+#include <mutex>
 
 namespace agentbus::python {
 
@@ -59,29 +67,104 @@ std::string json_text(py::handle v) {
   return py::str(py::module_::import("json").attr("dumps")(v, py::arg("separators") = py::make_tuple(",", ":")));
 }
 
+std::string type_name(py::handle v) { return Py_TYPE(v.ptr())->tp_name; }
+
+// `v` as a dict, or a TypeError naming the field and what it should be.
+py::dict dict_field(py::handle v, const std::string& field, const char* shape) {
+  if (!PyDict_Check(v.ptr())) throw py::type_error(field + " must be a dict " + shape + ", not " + type_name(v));
+  return py::reinterpret_borrow<py::dict>(v);
+}
+
+std::uint64_t token_count(const py::dict& usage, const char* key) {
+  const py::object v = usage[key];
+  if (PyBool_Check(v.ptr()) || !PyLong_Check(v.ptr()))
+    throw py::type_error(std::string("usage.") + key + " must be an int, not " + type_name(v));
+  const long long n = PyLong_AsLongLong(v.ptr());
+  if (n == -1 && PyErr_Occurred() != nullptr) {
+    PyErr_Clear();
+    throw py::value_error(std::string("usage.") + key + " is too large");
+  }
+  if (n < 0) throw py::value_error(std::string("usage.") + key + " must be >= 0");
+  return static_cast<std::uint64_t>(n);
+}
+
 orch::Reply reply_from(py::handle r) {
   if (PyUnicode_Check(r.ptr())) return orch::Reply::say(py::str(r));
   if (!PyDict_Check(r.ptr()))
-    throw py::type_error("a provider returns a str or a dict {text, tool_calls, usage}, not " +
-                         std::string(Py_TYPE(r.ptr())->tp_name));
+    throw py::type_error("a provider returns a str or a dict {text, tool_calls, usage}, not " + type_name(r));
   py::dict d = py::reinterpret_borrow<py::dict>(r);
   orch::Reply reply;
   if (d.contains("text")) reply.text = py::str(d["text"]);
   if (d.contains("tool_calls")) {
-    for (py::handle call : d["tool_calls"]) {
-      py::dict c = py::reinterpret_borrow<py::dict>(call);
+    const py::object calls = d["tool_calls"];
+    if (!PyList_Check(calls.ptr()) && !PyTuple_Check(calls.ptr()))
+      throw py::type_error("tool_calls must be a list of {name, arguments}, not " + type_name(calls));
+    std::size_t i = 0;
+    for (py::handle call : calls) {
+      const std::string field = "tool_calls[" + std::to_string(i++) + "]";
+      py::dict c = dict_field(call, field, "{name, arguments}");
+      if (!c.contains("name")) throw py::value_error(field + " has no name");
+      const py::object name = c["name"];
+      if (!PyUnicode_Check(name.ptr())) throw py::type_error(field + ".name must be a str, not " + type_name(name));
       orch::ToolCall tc;
-      tc.name = py::str(c["name"]);
+      tc.name = py::str(name);
       if (c.contains("arguments")) tc.arguments = json_text(c["arguments"]);
       reply.tool_calls.push_back(std::move(tc));
     }
   }
   if (d.contains("usage")) {
-    py::dict u = py::reinterpret_borrow<py::dict>(d["usage"]);
-    if (u.contains("input_tokens")) reply.usage.input_tokens = u["input_tokens"].cast<std::uint64_t>();
-    if (u.contains("output_tokens")) reply.usage.output_tokens = u["output_tokens"].cast<std::uint64_t>();
+    py::dict u = dict_field(d["usage"], "usage", "{input_tokens, output_tokens}");
+    if (u.contains("input_tokens")) reply.usage.input_tokens = token_count(u, "input_tokens");
+    if (u.contains("output_tokens")) reply.usage.output_tokens = token_count(u, "output_tokens");
   }
   return reply;
+}
+
+// The BaseException (not an Exception) that stopped a run, by run id, until run()/resume()
+// raise it. Written by providers (any thread of a fan-out) and read by the driver's thread.
+class Interrupts {
+ public:
+  static Interrupts& instance() {
+    static auto* all = new Interrupts;  // never destroyed: holds Python objects past finalisation
+    return *all;
+  }
+  [[nodiscard]] bool stopped(const std::string& run_id) {
+    std::lock_guard lock(mutex_);
+    return stopped_.count(run_id) != 0;
+  }
+  // The first interrupt of a run is kept; later ones are its echoes. Call with the GIL held.
+  void stop(const std::string& run_id, py::error_already_set& error) {
+    std::lock_guard lock(mutex_);
+    if (stopped_.count(run_id) != 0) return;
+    stopped_.emplace(run_id, Caught{error.type(), error.value(), error.trace()});
+  }
+  // Raises the run's interrupt, if it had one (the GIL held).
+  void raise_if_stopped(const std::string& run_id) {
+    std::optional<Caught> caught;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = stopped_.find(run_id);
+      if (it == stopped_.end()) return;
+      caught = std::move(it->second);
+      stopped_.erase(it);
+    }
+    PyErr_Restore(caught->type.release().ptr(), caught->value.release().ptr(), caught->trace.release().ptr());
+    throw py::error_already_set();
+  }
+
+ private:
+  struct Caught {
+    py::object type, value, trace;
+  };
+  std::mutex mutex_;
+  std::map<std::string, Caught> stopped_;
+};
+
+// After a strategy returned (or threw): a pending signal's handler runs (Ctrl-C between two
+// provider calls raises KeyboardInterrupt here), and an interrupt a provider caught is raised.
+void raise_interrupts(const std::string& run_id) {
+  Interrupts::instance().raise_if_stopped(run_id);
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
 }
 
 class PythonProvider : public orch::Provider {
@@ -91,9 +174,19 @@ class PythonProvider : public orch::Provider {
 
   orch::CallResult call(const orch::ProviderRequest& request, std::chrono::milliseconds) override {
     py::gil_scoped_acquire locked;
+    Interrupts& interrupts = Interrupts::instance();
+    if (interrupts.stopped(request.run_id))
+      return orch::CallResult::failure("agent " + request.agent.id + ": not called, the run was interrupted");
     try {
+      // A Ctrl-C that came while no Python code ran (the run's own work) is raised here, on
+      // the main thread, before the next provider starts.
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
       return orch::CallResult::success(reply_from(callable_.get()(request_dict(request))));
     } catch (py::error_already_set& e) {
+      if (!e.matches(PyExc_Exception)) {
+        interrupts.stop(request.run_id, e);
+        return orch::CallResult::failure("agent " + request.agent.id + ": interrupted (" + python::describe(e) + ")");
+      }
       return orch::CallResult::failure("agent " + request.agent.id + ": the Python provider raised " + python::describe(e));
     } catch (const std::exception& e) {
       return orch::CallResult::failure("agent " + request.agent.id + ": the Python provider's reply: " + e.what());
@@ -119,16 +212,28 @@ PyRunResult run(Bus& bus, orch::Strategy& strategy, const std::string& input, py
   o.budget.call_timeout = seconds_to_ms(call_timeout, "call_timeout");
   o.budget.max_tokens = max_tokens;
   PyRunResult out;
-  py::gil_scoped_release unlocked;
-  out.result = orch::drive(bus, strategy, input, o, "{}", &out.run_id);
+  try {
+    py::gil_scoped_release unlocked;
+    out.result = orch::drive(bus, strategy, input, o, "{}", &out.run_id);
+  } catch (...) {
+    raise_interrupts(out.run_id);
+    throw;
+  }
+  raise_interrupts(out.run_id);
   return out;
 }
 
 PyRunResult resume(Bus& bus, orch::Strategy& strategy, const std::string& run_id) {
   PyRunResult out;
   out.run_id = run_id;
-  py::gil_scoped_release unlocked;
-  out.result = orch::drive_resume(bus, strategy, run_id);
+  try {
+    py::gil_scoped_release unlocked;
+    out.result = orch::drive_resume(bus, strategy, run_id);
+  } catch (...) {
+    raise_interrupts(out.run_id);
+    throw;
+  }
+  raise_interrupts(out.run_id);
   return out;
 }
 

@@ -5,6 +5,10 @@
 // A Subscription is used by one thread at a time; a Tail may be handed between threads (the
 // async iterator reads it on its waiter thread), so each read holds `busy`, taken without
 // the GIL so that a reader waiting for it never blocks the interpreter.
+//
+// Events an async iterator read ahead but did not hand out (a loop left with `break`) come
+// back to their Tail (`_unread`): the next read of any kind delivers them first, so nothing a
+// tail read is lost in the process; a durable reader's cursor has moved past them already.
 #include "binding.hpp"
 
 #include <agentbus/error.hpp>
@@ -13,7 +17,9 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <vector>
 
@@ -40,6 +46,12 @@ class Tail {
     wait_released(
         [&](std::chrono::nanoseconds slice) {
           std::lock_guard lock(busy_);
+          if (!unread_.empty()) {
+            live();  // a closed tail stays closed
+            got = std::move(unread_.front());
+            unread_.pop_front();
+            return true;
+          }
           ReadResult r = live().next(slice);
           for (;;) {
             if (r.status == ReadStatus::event) {
@@ -64,6 +76,13 @@ class Tail {
     wait_released(
         [&](std::chrono::nanoseconds slice) {
           std::lock_guard lock(busy_);
+          if (!unread_.empty()) {
+            live();
+            const std::size_t n = std::min(limit, unread_.size());
+            std::move(unread_.begin(), unread_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(events));
+            unread_.erase(unread_.begin(), unread_.begin() + static_cast<std::ptrdiff_t>(n));
+            return n > 0;
+          }
           const PollResult r = live().poll([&](const EventView& e) { events.push_back(e.to_owned()); }, limit, slice);
           missed_.fetch_add(r.missed, std::memory_order_relaxed);
           if (r.overrun) overruns_.fetch_add(1, std::memory_order_relaxed);
@@ -88,7 +107,17 @@ class Tail {
   EventId position() {
     py::gil_scoped_release unlocked;
     std::lock_guard lock(busy_);
-    return live().position();
+    Subscription& sub = live();
+    return unread_.empty() ? sub.position() : unread_.front().id;
+  }
+  // Gives back events this tail read but nobody consumed (agentbus._aio.AsyncTail): they are
+  // delivered again, first, in id order. Dropped quietly once the tail is closed.
+  void unread(std::vector<Event> events) {
+    py::gil_scoped_release unlocked;
+    std::lock_guard lock(busy_);
+    if (!sub_ || events.empty()) return;
+    unread_.insert(unread_.end(), std::make_move_iterator(events.begin()), std::make_move_iterator(events.end()));
+    std::stable_sort(unread_.begin(), unread_.end(), [](const Event& a, const Event& b) { return a.id < b.id; });
   }
   void commit(EventId up_to) {
     py::gil_scoped_release unlocked;
@@ -100,6 +129,7 @@ class Tail {
     std::lock_guard lock(busy_);
     if (sub_) sub_->close();
     sub_.reset();
+    unread_.clear();
     closed_.store(true, std::memory_order_relaxed);
   }
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
@@ -119,6 +149,7 @@ class Tail {
   std::string room_;
   std::mutex busy_;
   std::optional<Subscription> sub_;
+  std::deque<Event> unread_;  // given back by unread(); guarded by busy_
   std::optional<std::chrono::nanoseconds> iteration_timeout_;
   // Written by the reading thread, read by any (the async iterator reads on its waiter thread).
   std::atomic<bool> closed_{false};
@@ -144,6 +175,8 @@ void bind_tail(py::module_& m) {
       .def_property_readonly("closed", &Tail::closed)
       .def("commit", &Tail::commit, py::arg("up_to"))
       .def("close", &Tail::close)
+      .def("_unread", &Tail::unread, py::arg("events"),
+           "Gives back events read but not consumed: the next reads deliver them first.")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](Tail& t, py::args) { t.close(); });
 

@@ -127,3 +127,125 @@ def test_ask_async_times_out_with_timeout(room):
 
     with pytest.raises(agentbus.Timeout):
         run(main())
+
+
+def test_closing_a_tail_ends_the_task_awaiting_it(room):
+    async def main():
+        tail = agentbus.AsyncTail(room.tail())
+        waiting = asyncio.create_task(tail.__anext__())
+        await asyncio.sleep(0.05)  # let it block: nothing is published
+        tail.close()  # from another task
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, WAIT)
+        with pytest.raises(StopAsyncIteration):  # and a closed iterator stays ended
+            await asyncio.wait_for(tail.__anext__(), WAIT)
+
+    run(main())
+
+
+def test_the_exit_hook_ends_a_task_awaiting_a_tail(room):
+    from agentbus import _aio
+
+    async def main():
+        tail = agentbus.AsyncTail(room.tail())
+        waiting = asyncio.create_task(tail.__anext__())
+        await asyncio.sleep(0.05)
+        await asyncio.get_running_loop().run_in_executor(None, _aio._stop_waiters)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, WAIT)
+        with pytest.raises(StopAsyncIteration):  # a stopped waiter fails fast, never hangs
+            await asyncio.wait_for(tail.__anext__(), WAIT)
+
+    run(main())
+
+
+def test_a_read_error_is_raised_again_by_the_next_anext_not_a_hang(room):
+    async def main():
+        t = room.tail()
+        tail = agentbus.AsyncTail(t)
+        t.close()
+        for _ in range(2):
+            with pytest.raises(agentbus.InvalidArgument, match="closed"):
+                await asyncio.wait_for(tail.__anext__(), WAIT)
+        tail.close()
+
+    run(main())
+
+
+def test_a_tail_reused_on_a_second_event_loop_still_reads(room):
+    tail = agentbus.AsyncTail(room.tail())
+
+    async def one():
+        i = room.publish("E", "x", agent="py")
+        return i, (await tail.__anext__()).id
+
+    for _ in range(2):  # a second asyncio.run: the waiter thread serves the new loop
+        i, got = run(one())
+        assert got == i
+    tail.close()
+
+
+def test_breaking_out_of_async_for_loses_nothing_on_a_durable_tail(room):
+    tail = room.tail(durable_name="breaker", from_="earliest")
+    ids = [room.publish("E", str(i), agent="py") for i in range(10)]
+
+    async def first():
+        async for ev in tail:  # its waiter reads all 10 at once
+            return ev.id
+
+    assert run(first()) == ids[0]
+    assert tail.position == ids[1]
+    rest = tail.next_batch(256, timeout=WAIT)  # the 9 read ahead come back first
+    more = []
+    while len(rest) + len(more) < 9:
+        ev = tail.next(timeout=WAIT)
+        assert ev is not None
+        more.append(ev)
+    assert [e.id for e in rest + more] == ids[1:]
+    tail.close()
+
+
+def test_a_second_async_for_continues_where_the_first_broke_off(room):
+    tail = room.tail(from_="earliest")
+    ids = [room.publish("E", str(i), agent="py") for i in range(10)]
+
+    async def take(n):
+        got = []
+        async for ev in tail:
+            got.append(ev.id)
+            if len(got) == n:
+                return got
+
+    assert run(take(3)) == ids[:3]
+    assert run(take(7)) == ids[3:]
+
+
+def test_closing_an_async_tail_gives_its_read_ahead_back_to_the_tail(room):
+    t = room.tail(from_="earliest")
+    ids = [room.publish("E", str(i), agent="py") for i in range(5)]
+
+    async def main():
+        tail = agentbus.AsyncTail(t)
+        first = await asyncio.wait_for(tail.__anext__(), WAIT)
+        tail.close()
+        return first.id
+
+    assert run(main()) == ids[0]
+    assert [e.id for e in t.next_batch(256, timeout=WAIT)] == ids[1:]
+
+
+def test_unsubscribing_ends_the_task_awaiting_a_status_stream(room):
+    status = room.status()
+
+    async def main():
+        stream = status.subscribe()
+        waiting = asyncio.create_task(stream.__anext__())
+        await asyncio.sleep(0.05)  # let it block on the empty queue
+        stream.unsubscribe()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(waiting, WAIT)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(stream.__anext__(), WAIT)
+
+    run(main())
+    status.close()

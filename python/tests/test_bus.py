@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
 
 import agentbus
-from conftest import CLI, WAIT, cli
+from conftest import CLI, WAIT, cli, eventually
 
 
 def test_publish_returns_increasing_ids_and_recent_sees_them(room):
@@ -190,3 +192,75 @@ def test_timeouts_are_seconds_or_none(room):
     with pytest.raises(agentbus.InvalidArgument):
         tail.next(timeout=-1)
     assert tail.next(timeout=0) is None and tail.next(timeout=0.001) is None
+
+
+def test_a_huge_timeout_is_no_bound_not_an_overflow(room):
+    tail = room.tail()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(tail.next(timeout=1e10)))
+    reader.start()
+    reader.join(0.3)  # 1e10 s overflowed to a negative wait: next() returned None at once
+    assert reader.is_alive() and got == []
+    i = room.publish("LATE", "x", agent="py")
+    reader.join(WAIT)
+    assert not reader.is_alive() and [e.id for e in got] == [i]
+    with pytest.raises(OverflowError):
+        tail.next(timeout=10 ** 400)
+
+
+def test_publish_batch_keeps_its_items_alive_while_another_thread_empties_the_list(bus):
+    # A durable reader keeps the ring full, so the batch waits (GIL released) inside publish;
+    # meanwhile this thread empties the list and allocates strings of the same size over the
+    # freed ones. The batch must publish what it was given.
+    expected = [f"item-{i:04d}-" + "p" * 180 for i in range(40)]
+    for attempt in range(5):
+        published, ids = _publish_while_the_list_is_emptied(bus, f"gated-{attempt}/main")
+        if ids:  # else the list was emptied before the call took it (nothing published): again
+            assert [e.id for e in published] == ids
+            assert [e.payload for e in published] == expected
+            return
+    raise AssertionError("the list was never emptied while publish_batch waited")
+
+
+def _publish_while_the_list_is_emptied(bus, room_name):
+    gated = bus.room(room_name, ring_bytes=64 << 10, publish_timeout=WAIT)
+    filler = bus.room(room_name, publish_timeout=0.0)
+    gate = gated.tail(from_="earliest", durable_name="gate")
+    with pytest.raises(agentbus.BusFull):
+        for _ in range(10_000):
+            filler.publish("FILL", "f" * 512, agent="py")
+    items = [("ITEM", "".join(["item-", f"{i:04d}", "-", "p" * 180])) for i in range(40)]  # only the list holds them
+    result = {}
+
+    def publish():
+        result["ids"] = gated.publish_batch(items, agent="py")
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    assert eventually(lambda: publisher.ident is not None and _in_publish_batch(publisher.ident))
+    items.clear()
+    garbage = [("ITEM", "".join(["GARBAGE", f"{i:04d}", "z" * 180])) for i in range(400)]
+    published = []
+    while batch := gate.next_batch(256, timeout=0.0):  # let the batch in (it may come meanwhile)
+        published += [e for e in batch if e.type == "ITEM"]
+    publisher.join(WAIT)
+    assert not publisher.is_alive()
+    while result["ids"] and len(published) < len(result["ids"]):  # past the FILL events left
+        batch = gate.next_batch(256, timeout=WAIT)
+        assert batch, "the batch never arrived"
+        published += [e for e in batch if e.type == "ITEM"]
+    del garbage
+    gate.close()
+    gated.drop_reader("gate")
+    return published, result["ids"]
+
+
+def _in_publish_batch(ident) -> bool:
+    """Whether thread `ident` is inside its publish_batch call: its frame stands on the call
+    instruction while this thread runs, so the call has released the GIL."""
+    import dis
+    frame = sys._current_frames().get(ident)
+    if frame is None or frame.f_code.co_name != "publish":
+        return False
+    at = [i for i in dis.get_instructions(frame.f_code) if i.offset <= frame.f_lasti]
+    return bool(at) and at[-1].opname in ("CALL", "CALL_FUNCTION", "CALL_METHOD")

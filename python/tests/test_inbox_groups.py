@@ -55,3 +55,38 @@ def test_group_members_share_events_and_acks_clear_pending(room):
     assert a.pending() == [] and not a.ack(got[0])
     b.leave()
     a.leave()
+
+
+def test_one_group_handle_shared_by_a_reading_thread_and_an_acking_thread(room):
+    # The C++ handle is one-thread-at-a-time; the binding serialises calls on it (without the
+    # GIL), so a thread acking and listing pending while another reads loses and breaks nothing.
+    import time
+    group = room.group("shared", "m")
+    n = 200
+    delivered = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + WAIT
+
+    def reader():
+        # read() also returns None at once while the pending list is full: the acker catches up.
+        while len(delivered) < n and time.monotonic() < deadline:
+            d = group.read(timeout=0.05)
+            if d is not None:
+                with lock:
+                    delivered.append(d)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    ids = [room.publish("job", str(i), agent="ci") for i in range(n)]
+    acked = []
+    while len(acked) < n and time.monotonic() < deadline:
+        with lock:
+            todo = delivered[len(acked):]
+        for d in todo:
+            assert group.ack(d)
+            acked.append(d.event.id)
+        group.pending(10)  # interleaves with the reader's read slices
+    t.join(WAIT)
+    assert not t.is_alive()
+    assert acked == ids and group.pending() == []
+    group.leave()

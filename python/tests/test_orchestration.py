@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 import agentbus
-from conftest import kill_9, python_child, reaped
+from conftest import WAIT, kill_9, python_child, reaped
 
 
 def test_pipeline_of_python_agents(bus):
@@ -131,3 +131,68 @@ def test_a_python_driver_killed_with_kill_9_is_resumed_without_calling_finished_
     result = agentbus.resume(bus, agentbus.Pipeline(agents), "py-killed-1")
     assert (result.state, result.output, result.run_id) == ("completed", "second out", "py-killed-1")
     assert calls == ["second"]  # the first step's reply came from the journal
+
+
+@pytest.mark.parametrize("reply, field", [
+    ({"text": "x", "tool_calls": ["verdict"]}, "tool_calls[0] must be a dict"),
+    ({"text": "x", "tool_calls": [7]}, "tool_calls[0] must be a dict"),
+    ({"text": "x", "tool_calls": "verdict"}, "tool_calls must be a list"),
+    ({"text": "x", "tool_calls": [{"arguments": {}}]}, "tool_calls[0] has no name"),
+    ({"text": "x", "usage": 5}, "usage must be a dict"),
+    ({"text": "x", "usage": {"input_tokens": "many"}}, "usage.input_tokens must be an int"),
+    ({"text": "x", "usage": {"output_tokens": -1}}, "usage.output_tokens must be >= 0"),
+])
+def test_a_reply_field_of_the_wrong_type_fails_the_step_naming_the_field(bus, reply, field):
+    result = bus.run(agentbus.Pipeline([agentbus.Agent("typo", provider=lambda r: reply)]), "go")
+    assert result.state == "failed"
+    assert "typo" in result.error and field in result.error and "SystemError" not in result.error
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_keyboard_interrupt_in_a_provider_stops_the_run_and_is_raised(bus, stop):
+    calls = []
+
+    def interrupted(request):
+        calls.append(request["agent"]["id"])
+        raise stop()
+
+    def after(request):
+        calls.append(request["agent"]["id"])
+        return "should not run"
+
+    # Before, the interrupt was one more failed step: the run returned "failed" and Ctrl-C was
+    # swallowed.
+    loop = agentbus.Loop(agentbus.Agent("writer", provider=interrupted),
+                         [agentbus.Agent("critic", provider=after)], max_iterations=3)
+    with pytest.raises(stop):
+        bus.run(loop, "go", run_id=f"py-stop-{stop.__name__}")
+    assert calls == ["writer"]
+    journal = [e for e in bus.room(f"runs/py-stop-{stop.__name__}").recent(100) if e.type == "STEP_FAILED"]
+    assert journal and "interrupted" in journal[0].payload
+    # The next run of the same process is not affected.
+    assert bus.run(agentbus.Pipeline([agentbus.Agent("ok", provider=lambda r: "fine")]), "go").state == "completed"
+
+
+CTRL_C = r"""
+import sys, time, agentbus
+bus = agentbus.Bus(sys.argv[1], room="x/main")
+def slow(request):
+    print("calling", flush=True)
+    time.sleep(60)  # Ctrl-C lands here
+    return "too late"
+try:
+    result = bus.run(agentbus.Pipeline([agentbus.Agent("slow", provider=slow)]), "go", run_id="py-ctrl-c")
+    print("returned", result.state, flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_during_a_run_raises_keyboard_interrupt_from_run(bus_name, bus):
+    import signal
+    with reaped(python_child(CTRL_C, bus_name)) as child:
+        assert child.stdout.readline().strip() == "calling"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=WAIT)
+        assert out.strip() == "interrupted", err
+        assert child.returncode == 0

@@ -44,3 +44,25 @@ def test_lease_context_manager_holds_and_releases(bus_name, bus):
         assert again.resources == ["branch:main", "path:src/parser/lexer.cpp"]
     with pytest.raises(agentbus.BadName):
         bus.lease("path:../escape", agent="py")
+
+
+def test_renewing_one_lease_from_two_threads(bus):
+    import threading
+    with bus.lease("path:src/shared", agent="py", ttl=60) as lease:
+        errors = []
+
+        def renew():
+            try:
+                for _ in range(200):
+                    lease.renew(ttl=60)
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=renew) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10.0)
+        assert not any(t.is_alive() for t in threads) and errors == []
+        assert lease.owner == "py" and 0 < lease.info.expires_in <= 60
+
