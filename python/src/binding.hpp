@@ -78,6 +78,23 @@ inline void park_if_finalizing() {
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
+// The GIL released, as py::gil_scoped_release does, for every call into the bus that may wait.
+// A thread that takes it back once the interpreter is finalising is ended by Python with
+// pthread_exit; this destructor may throw, so that the forced unwind passes through (pybind11
+// lets it through to the thread's start) instead of ending the process in std::terminate.
+// (The waits of wait_released() park such a thread instead, so it does not even unwind; the
+// finalising thread itself must never park.)
+class GilReleased {
+ public:
+  GilReleased() : state_(PyEval_SaveThread()) {}
+  GilReleased(const GilReleased&) = delete;
+  GilReleased& operator=(const GilReleased&) = delete;
+  ~GilReleased() noexcept(false) { PyEval_RestoreThread(state_); }
+
+ private:
+  PyThreadState* state_;
+};
+
 // Waits in slices of at most `slice` with the GIL released, checking for signals (Ctrl-C)
 // between slices, until `step(remaining)` returns true or `total` runs out (nullopt: no bound).
 // `step` is called without the GIL and returns true when it has its result.
@@ -92,7 +109,7 @@ bool wait_released(Step&& step, std::optional<std::chrono::nanoseconds> total,
     const auto this_slice = std::max(std::chrono::nanoseconds(0), std::min(slice, left));
     bool done = false;
     {
-      py::gil_scoped_release unlocked;
+      GilReleased unlocked;
       done = step(this_slice);
       park_if_finalizing();
     }

@@ -37,7 +37,7 @@ EventId publish(Room& room, py::handle type, py::handle payload, py::handle agen
   options.reply_to = optional_id(reply_to, "reply_to");
   PublishResult r;
   {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     r = room.publish(type_v, agent_v, payload_v, options);
   }
   if (!r.ok()) throw_bus_full(room.name());
@@ -85,7 +85,7 @@ py::list publish_batch(Room& room, py::handle items, py::handle agent, py::handl
   ids.resize(events.size());
   PublishResult r;
   if (!events.empty()) {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     r = room.publish_batch(events, ids);
   }
   if (!r.ok()) throw_bus_full(room.name());
@@ -178,14 +178,14 @@ void bind_bus(py::module_& m) {
            [](Room& room, std::size_t n) {
              std::vector<Event> events;
              {
-               py::gil_scoped_release unlocked;
+               GilReleased unlocked;
                events = room.recent(n);
              }
              return events;
            },
            py::arg("n") = 10, "The newest n events still in the ring, oldest first.")
       .def("info", [](const Room& room) { return room_info_dict(room.info()); })
-      .def("drop_reader", &Room::drop_reader, py::arg("durable_name"), py::call_guard<py::gil_scoped_release>())
+      .def("drop_reader", &Room::drop_reader, py::arg("durable_name"), py::call_guard<GilReleased>())
       .def_property_readonly("bus_destroyed", &Room::bus_destroyed)
       .def("__repr__", [](const Room& r) { return "Room('" + r.name() + "')"; });
 
@@ -196,7 +196,7 @@ void bind_bus(py::module_& m) {
              o.create = create;
              o.segment_bytes = segment_bytes;
              o.max_rooms = max_rooms;
-             py::gil_scoped_release unlocked;  // may wait (bounded) for another creator
+             GilReleased unlocked;  // may wait (bounded) for another creator
              return Bus::open(o);
            }),
            py::arg("name") = py::none(), py::kw_only(), py::arg("create") = true,
@@ -212,12 +212,12 @@ void bind_bus(py::module_& m) {
              o.create = create;
              o.publish_timeout = seconds_to_ms(publish_timeout, "publish_timeout");
              const std::string_view n = text_view(name, "name");
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return bus.room(n, o);
            },
            py::arg("name"), py::kw_only(), py::arg("ring_bytes") = 1 << 20, py::arg("max_record_bytes") = 0,
            py::arg("create") = true, py::arg("publish_timeout") = 1.0)
-      .def("room_names", &Bus::room_names, py::call_guard<py::gil_scoped_release>())
+      .def("room_names", &Bus::room_names, py::call_guard<GilReleased>())
       .def("info",
            [](const Bus& bus) {
              const BusInfo info = bus.info();

@@ -24,7 +24,7 @@ struct GroupHandle {
   // Runs `call(group)` with the GIL released, holding busy.
   template <class Call>
   auto locked(Call&& call) {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     std::lock_guard lock(busy);
     return call(*group);
   }
@@ -62,7 +62,7 @@ void bind_groups(py::module_& m) {
              o.from = start.from;
              o.from_id = start.id;
              o.max_deliveries = max_deliveries;
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return std::make_unique<GroupHandle>(std::make_unique<ConsumerGroup>(std::move(room), group, member, o));
            }),
            py::arg("room"), py::arg("group"), py::arg("member"), py::kw_only(),

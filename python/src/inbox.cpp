@@ -39,7 +39,7 @@ void bind_inbox(py::module_& m) {
       .def(py::init([](Room room, bool create) {
              InboxOptions o;
              o.create = create;
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return std::make_unique<Inbox>(std::move(room), o);
            }),
            py::arg("room"), py::kw_only(), py::arg("create") = true)
@@ -48,7 +48,7 @@ void bind_inbox(py::module_& m) {
           [](Inbox& in, const std::string& to, const std::string& type, py::handle payload, const std::string& agent,
              std::optional<EventId> reply_to) {
             const std::string_view p = payload_view(payload);
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return in.send(agent, to, type, p, {.reply_to = reply_to});
           },
           py::arg("to"), py::arg("type"), py::arg("payload"), py::kw_only(), py::arg("agent"),
@@ -56,17 +56,17 @@ void bind_inbox(py::module_& m) {
       .def(
           "read",
           [](const Inbox& in, const std::string& agent, std::size_t max) {
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return in.read(agent, max);
           },
           py::arg("agent"), py::arg("max") = 100, "Messages after the agent's cursor, oldest first (not acked).")
-      .def("ack", &Inbox::ack, py::arg("agent"), py::arg("upto"), py::call_guard<py::gil_scoped_release>(), "Moves the cursor to seq `upto`; returns it.")
-      .def("cursor", &Inbox::cursor, py::arg("agent"), py::call_guard<py::gil_scoped_release>())
+      .def("ack", &Inbox::ack, py::arg("agent"), py::arg("upto"), py::call_guard<GilReleased>(), "Moves the cursor to seq `upto`; returns it.")
+      .def("cursor", &Inbox::cursor, py::arg("agent"), py::call_guard<GilReleased>())
       .def(
           "ask",
           [](Inbox& in, const std::string& to, const std::string& message, const std::string& agent, double timeout) {
             const auto t = seconds_to_ms(timeout, "timeout");
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return in.ask(agent, to, message, t);
           },
           py::arg("to"), py::arg("message"), py::kw_only(), py::arg("agent"), py::arg("timeout") = 60.0,
@@ -74,7 +74,7 @@ void bind_inbox(py::module_& m) {
       .def(
           "reply",
           [](Inbox& in, EventId ask_id, const std::string& message, const std::string& agent) {
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return in.reply(agent, ask_id, message);
           },
           py::arg("ask_id"), py::arg("message"), py::kw_only(), py::arg("agent"))

@@ -20,7 +20,7 @@ struct HeldLease {
   bool release() {
     if (released) return false;
     released = true;
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     return leases->release(info.id, info.owner);
   }
 };
@@ -69,7 +69,7 @@ void bind_leases(py::module_& m) {
             const std::string owner = l.info.owner;
             LeaseRenewal r;
             {
-              py::gil_scoped_release unlocked;
+              GilReleased unlocked;
               r = l.leases->renew(id, owner, t);
             }
             if (!r.ok()) throw Error(Errc::expired, r.reason);
@@ -85,7 +85,7 @@ void bind_leases(py::module_& m) {
              LeasesOptions o;
              o.capacity = capacity;
              o.create = create;
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return std::make_unique<Leases>(std::move(room), o);
            }),
            py::arg("room"), py::kw_only(), py::arg("capacity") = 256, py::arg("create") = true)
@@ -99,7 +99,7 @@ void bind_leases(py::module_& m) {
             o.session_pid = session_pid;
             LeaseAcquisition a;
             {
-              py::gil_scoped_release unlocked;
+              GilReleased unlocked;
               a = leases.acquire(agent, rs, purpose, o);
             }
             if (!a.ok()) throw Error(Errc::conflict, a.reason);
@@ -108,7 +108,7 @@ void bind_leases(py::module_& m) {
           py::arg("resources"), py::kw_only(), py::arg("agent"), py::arg("purpose") = "", py::arg("ttl") = 600.0,
           py::arg("session_pid") = 0, py::keep_alive<0, 1>(),
           "Takes all of the resources (a `kind:name` str or a list) or raises Conflict naming the holder.")
-      .def("list", &Leases::list, py::call_guard<py::gil_scoped_release>())
+      .def("list", &Leases::list, py::call_guard<GilReleased>())
       .def(
           "holder_of",
           [](const Leases& l, const std::string& resource) -> py::object {

@@ -213,7 +213,7 @@ PyRunResult run(Bus& bus, orch::Strategy& strategy, const std::string& input, py
   o.budget.max_tokens = max_tokens;
   PyRunResult out;
   try {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     out.result = orch::drive(bus, strategy, input, o, "{}", &out.run_id);
   } catch (...) {
     raise_interrupts(out.run_id);
@@ -227,7 +227,7 @@ PyRunResult resume(Bus& bus, orch::Strategy& strategy, const std::string& run_id
   PyRunResult out;
   out.run_id = run_id;
   try {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     out.result = orch::drive_resume(bus, strategy, run_id);
   } catch (...) {
     raise_interrupts(out.run_id);

@@ -20,7 +20,7 @@ struct Membership {
   bool leave() {
     if (left) return false;
     left = true;
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     return presence->leave(handle);
   }
 };
@@ -60,13 +60,13 @@ void bind_presence(py::module_& m) {
       .def_readonly("handle", &Membership::handle, "The qualified handle (handle-<session token>).")
       .def("refresh",
            [](Membership& s) {
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return s.presence->refresh(s.handle);
            })
       .def(
           "set_working_on",
           [](Membership& s, const std::string& w) {
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return s.presence->set_working_on(s.handle, w);
           },
           py::arg("working_on"))
@@ -80,7 +80,7 @@ void bind_presence(py::module_& m) {
              PresenceOptions o;
              o.capacity = capacity;
              o.create = create;
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return std::make_unique<Presence>(std::move(room), o);
            }),
            py::arg("room"), py::kw_only(), py::arg("capacity") = 256, py::arg("create") = true)
@@ -94,7 +94,7 @@ void bind_presence(py::module_& m) {
             Membership s;
             s.presence = &p;
             {
-              py::gil_scoped_release unlocked;
+              GilReleased unlocked;
               s.handle = p.join(handle, role, working_on, o);
             }
             return s;
@@ -104,12 +104,12 @@ void bind_presence(py::module_& m) {
           "Joins (or re-joins from this session) and returns a Membership; `with presence.join(...) as me:`.")
       .def("who",
            [](const Presence& p) {
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return p.who();
            })
-      .def("find", &Presence::find, py::arg("handle"), py::call_guard<py::gil_scoped_release>())
-      .def("refresh", &Presence::refresh, py::arg("handle"), py::call_guard<py::gil_scoped_release>())
-      .def("leave", &Presence::leave, py::arg("handle"), py::call_guard<py::gil_scoped_release>())
+      .def("find", &Presence::find, py::arg("handle"), py::call_guard<GilReleased>())
+      .def("refresh", &Presence::refresh, py::arg("handle"), py::call_guard<GilReleased>())
+      .def("leave", &Presence::leave, py::arg("handle"), py::call_guard<GilReleased>())
       .def_static("qualify", &Presence::qualify, py::arg("handle"), py::arg("session_pid") = 0);
 }
 

@@ -35,7 +35,7 @@ class PyStatusBus {
     if (!persist_path.is_none()) o.persist_path = py::str(persist_path);
     o.sync_timeout = seconds_to_ms(sync_timeout, "sync_timeout");
     {
-      py::gil_scoped_release unlocked;
+      GilReleased unlocked;
       bus_ = std::make_unique<StatusBus>(std::move(room), o);
     }
     std::lock_guard lock(g_open_mutex);
@@ -48,12 +48,12 @@ class PyStatusBus {
       std::lock_guard lock(g_open_mutex);
       g_open.erase(this);
     }
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     bus_.reset();
   }
 
   void close() {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     bus_->close();
   }
   StatusBus& bus() { return *bus_; }
@@ -79,7 +79,7 @@ class PySubscription {
   PySubscription& operator=(const PySubscription&) = delete;
   ~PySubscription() { unsubscribe(); }
   void unsubscribe() {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     sub_.unsubscribe();
   }
   [[nodiscard]] bool active() const noexcept { return sub_.active(); }
@@ -99,7 +99,7 @@ PostResult post(PyStatusBus& self, py::handle agent_id, py::handle action, py::h
   const std::string meta = metadata_text(metadata);
   const std::string_view a = text_view(agent_id, "agent_id"), act = text_view(action, "action"),
                          st = text_view(status, "status"), d = optional_text(detail);
-  py::gil_scoped_release unlocked;
+  GilReleased unlocked;
   return sync ? self.bus().post_sync(a, act, st, d, meta) : self.bus().post(a, act, st, d, meta);
 }
 
@@ -176,13 +176,13 @@ void bind_status(py::module_& m) {
               f.status = parse_status_level(s);
               if (!f.status) throw Error(Errc::invalid_argument, "unknown status '" + std::string(s) + "'");
             }
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return self.bus().recent(n, f);
           },
           py::arg("n") = 10, py::kw_only(), py::arg("agent_id") = py::none(), py::arg("status") = py::none())
       .def("recent_text", [](PyStatusBus& self, std::size_t n) { return self.bus().recent_text(n); }, py::arg("n") = 10,
-           py::call_guard<py::gil_scoped_release>())
-      .def("summary", [](PyStatusBus& self) { return self.bus().summary(); }, py::call_guard<py::gil_scoped_release>())
+           py::call_guard<GilReleased>())
+      .def("summary", [](PyStatusBus& self) { return self.bus().summary(); }, py::call_guard<GilReleased>())
       .def(
           "has_completed", [](PyStatusBus& self, py::handle a) { return self.bus().has_completed(optional_text(a)); },
           py::arg("agent_id") = py::none())
@@ -203,7 +203,7 @@ void bind_status(py::module_& m) {
               }
               if (!error.empty()) throw std::runtime_error(error);
             };
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return std::make_unique<PySubscription>(self.bus().subscribe(std::move(cb)));
           },
           py::arg("callback"), py::keep_alive<0, 1>())

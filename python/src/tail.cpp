@@ -36,7 +36,7 @@ class Tail {
     o.from_id = start.id;
     o.durable_name = durable_name.is_none() ? std::string() : std::string(text_view(durable_name, "durable_name"));
     iteration_timeout_ = optional_seconds(timeout, "timeout");
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     sub_.emplace(room.subscribe(o));
   }
 
@@ -105,7 +105,7 @@ class Tail {
 
   // These wait for `busy_` (another thread's read slice, up to 100 ms) without the GIL.
   EventId position() {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     std::lock_guard lock(busy_);
     Subscription& sub = live();
     return unread_.empty() ? sub.position() : unread_.front().id;
@@ -113,19 +113,19 @@ class Tail {
   // Gives back events this tail read but nobody consumed (agentbus._aio.AsyncTail): they are
   // delivered again, first, in id order. Dropped quietly once the tail is closed.
   void unread(std::vector<Event> events) {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     std::lock_guard lock(busy_);
     if (!sub_ || events.empty()) return;
     unread_.insert(unread_.end(), std::make_move_iterator(events.begin()), std::make_move_iterator(events.end()));
     std::stable_sort(unread_.begin(), unread_.end(), [](const Event& a, const Event& b) { return a.id < b.id; });
   }
   void commit(EventId up_to) {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     std::lock_guard lock(busy_);
     live().commit(up_to);
   }
   void close() {
-    py::gil_scoped_release unlocked;
+    GilReleased unlocked;
     std::lock_guard lock(busy_);
     if (sub_) sub_->close();
     sub_.reset();

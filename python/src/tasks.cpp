@@ -83,7 +83,7 @@ void bind_tasks(py::module_& m) {
              TaskBoardOptions o;
              o.task_capacity = capacity;
              o.create = create;
-             py::gil_scoped_release unlocked;
+             GilReleased unlocked;
              return std::make_unique<TaskBoard>(std::move(room), o);
            }),
            py::arg("room"), py::kw_only(), py::arg("capacity") = 1024, py::arg("create") = true)
@@ -94,12 +94,12 @@ void bind_tasks(py::module_& m) {
           },
           py::arg("type"), py::arg("description") = "", py::kw_only(), py::arg("produces") = "",
           py::arg("requires") = "", "Adds or updates a task type.")
-      .def("catalog", &TaskBoard::catalog, py::call_guard<py::gil_scoped_release>())
+      .def("catalog", &TaskBoard::catalog, py::call_guard<GilReleased>())
       .def(
           "post_task",
           [](TaskBoard& b, py::handle type, py::handle payload, py::handle agent) {
             const std::string_view t = text_view(type, "type"), p = payload_view(payload), a = text_view(agent, "agent");
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return b.post_task(t, a, p);
           },
           py::arg("type"), py::arg("payload"), py::kw_only(), py::arg("agent"),
@@ -107,7 +107,7 @@ void bind_tasks(py::module_& m) {
       .def(
           "open_tasks",
           [](TaskBoard& b, std::size_t n) {
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return b.open_tasks(n);
           },
           py::arg("n") = 100, "Tasks nobody holds, oldest first.")
@@ -120,7 +120,7 @@ void bind_tasks(py::module_& m) {
             o.session_pid = session_pid;
             Claim c;
             {
-              py::gil_scoped_release unlocked;
+              GilReleased unlocked;
               c = b.claim(id, a, o);
             }
             return claimed_token(c);
@@ -132,7 +132,7 @@ void bind_tasks(py::module_& m) {
           "renew",
           [](TaskBoard& b, EventId id, std::uint32_t token, double ttl) {
             const auto t = seconds_to_ms(ttl, "ttl");
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             b.renew(id, token, t);
           },
           py::arg("id"), py::arg("token"), py::kw_only(), py::arg("ttl") = 300.0)
@@ -140,7 +140,7 @@ void bind_tasks(py::module_& m) {
           "complete",
           [](TaskBoard& b, EventId id, std::uint32_t token, py::handle result) {
             const std::string_view r = payload_view(result);
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             return b.complete(id, token, r);
           },
           py::arg("id"), py::arg("token"), py::arg("result") = "",
@@ -148,12 +148,12 @@ void bind_tasks(py::module_& m) {
       .def(
           "release",
           [](TaskBoard& b, EventId id, std::uint32_t token) {
-            py::gil_scoped_release unlocked;
+            GilReleased unlocked;
             b.release(id, token);
           },
           py::arg("id"), py::arg("token"))
-      .def("state", &TaskBoard::state, py::arg("id"), py::call_guard<py::gil_scoped_release>(), "NotFound for an unknown id.")
-      .def("live_claims", &TaskBoard::live_claims, py::call_guard<py::gil_scoped_release>())
+      .def("state", &TaskBoard::state, py::arg("id"), py::call_guard<GilReleased>(), "NotFound for an unknown id.")
+      .def("live_claims", &TaskBoard::live_claims, py::call_guard<GilReleased>())
       .def("counters", [](const TaskBoard& b) {
         py::dict d;
         for (const Counter& c : counter_list(b.counters())) d[py::str(std::string(c.name))] = c.value;
