@@ -12,8 +12,8 @@ namespace {
 
 bool plain_ascii(unsigned char c) noexcept { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; }
 
-// The end of the run of plain_ascii bytes starting at `i`, eight bytes at a time: state and
-// transcript payloads are kilobytes of such text, and a byte loop was a fifth of a step's cost.
+// The end of the run of plain_ascii bytes starting at `i`, eight bytes at a time: transcripts,
+// provider output and conversation state are kilobytes of such text.
 std::size_t plain_run_end(std::string_view text, std::size_t i) noexcept {
   constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
