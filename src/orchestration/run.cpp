@@ -136,10 +136,12 @@ void add_delegation_results(Run& run, Run::Impl& impl, std::uint64_t step, const
     if (!impl.inbox) return;
     // The journal event must fit one record of the run room: results past that wait in the
     // inbox for the agent's next call, and a first one too long alone is cut to fit.
+    const std::vector<InboxMessage> pending = impl.inbox->read(agent, 64);
+    if (pending.empty() || pending.front().type != kTaskResultEvent) return;  // the usual step: no info() read
     const std::size_t room_left = impl.room.info().max_record_bytes;
     const std::size_t budget = room_left > kJournalHeadroom + 64 ? room_left - kJournalHeadroom : 64;
     std::string list = "[";
-    for (const InboxMessage& m : impl.inbox->read(agent, 64)) {
+    for (const InboxMessage& m : pending) {
       if (m.type != kTaskResultEvent) break;
       std::string quoted = util::json_string(m.payload);
       std::string text = m.payload;

@@ -322,6 +322,23 @@ TEST_F(orch_delegation, serialize_per_room_runs_one_delegation_of_a_room_at_a_ti
 // RoomKit delivers a delegation's result to the delegating agent; here it is in its inbox
 // (above) and in the prompt of its next call in the run, once, after which the inbox message
 // is acknowledged.
+namespace {
+
+// Run `run_id`: a Loop of the agent "lead" (provider `writer`) and a reviewer that always
+// asks for more work, for `iterations` rounds.
+RunResult drive_writer_loop(Bus& bus, const std::shared_ptr<ScriptedProvider>& writer, const std::string& run_id, int iterations) {
+  Agent lead_agent;
+  lead_agent.id = "lead";
+  lead_agent.role = "Writer";
+  lead_agent.provider = writer;
+  Loop loop(lead_agent, {scripted_agent("rev", std::vector<Reply>{Reply::say("needs work")})}, std::nullopt, iterations);
+  RunOptions o;
+  o.run_id = run_id;
+  return drive(bus, loop, "write it up", o);
+}
+
+}  // namespace
+
 TEST_F(orch_delegation, results_more_than_one_journal_record_holds_join_the_next_prompts_in_turn) {
   constexpr int kResults = 30;  // of ~4 KB each: more than one 64 KiB record of the run room
   auto writer = std::make_shared<ScriptedProvider>([&](const ProviderRequest& r) {
@@ -332,13 +349,7 @@ TEST_F(orch_delegation, results_more_than_one_journal_record_holds_join_the_next
     }
     return say("draft " + std::to_string(r.step));
   });
-  Agent lead_agent;
-  lead_agent.id = "lead";
-  lead_agent.provider = writer;
-  Loop loop(lead_agent, {scripted_agent("rev", std::vector<Reply>{Reply::say("needs work")})}, std::nullopt, 4);
-  RunOptions o;
-  o.run_id = "D2";
-  const RunResult result = drive(*bus, loop, "write it up", o);
+  const RunResult result = drive_writer_loop(*bus, writer, "D2", 4);
   ASSERT_EQ(result.state, RunState::completed) << result.error;
   std::vector<int> seen;
   std::vector<std::size_t> per_call;
@@ -374,14 +385,7 @@ TEST_F(orch_delegation, a_result_delegated_from_a_run_joins_the_delegators_next_
     Inbox inbox(bus->room("runs/D1"));
     return say(test::eventually([&] { return !inbox.read("lead").empty(); }, 10s) ? "draft 0" : "no result arrived");
   });
-  Agent lead_agent;
-  lead_agent.id = "lead";
-  lead_agent.role = "Writer";
-  lead_agent.provider = writer;
-  Loop loop(lead_agent, {scripted_agent("rev", std::vector<Reply>{Reply::say("needs work")})}, std::nullopt, 3);
-  RunOptions o;
-  o.run_id = "D1";
-  const RunResult result = drive(*bus, loop, "write it up", o);
+  const RunResult result = drive_writer_loop(*bus, writer, "D1", 3);
   EXPECT_EQ(result.output, "draft 4");
   const auto requests = writer->requests();
   ASSERT_EQ(requests.size(), 3u);
