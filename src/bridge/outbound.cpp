@@ -2,7 +2,6 @@
 
 #include "bridge/entry_codec.hpp"
 #include "bridge/presence_sync.hpp"
-#include "bridge/ship_script.hpp"
 #include "coord/task_arbiter.hpp"
 #include "shm/failpoint.hpp"
 
@@ -31,8 +30,7 @@ Outbound::Outbound(Room room, RoomStateRef state, ShipTarget target, OutboundSet
       settings_(std::move(settings)),
       link_(link),
       reader_(room_.subscribe(reader_options())),
-      spool_(settings_.spool_path, settings_.spool_max_bytes),
-      script_(std::string(kShipScript)) {
+      spool_(settings_.spool_path, settings_.spool_max_bytes) {
   spool_incarnation_ = target_.incarnation;  // a spool from before the mark: assume this bus's
   if (!spool_.empty()) {
     const std::vector<std::string> recs = spool_.read_all();
@@ -126,6 +124,7 @@ EventId Outbound::commit_limit(EventId wanted) {
 
 void Outbound::drop_connection(const std::exception& why) {
   conn_.reset();
+  cursor_.reset();  // batches sent may or may not have run: the next connection reads it again
   link_.lost(why.what());
 }
 
@@ -141,10 +140,10 @@ bool Outbound::drain_spool() {
   try {
     const std::span<const ShipEntry> all(entries);
     for (std::size_t at = 0; at < all.size(); at += settings_.batch_events) {
-      const ShipResult r = ship(*conn_, script_, target, all.subspan(at, std::min(settings_.batch_events, all.size() - at)));
+      const ShipResult r = ship(*conn_, *cursor_, target, all.subspan(at, std::min(settings_.batch_events, all.size() - at)));
       state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
     }
-  } catch (const Error& e) {  // connection lost or script refused: the spool stays, retried later
+  } catch (const Error& e) {  // connection lost or the batch refused: the spool stays, retried later
     drop_connection(e);
     return false;
   }
@@ -161,11 +160,11 @@ bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
   if (entries.empty()) return true;
   if (conn_ && spool_.empty()) {
     try {
-      const ShipResult r = ship(*conn_, script_, target_, entries);
+      const ShipResult r = ship(*conn_, *cursor_, target_, entries);
       state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
       shm::failpoint(shm::Failpoint::bridge_after_ship);
       return true;
-    } catch (const Error& e) {  // connection lost, or the script refused (ACL, OOM): spool, retry later
+    } catch (const Error& e) {  // connection lost, or the batch refused (ACL, OOM): spool, retry later
       drop_connection(e);
     }
   }
@@ -234,7 +233,7 @@ void Outbound::commit(EventId to) {
 bool Outbound::confirm_in_flight() {
   if (!in_flight_) return true;
   try {
-    const ShipResult r = receive_ship(*conn_, script_, target_);
+    const ShipResult r = receive_ship(*conn_, in_flight_->pending, target_);
     state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
     shm::failpoint(shm::Failpoint::bridge_after_ship);
   } catch (const Error& e) {
@@ -253,7 +252,7 @@ bool Outbound::confirm_in_flight() {
 // False when the connection went: everything sent is then unconfirmed, in order.
 bool Outbound::send_behind_in_flight(Batch& b) {
   try {
-    send_ship(*conn_, script_, target_, b.entries);
+    b.pending = send_ship(*conn_, *cursor_, target_, b.entries);
   } catch (const Error& e) {
     drop_connection(e);
   }
@@ -274,8 +273,22 @@ bool Outbound::send_behind_in_flight(Batch& b) {
   return false;
 }
 
-void Outbound::step(Retry& retry, Batch& b, bool& holding) {
+// Connects when there is no connection, and reads what Redis holds of the room before
+// anything is sent on it. False while there is none.
+bool Outbound::connected(Retry& retry) {
   if (!conn_) conn_ = link_.connect(retry);
+  if (!conn_ || cursor_) return conn_.has_value();
+  try {
+    cursor_ = read_cursor(*conn_, target_);
+  } catch (const Error& e) {  // connection lost, or a stream key of the wrong type: back off
+    drop_connection(e);
+    retry.failed();
+  }
+  return conn_.has_value();
+}
+
+void Outbound::step(Retry& retry, Batch& b, bool& holding) {
+  (void)connected(retry);
   if (conn_ && !spool_.empty() && !drain_spool()) {
     retry.failed();  // Redis refused the spool (or went): back off, never reconnect in a tight loop
     return;

@@ -1,9 +1,9 @@
 // Outbound: one mirrored room's events into Redis, exactly once (docs/bridge.md).
 //
 // A durable reader with explicit commit reads the room; each batch of this host's events is
-// shipped by the ship script, or, while Redis is away, appended to the room's spool and
+// shipped in one MULTI/EXEC with the room's checkpoint, or, while Redis is away, appended to the room's spool and
 // fsynced; only then does the reader commit past it. On restart everything after the cursor
-// is read again, and the script drops what Redis already has: nothing lost, nothing twice.
+// is read again, and the checkpoint says what Redis already has: nothing lost, nothing twice.
 // Imported events are not shipped back; the reader also waits, before committing past one,
 // until the inbound side has recorded it (its in-checkpoint), so that a restart can find it.
 #pragma once
@@ -46,9 +46,11 @@ class Outbound {
     std::vector<ShipEntry> entries;
     EventId commit_to = 0;  // the reader may commit up to here once the entries are safe
     bool complete = false;  // read_batch() finished it (an exception did not cut it short)
+    PendingShip pending{};  // once sent: the replies to read
   };
   static SubscribeOptions reader_options();
   void step(Retry& retry, Batch& b, bool& holding);
+  bool connected(Retry& retry);
   void read_batch(Batch& b, std::chrono::milliseconds wait);
   std::optional<ShipEntry> entry_for(const EventView& e);
   EntryOrigin origin_of_reply(EventId reply_to);
@@ -74,14 +76,14 @@ class Outbound {
   // anything of the new one, so that its ids do not set the new incarnation's checkpoint.
   std::string spool_incarnation_;
   bool spool_marked_ = false;  // the first record is the incarnation, not an entry
-  RedisScript script_;
   std::optional<RedisConnection> conn_;
+  std::optional<ShipCursor> cursor_;  // known on a connection once read_cursor() ran
   // Imported events the reader has passed, by local id: what a local reply to one names.
   std::unordered_map<EventId, EntryOrigin> imported_;
   std::deque<EventId> unrecorded_;  // imported events read but not yet in the in-checkpoint
   EventId committed_ = 0;
-  // The batch whose ship script was sent and whose reply is not read yet: the next batch is
-  // read and sent before it is confirmed, so that Redis runs one script while the bridge
+  // The batch whose transaction was sent and whose replies are not read yet: the next batch is
+  // read and sent before it is confirmed, so that Redis runs one batch while the bridge
   // encodes the next. After a lost connection neither is known to be in Redis: `unconfirmed_`
   // holds them (in order) until they are shipped again or spooled.
   std::optional<Batch> in_flight_;

@@ -63,60 +63,105 @@ std::optional<ShipEntry> parse_ship_entry(std::string_view in) {
 
 namespace {
 
-// The script's arguments. The fields are views into the batch; only the numbers are made
-// here, in `numbers`, sized up front so that the views into it stay valid.
-struct ShipArgs {
-  std::vector<std::string> numbers;
-  std::vector<std::string_view> views;
-  ShipArgs(const ShipTarget& target, std::span<const ShipEntry> batch) {
-    numbers.reserve(3 + 2 * batch.size());
-    views.push_back(target.incarnation);
-    number(std::to_string(target.maxlen));
-    number(std::to_string(target.ttl_ms));
-    number(std::to_string(batch.size()));
-    for (const ShipEntry& e : batch) {
-      number(id20(e.local_id));
-      number(std::to_string(e.fields.size() / 2));
-      views.insert(views.end(), e.fields.begin(), e.fields.end());
-    }
-  }
-  void number(std::string text) { views.push_back(numbers.emplace_back(std::move(text))); }
-};
+std::string checkpoint_value(std::string_view incarnation, EventId last) {
+  return std::string(incarnation) + ":" + id20(last);
+}
 
-ShipResult ship_result(const RedisReply& r, const ShipTarget& target) {
-  if (r.is_error())
-    throw Error(Errc::system, "Redis refused the ship script for " + target.stream_key + ": " +
-                                  std::string(r.error().value_or("")));
-  const std::optional<long long> added = r.at(0).integer();
-  const std::optional<std::string_view> last = r.at(1).string();
-  if (!added || !last) throw Error(Errc::system, "the ship script answered " + r.describe());
-  return {static_cast<std::uint64_t>(*added), last->empty() ? 0 : parse_id(*last).value_or(0)};
+// "<incarnation>:<digits>"; anything else (a key another tool wrote) counts as no checkpoint.
+ShipCursor parse_checkpoint(std::string_view value) {
+  const std::size_t colon = value.rfind(':');
+  if (colon == std::string_view::npos) return {};
+  const std::optional<EventId> id = parse_id(value.substr(colon + 1));
+  if (!id) return {};
+  return {std::string(value.substr(0, colon)), *id};
+}
+
+std::string refused(const ShipTarget& target, std::string_view why) {
+  return "Redis refused the batch for " + target.stream_key + ": " + std::string(why);
 }
 
 }  // namespace
 
-ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target,
-                std::span<const ShipEntry> batch) {
-  const ShipArgs args(target, batch);
-  const std::string_view keys[] = {target.stream_key, target.checkpoint_key};
-  return ship_result(conn.eval(script, keys, args.views), target);
+std::span<const ShipEntry> ShipCursor::unshipped(std::span<const ShipEntry> batch, std::string_view inc) const {
+  if (incarnation != inc) return batch;
+  std::size_t first = 0;
+  while (first < batch.size() && batch[first].local_id <= last) ++first;
+  return batch.subspan(first);
 }
 
-void send_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target, std::span<const ShipEntry> batch) {
-  const ShipArgs args(target, batch);
-  const std::string_view keys[] = {target.stream_key, target.checkpoint_key};
-  conn.append_eval(script, keys, args.views);
+ShipCursor read_cursor(RedisConnection& conn, const ShipTarget& target) {
+  const RedisReply type = conn.command({"TYPE", target.stream_key});
+  const std::optional<std::string_view> kind = type.status();
+  if (!kind) throw Error(Errc::system, "TYPE " + target.stream_key + " answered " + type.describe());
+  if (*kind != "stream" && *kind != "none")
+    throw Error(Errc::system, target.stream_key + " holds a " + std::string(*kind) +
+                                  ", not a stream: the room's events cannot be added (delete or rename the key)");
+  const RedisReply cp = conn.command({"GET", target.checkpoint_key});
+  if (cp.is_nil()) return {};
+  const std::optional<std::string_view> value = cp.string();
+  if (!value) throw Error(Errc::system, "GET " + target.checkpoint_key + " answered " + cp.describe());
+  return parse_checkpoint(*value);
 }
 
-ShipResult receive_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target) {
-  const RedisReply r = conn.read_reply();
-  // Redis forgot the script (SCRIPT FLUSH): the batch was not run; load it again for the next
-  // call and report the batch as not confirmed, so that it is shipped again.
-  if (const auto error = r.error(); error && error->starts_with("NOSCRIPT")) {
-    script.sha.clear();
-    throw Error(Errc::system, "Redis forgot the ship script (" + std::string(*error) + ")");
+PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch) {
+  const std::span<const ShipEntry> fresh = cursor.unshipped(batch, target.incarnation);
+  PendingShip p;
+  if (fresh.empty()) {
+    p.checkpoint = cursor.last;
+    return p;
   }
-  return ship_result(r, target);
+  p.restore = cursor.incarnation.empty() ? "" : checkpoint_value(cursor.incarnation, cursor.last);
+  const std::string maxlen = std::to_string(target.maxlen), ttl = std::to_string(target.ttl_ms);
+  conn.append({"MULTI"});
+  std::vector<std::string_view> xadd;
+  for (const ShipEntry& e : fresh) {
+    xadd.assign({"XADD", target.stream_key, "MAXLEN", "~", maxlen, "*"});
+    xadd.insert(xadd.end(), e.fields.begin(), e.fields.end());
+    conn.append(xadd);
+  }
+  conn.append({"SET", target.checkpoint_key, checkpoint_value(target.incarnation, fresh.back().local_id)});
+  p.replies = fresh.size() + 3;
+  if (target.ttl_ms > 0) {
+    conn.append({"PEXPIRE", target.stream_key, ttl});
+    conn.append({"PEXPIRE", target.checkpoint_key, ttl});
+    p.replies += 2;
+  }
+  conn.append({"EXEC"});
+  p.added = fresh.size();
+  p.checkpoint = fresh.back().local_id;
+  cursor = ShipCursor{target.incarnation, p.checkpoint};
+  return p;
+}
+
+ShipResult receive_ship(RedisConnection& conn, const PendingShip& p, const ShipTarget& target) {
+  if (p.replies == 0) return {0, p.checkpoint};
+  std::optional<std::string> queue_error;  // a command Redis would not queue (ACL, OOM): EXEC aborts
+  for (std::size_t i = 0; i + 1 < p.replies; ++i) {
+    const RedisReply r = conn.read_reply();
+    if (const auto e = r.error(); e && !queue_error) queue_error = std::string(*e);
+  }
+  const RedisReply exec = conn.read_reply();
+  if (const auto e = exec.error()) throw Error(Errc::system, refused(target, queue_error.value_or(std::string(*e))));
+  if (exec.kind() != ReplyKind::array || exec.size() != p.replies - 2)
+    throw Error(Errc::system, "EXEC of the batch for " + target.stream_key + " answered " + exec.describe());
+  for (std::size_t i = 0; i < exec.size(); ++i) {
+    const std::optional<std::string_view> e = exec.at(i).error();
+    if (!e) continue;
+    // Queued but failed when run (the key changed type after read_cursor looked): the
+    // checkpoint moved past entries Redis does not hold. Put it back before anything else can
+    // be lost; what was pipelined behind is read and discarded, and all of it goes again.
+    const std::string why = refused(target, *e);
+    while (conn.pending() > 0) (void)conn.read_reply();
+    if (p.restore.empty()) (void)conn.command({"DEL", target.checkpoint_key});
+    else (void)conn.command({"SET", target.checkpoint_key, p.restore});
+    throw Error(Errc::system, why + " (the checkpoint was put back)");
+  }
+  return {p.added, p.checkpoint};
+}
+
+ShipResult ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch) {
+  const PendingShip p = send_ship(conn, cursor, target, batch);
+  return receive_ship(conn, p, target);
 }
 
 }  // namespace agentbus::bridge

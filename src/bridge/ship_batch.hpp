@@ -1,8 +1,8 @@
 // A batch of a room's events on its way to Redis, and the one call that puts it there.
 //
 // Each entry is its local id and the XADD fields (entry_codec.hpp). The same batch goes to the
-// spool when Redis is away (serialise / parse) and through the ship script when it is back;
-// the script skips what an earlier attempt already added, so shipping twice adds once.
+// spool when Redis is away (serialise / parse) and through one MULTI/EXEC when it is back;
+// the room's checkpoint says what an earlier attempt already added, so shipping twice adds once.
 #pragma once
 
 #include "bridge/redis_connection.hpp"
@@ -36,21 +36,46 @@ struct ShipTarget {
   std::uint64_t ttl_ms = 48ull * 3600 * 1000;
 };
 
+// What Redis holds of a room for this host: its checkpoint "<incarnation>:<local id>". Read
+// once per connection; after that the bridge is the key's only writer (one bridge per bus),
+// so it follows the key by itself, batch by batch.
+struct ShipCursor {
+  std::string incarnation;  // empty: no checkpoint yet
+  EventId last = 0;
+  // The entries of `batch` (ascending ids) that Redis does not hold yet for `incarnation`.
+  [[nodiscard]] std::span<const ShipEntry> unshipped(std::span<const ShipEntry> batch, std::string_view incarnation) const;
+};
+
+// GET of the checkpoint, and TYPE of the stream, on a connection with nothing pipelined.
+// Throws Error{system} when the stream key holds something else than a stream (the entries
+// could not be added, and the batch would be retried for ever; better said at once).
+[[nodiscard]] ShipCursor read_cursor(RedisConnection& conn, const ShipTarget& target);
+
 struct ShipResult {
   std::uint64_t added = 0;     // entries new to Redis (the rest were there already)
   EventId checkpoint = 0;      // the newest local id Redis holds for this host
 };
 
-// Runs the ship script. Throws RedisDisconnected when the connection goes (nothing is known
-// about the batch then: ship it again), Error{system} when Redis refuses the script.
-ShipResult ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target,
-                std::span<const ShipEntry> batch);
+// A batch's transaction sent on the connection, its replies not read yet.
+struct PendingShip {
+  std::size_t replies = 0;     // 0: nothing was new, nothing was sent
+  std::uint64_t added = 0;
+  EventId checkpoint = 0;
+  std::string restore;         // the checkpoint's value before it ("": there was none)
+};
 
-// ship() in two halves, so that the next batch can be sent before this one's reply is read:
-// the calls run in order on one connection, and the script skips what the checkpoint covers,
-// so a pipeline keeps exactly-once. receive_ship() reads the oldest pending reply.
-void send_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target, std::span<const ShipEntry> batch);
-ShipResult receive_ship(RedisConnection& conn, RedisScript& script, const ShipTarget& target);
+// Adds the batch's new entries and moves the checkpoint past them in one MULTI/EXEC, which
+// Redis applies whole or not at all (and writes to its AOF as one unit). Entries the cursor
+// covers are dropped first: a retry after a crash or a lost reply adds nothing twice.
+// Throws RedisDisconnected when the connection goes (nothing is known about the batch then:
+// read the cursor again on the next connection and ship it again), Error{system} when Redis
+// refuses the transaction.
+ShipResult ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch);
 
+// ship() in two halves, so that the next batch can be sent before this one's replies are read:
+// transactions run in order on one connection, and each moves the cursor as it is sent, so a
+// pipeline keeps exactly-once. receive_ship() reads the oldest pending transaction's replies.
+PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch);
+ShipResult receive_ship(RedisConnection& conn, const PendingShip& pending, const ShipTarget& target);
 
 }  // namespace agentbus::bridge

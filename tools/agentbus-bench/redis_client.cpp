@@ -1,6 +1,7 @@
 #include "redis_client.hpp"
 
 #include <stdexcept>
+#include <vector>
 
 namespace bench {
 
@@ -29,6 +30,18 @@ void RedisClient::check(const Reply& r) const {
 
 void PipelinedXadd::add(std::span<const std::byte> payload) {
   redisAppendCommand(client_.get(), "XADD %s * p %b", key_.c_str(), payload.data(), payload.size());
+  if (++pending_ == depth_) flush();
+}
+
+void PipelinedXadd::add_entry(std::uint64_t maxlen, std::span<const std::string_view> fields) {
+  const std::string cap = std::to_string(maxlen);
+  std::vector<const char*> argv = {"XADD", key_.c_str(), "MAXLEN", "~", cap.c_str(), "*"};
+  std::vector<std::size_t> lens = {4, key_.size(), 6, 1, cap.size(), 1};
+  for (const std::string_view f : fields) {
+    argv.push_back(f.data());
+    lens.push_back(f.size());
+  }
+  redisAppendCommandArgv(client_.get(), static_cast<int>(argv.size()), argv.data(), lens.data());
   if (++pending_ == depth_) flush();
 }
 

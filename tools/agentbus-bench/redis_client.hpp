@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace bench {
 
@@ -48,6 +49,8 @@ class PipelinedXadd {
  public:
   PipelinedXadd(RedisClient& client, std::string key, int depth) : client_(client), key_(std::move(key)), depth_(depth) {}
   void add(std::span<const std::byte> payload);
+  // XADD <key> MAXLEN ~ <maxlen> * followed by `fields` (name, value, name, value...).
+  void add_entry(std::uint64_t maxlen, std::span<const std::string_view> fields);
   void flush();  // reads every outstanding reply
 
  private:
