@@ -90,10 +90,10 @@ std::optional<ShipEntry> Outbound::entry_for(const EventView& e) {
   return ShipEntry{e.id, encode_entry(std::move(s))};
 }
 
-// Up to batch_events events, after waiting up to `wait` for the first.
-void Outbound::read_batch(Batch& b, std::chrono::milliseconds wait) {
+// Up to `max` events, after waiting up to `wait` for the first.
+void Outbound::read_batch(Batch& b, std::chrono::milliseconds wait, std::size_t max) {
   b.entries.clear();
-  for (std::size_t n = 0; n < settings_.batch_events; ++n) {
+  for (std::size_t n = 0; n < max; ++n) {
     const ReadResult r = reader_.next(n == 0 ? std::chrono::nanoseconds(wait) : 0ns);
     if (r.status == ReadStatus::timeout) break;
     // A board made before this batch's first event is seen here, so that its first task is marked.
@@ -312,7 +312,9 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
   }
   if (!holding) {
     b.complete = false;
-    read_batch(b, in_flight_ ? 0ms : 100ms);
+    // Into the spool, a batch costs one fdatasync however small it is: take what the ring
+    // holds, up to spool_batch_events, so that the disk's sync rate does not cap the room's.
+    read_batch(b, in_flight_ ? 0ms : 100ms, conn_ ? settings_.batch_events : settings_.spool_batch_events);
     b.complete = true;
   }
   if (!holding && conn_ && spool_.empty() && !b.entries.empty()) {

@@ -30,7 +30,8 @@ struct OutboundSettings {
   std::string host_id{};
   std::string spool_path{};
   std::uint64_t spool_max_bytes = 256ull << 20;
-  std::size_t batch_events = 256;
+  std::size_t batch_events = 256;         // per transaction into Redis
+  std::size_t spool_batch_events = 8192;  // per fdatasync into the spool, while Redis is away
   std::string key_prefix{};  // the room's Redis prefix (presence keys)
 };
 
@@ -51,7 +52,7 @@ class Outbound {
   static SubscribeOptions reader_options();
   void step(Retry& retry, Batch& b, bool& holding);
   bool connected(Retry& retry);
-  void read_batch(Batch& b, std::chrono::milliseconds wait);
+  void read_batch(Batch& b, std::chrono::milliseconds wait, std::size_t max);
   std::optional<ShipEntry> entry_for(const EventView& e);
   EntryOrigin origin_of_reply(EventId reply_to);
   bool recorded_by_inbound(EventId id) const;
