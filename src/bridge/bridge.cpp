@@ -127,7 +127,7 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
       spool_dir);
 
   Link link(o.redis, o.connect_timeout, bus_state, log);
-  Inbound inbound(host, link);
+  Inbound inbound(host, link, o.awake);
   ClaimArbiter arbiter(host, link, static_cast<std::uint64_t>(o.stream_ttl.count()));
   std::map<std::string, RunningRoom> rooms;
   std::thread in_thread, arbiter_thread;
@@ -176,7 +176,7 @@ void run_bridge(const BridgeOptions& o, const std::atomic<bool>& stop) {
         target.incarnation = incarnation;
         const std::string key = target.stream_key;
         OutboundSettings settings{.host_id = host, .spool_path = spool_file(spool_dir, name),
-                                  .spool_max_bytes = o.spool_max_bytes, .key_prefix = room_key_prefix(name)};
+                                  .spool_max_bytes = o.spool_max_bytes, .key_prefix = room_key_prefix(name), .awake = o.awake};
         auto out = std::make_unique<Outbound>(room, state, std::move(target), std::move(settings), link);
         inbound.add_room(room, state, key);
         arbiter.add_room(room, state, room_key_prefix(name));

@@ -25,7 +25,8 @@ constexpr std::size_t kMaxBatch = 64;  // entries per publish_batch (kept well u
 
 }  // namespace
 
-Inbound::Inbound(std::string host_id, Link& link) : host_(std::move(host_id)), link_(link) {}
+Inbound::Inbound(std::string host_id, Link& link, std::chrono::microseconds awake)
+    : host_(std::move(host_id)), link_(link), awake_(awake) {}
 
 void Inbound::add_room(Room room, RoomStateRef state, std::string stream_key) {
   auto m = std::make_unique<Mirror>(Mirror{std::move(room), state, std::move(stream_key), {}, 0, {}, 0, {}, {}, {}, {}, {}, false});
@@ -329,6 +330,7 @@ void Inbound::run(const std::atomic<bool>& stop) {
         continue;
       }
       conn->set_command_timeout(kBlock + link_.timeout());
+      conn->set_awake(awake_);
     }
     try {
       if (std::chrono::steady_clock::now() >= presence_due_) {

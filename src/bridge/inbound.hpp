@@ -34,7 +34,8 @@ namespace agentbus::bridge {
 
 class Inbound {
  public:
-  Inbound(std::string host_id, Link& link);
+  // `awake`: how long each XREAD watches for its reply before sleeping (BridgeOptions::awake).
+  Inbound(std::string host_id, Link& link, std::chrono::microseconds awake);
 
   // Starts importing `stream_key` into `room`, after the last entry it holds (see above).
   void add_room(Room room, RoomStateRef state, std::string stream_key);
@@ -84,6 +85,7 @@ class Inbound {
 
   std::string host_;
   Link& link_;
+  std::chrono::microseconds awake_;
   std::mutex mutex_;  // guards mirrors_ against add_room from the bridge's main thread
   std::vector<std::unique_ptr<Mirror>> mirrors_;
   const std::atomic<bool>* stop_ = nullptr;

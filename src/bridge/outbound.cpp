@@ -50,8 +50,10 @@ void Outbound::note_spool() {
   state_->spool_bytes.store(spool_.bytes(), std::memory_order_relaxed);
 }
 
-SubscribeOptions Outbound::reader_options() {
-  return {.from = StartFrom::earliest, .wait = WaitStrategy::block, .durable_name = kReaderName, .explicit_commit = true};
+SubscribeOptions Outbound::reader_options() const {
+  SubscribeOptions o{.from = StartFrom::earliest, .wait = WaitStrategy::block, .durable_name = kReaderName, .explicit_commit = true};
+  o.yield_before_block = settings_.awake;
+  return o;
 }
 
 // Recorded: the in-checkpoint covers it, or no import is in flight, so that every import of

@@ -33,6 +33,7 @@ struct OutboundSettings {
   std::size_t batch_events = 256;         // per transaction into Redis
   std::size_t spool_batch_events = 8192;  // per fdatasync into the spool, while Redis is away
   std::string key_prefix{};  // the room's Redis prefix (presence keys)
+  std::chrono::microseconds awake{0};  // the reader's wait before it sleeps (BridgeOptions::awake)
 };
 
 class Outbound {
@@ -49,7 +50,7 @@ class Outbound {
     bool complete = false;  // read_batch() finished it (an exception did not cut it short)
     PendingShip pending{};  // once sent: the replies to read
   };
-  static SubscribeOptions reader_options();
+  [[nodiscard]] SubscribeOptions reader_options() const;
   void step(Retry& retry, Batch& b, bool& holding);
   bool connected(Retry& retry);
   void read_batch(Batch& b, std::chrono::milliseconds wait, std::size_t max);

@@ -3,6 +3,9 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <poll.h>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -122,9 +125,29 @@ RedisReply RedisConnection::command(std::span<const std::string_view> argv) {
                 "a Redis command while " + std::to_string(pending_) + " pipelined replies are unread");
   if (argv.empty()) throw Error(Errc::invalid_argument, "an empty Redis command");
   Argv a(argv);
-  void* raw = redisCommandArgv(context_, a.count(), a.data.data(), a.lengths.data());
-  if (raw == nullptr) fail(argv.front());
+  if (awake_.count() == 0) {
+    void* raw = redisCommandArgv(context_, a.count(), a.data.data(), a.lengths.data());
+    if (raw == nullptr) fail(argv.front());
+    return RedisReply(static_cast<redisReply*>(raw));
+  }
+  if (redisAppendCommandArgv(context_, a.count(), a.data.data(), a.lengths.data()) != REDIS_OK) fail(argv.front());
+  for (int done = 0; !done;)
+    if (redisBufferWrite(context_, &done) != REDIS_OK) fail(argv.front());
+  await_reply(argv.front());
+  void* raw = nullptr;
+  if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) fail(argv.front());
   return RedisReply(static_cast<redisReply*>(raw));
+}
+
+void RedisConnection::await_reply(std::string_view doing) {
+  const auto until = std::chrono::steady_clock::now() + awake_;
+  pollfd p{context_->fd, POLLIN, 0};
+  for (;;) {
+    const int n = ::poll(&p, 1, 0);
+    if (n < 0 && errno != EINTR) fail(doing);
+    if (n > 0 || std::chrono::steady_clock::now() >= until) return;  // readable, or sleep in the read
+    std::this_thread::yield();
+  }
 }
 
 void RedisConnection::append(std::span<const std::string_view> argv) {

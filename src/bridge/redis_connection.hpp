@@ -74,6 +74,10 @@ class RedisConnection {
   // A longer bound for one blocking command (XREAD BLOCK ms needs more than ms).
   void set_command_timeout(std::chrono::milliseconds timeout);
 
+  // How long command() watches the socket for the reply, yielding the CPU between looks,
+  // before it sleeps in the read: a reply that comes within it costs no wake-up. 0: none.
+  void set_awake(std::chrono::microseconds awake) noexcept { awake_ = awake; }
+
   [[nodiscard]] bool lost() const noexcept { return lost_; }
   [[nodiscard]] const RedisTarget& target() const noexcept { return target_; }
 
@@ -82,11 +86,13 @@ class RedisConnection {
   [[noreturn]] void fail(std::string_view doing);
   void check_usable();
   void load(RedisScript& script);
+  void await_reply(std::string_view doing);
 
   redisContext* context_ = nullptr;
   RedisTarget target_;
   std::chrono::milliseconds timeout_{};
   std::size_t pending_ = 0;
+  std::chrono::microseconds awake_{0};
   bool lost_ = false;
 };
 

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <unistd.h>
 
 namespace agentbus::bridge {
@@ -254,6 +255,29 @@ TEST(RedisConnection, NoAnswerWithinTheTimeoutIsLost) {
   c.set_command_timeout(100ms);
   const std::string message =
       thrown<RedisDisconnected>([&] { (void)c.command({"BLPOP", "nothing", "5"}); });
+  EXPECT_NE(message.find("no answer within 100 ms"), std::string::npos) << message;
+}
+
+TEST(RedisConnection, AnAwakeConnectionTakesQuickAndLateRepliesAlike) {
+  RedisServer server;
+  ASSERT_TRUE(server.start()) << server.why();
+  RedisConnection c = RedisConnection::connect(local(server.port()), kTimeout);
+  c.set_awake(200us);
+  EXPECT_EQ(c.command({"SET", "k", "v"}).status(), "OK");  // within the window
+  EXPECT_EQ(c.command({"GET", "k"}).string(), "v");
+  // A reply that comes after the window is read by the sleeping read, not lost.
+  std::thread writer([port = server.port()] {
+    RedisConnection w = RedisConnection::connect(local(port), kTimeout);
+    std::this_thread::sleep_for(50ms);
+    (void)w.command({"RPUSH", "q", "late"});
+  });
+  const RedisReply r = c.command({"BLPOP", "q", "5"});
+  writer.join();
+  ASSERT_EQ(r.size(), 2u) << r.describe();
+  EXPECT_EQ(r.at(1).string(), "late");
+  // The command timeout still holds.
+  c.set_command_timeout(100ms);
+  const std::string message = thrown<RedisDisconnected>([&] { (void)c.command({"BLPOP", "nothing", "5"}); });
   EXPECT_NE(message.find("no answer within 100 ms"), std::string::npos) << message;
 }
 

@@ -34,6 +34,7 @@ struct RunArgs {
   std::uint64_t spool_max_mib = 256;
   std::uint64_t maxlen = 10000;
   std::uint64_t ttl_hours = 48;
+  std::uint64_t awake_us = 200;
 };
 
 int run(const RunArgs& a) {
@@ -48,6 +49,7 @@ int run(const RunArgs& a) {
   o.spool_max_bytes = a.spool_max_mib << 20;
   o.stream_maxlen = a.maxlen;
   o.stream_ttl = std::chrono::hours(a.ttl_hours);
+  o.awake = std::chrono::microseconds(a.awake_us);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   run_bridge(o, g_stop);
@@ -153,6 +155,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--spool-max", a.spool_max_mib, "Spool limit per room, MiB")->capture_default_str();
   run_cmd->add_option("--maxlen", a.maxlen, "Stream length kept (XADD MAXLEN ~)")->capture_default_str();
   run_cmd->add_option("--ttl-hours", a.ttl_hours, "Stream expiry after its last event, hours")->capture_default_str();
+  run_cmd->add_option("--awake-us", a.awake_us,
+                      "After an event, how long to keep looking for the next one before sleeping, us "
+                      "(lower latency for a little CPU; 0: sleep at once)")
+      ->capture_default_str();
 
   std::string status_bus = Bus::default_name();
   bool json = false;

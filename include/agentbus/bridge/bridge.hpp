@@ -31,6 +31,10 @@ struct BridgeOptions {
   std::uint64_t stream_maxlen = 10000;   // XADD MAXLEN ~, as agentroom
   std::chrono::milliseconds stream_ttl = std::chrono::hours(48);
   std::chrono::milliseconds connect_timeout{2000};
+  // After an event, how long the bridge keeps looking for the next one (yielding the CPU
+  // between looks) before it sleeps: an event inside the window costs no wake-up, which on a
+  // VM whose other CPU has gone idle is tens of microseconds per hop. 0: sleep at once.
+  std::chrono::microseconds awake{200};
   std::function<void(std::string_view)> log;  // one line per state change; null: stderr
 };
 
