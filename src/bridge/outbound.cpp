@@ -157,33 +157,43 @@ bool Outbound::drain_spool() {
   return true;
 }
 
-// True once the entries are in Redis or, fsynced, in the spool: the reader may commit.
-bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
-  if (entries.empty()) return true;
+// How many of `entries` (from the front) are in Redis or, fsynced, in the spool: the reader
+// may commit up to the first of the rest.
+std::size_t Outbound::ship_or_spool(std::span<const ShipEntry> entries) {
+  if (entries.empty()) return 0;
   if (conn_ && spool_.empty()) {
     try {
       const ShipResult r = ship(*conn_, *cursor_, target_, entries);
       state_->out_events.fetch_add(r.added, std::memory_order_relaxed);
       shm::failpoint(shm::Failpoint::bridge_after_ship);
-      return true;
+      return entries.size();
     } catch (const Error& e) {  // connection lost, or the batch refused (ACL, OOM): spool, retry later
       drop_connection(e);
     }
   }
   // An older incarnation's spool ships first, on its own: this bus's entries wait in the ring.
-  if (!spool_.empty() && spool_incarnation_ != target_.incarnation) return false;
+  if (!spool_.empty() && spool_incarnation_ != target_.incarnation) return 0;
+  if (spool_entries(entries)) return entries.size();
+  // No room for all of a big batch: as many pieces of a transaction's size as fit.
+  std::size_t done = 0;
+  while (entries.size() > settings_.batch_events && done < entries.size() &&
+         spool_entries(entries.subspan(done, std::min(settings_.batch_events, entries.size() - done))))
+    done += std::min(settings_.batch_events, entries.size() - done);
+  if (done < entries.size() && state_->spool_full.fetch_add(1, std::memory_order_relaxed) == 0)
+    link_.log("spool " + spool_.path() + " is full (" + std::to_string(spool_.bytes()) +
+              " bytes, --spool-max); the room's events wait in the ring, and publishers will get bus_full "
+              "once it fills");
+  return done;
+}
+
+// Appends the entries to the spool and fsyncs; false (nothing written) when they do not fit.
+bool Outbound::spool_entries(std::span<const ShipEntry> entries) {
   const bool first = spool_.empty();
   std::vector<std::string> records;
   records.reserve(entries.size() + 1);
   if (first) records.push_back(std::string(kSpoolMark) + target_.incarnation);
   for (const ShipEntry& e : entries) records.push_back(serialise(e));
-  if (!spool_.append(records)) {
-    if (state_->spool_full.fetch_add(1, std::memory_order_relaxed) == 0)
-      link_.log("spool " + spool_.path() + " is full (" + std::to_string(spool_.bytes()) +
-                " bytes, --spool-max); the room's events wait in the ring, and publishers will get bus_full "
-                "once it fills");
-    return false;
-  }
+  if (!spool_.append(records)) return false;
   if (first) {
     spool_incarnation_ = target_.incarnation;
     spool_marked_ = true;
@@ -191,6 +201,22 @@ bool Outbound::ship_or_spool(const std::vector<ShipEntry>& entries) {
   shm::failpoint(shm::Failpoint::bridge_after_spool_write);
   note_spool();
   return true;
+}
+
+// Ships or spools `entries` and commits past what is safe, which leaves `entries`. True when
+// that is all of them.
+bool Outbound::settle(std::vector<ShipEntry>& entries, EventId commit_to) {
+  const std::size_t safe = ship_or_spool(entries);
+  if (safe == entries.size()) {
+    commit(commit_to);
+    entries.clear();
+    return true;
+  }
+  if (safe > 0) {
+    commit(entries[safe].local_id);
+    entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(safe));
+  }
+  return false;
 }
 
 void Outbound::run(const std::atomic<bool>& stop) {
@@ -250,24 +276,20 @@ bool Outbound::confirm_in_flight() {
   return true;
 }
 
-// Sends `b` behind the batch in flight, then confirms that one; `b` is in flight after.
-// False when the connection went: everything sent is then unconfirmed, in order.
-bool Outbound::send_behind_in_flight(Batch& b) {
-  try {
-    b.pending = send_ship(*conn_, *cursor_, target_, b.entries);
-  } catch (const Error& e) {
-    drop_connection(e);
-  }
-  if (conn_ && confirm_in_flight()) {
-    in_flight_ = std::move(b);
-    b = Batch{};
-    return true;
-  }
-  // Lost: the batch before and this one go again, in order.
-  if (in_flight_) {
-    for (ShipEntry& e : in_flight_->entries) unconfirmed_.push_back(std::move(e));
-    unconfirmed_to_ = std::max(unconfirmed_to_, in_flight_->commit_to);
-    in_flight_.reset();
+// Confirms the batch in flight, then sends `b` (read while Redis ran that one), which is in
+// flight after. One transaction at a time: one sent behind a transaction Redis refuses would
+// commit and move the checkpoint past entries it does not hold. False when the connection
+// went: everything not confirmed is then unconfirmed, in order.
+bool Outbound::send_after_in_flight(Batch& b) {
+  if (confirm_in_flight()) {
+    try {
+      b.pending = send_ship(*conn_, *cursor_, target_, b.entries);
+      in_flight_ = std::move(b);
+      b = Batch{};
+      return true;
+    } catch (const Error& e) {
+      drop_connection(e);
+    }
   }
   for (ShipEntry& e : b.entries) unconfirmed_.push_back(std::move(e));
   unconfirmed_to_ = std::max(unconfirmed_to_, b.commit_to);
@@ -304,13 +326,10 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
       drop_connection(e);
     }
   }
-  if (!unconfirmed_.empty()) {  // sent before a lost connection: Redis may or may not have them
-    if (!ship_or_spool(unconfirmed_)) {
-      std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
-      return;
-    }
-    commit(unconfirmed_to_);
-    unconfirmed_.clear();
+  if (!unconfirmed_.empty() && !settle(unconfirmed_, unconfirmed_to_)) {
+    // Sent before a lost connection (Redis may or may not have them), and still not safe.
+    std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
+    return;
   }
   if (!holding) {
     b.complete = false;
@@ -320,7 +339,7 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
     b.complete = true;
   }
   if (!holding && conn_ && spool_.empty() && !b.entries.empty()) {
-    (void)send_behind_in_flight(b);
+    (void)send_after_in_flight(b);
     return;
   }
   if (!confirm_in_flight()) {  // nothing new to send: confirm the batch in flight on its own
@@ -329,14 +348,9 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
     b = Batch{};
     return;
   }
-  holding = !ship_or_spool(b.entries);
-  if (holding) {
-    // The spool is full and Redis away: wait for either to change.
+  holding = !settle(b.entries, b.commit_to);
+  if (holding)  // the spool is full and Redis away: wait for either to change
     std::this_thread::sleep_until(std::max(retry.next(), std::chrono::steady_clock::now() + 20ms));
-    return;
-  }
-  commit(b.commit_to);
-  b.entries.clear();
 }
 
 }  // namespace agentbus::bridge

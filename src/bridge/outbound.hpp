@@ -33,7 +33,7 @@ struct OutboundSettings {
   std::size_t batch_events = 256;         // per transaction into Redis
   std::size_t spool_batch_events = 8192;  // per fdatasync into the spool, while Redis is away
   std::string key_prefix{};  // the room's Redis prefix (presence keys)
-  std::chrono::microseconds awake{0};  // the reader's wait before it sleeps (BridgeOptions::awake)
+  std::chrono::microseconds awake{20};  // the reader's wait before it sleeps (BridgeOptions::awake)
 };
 
 class Outbound {
@@ -58,8 +58,10 @@ class Outbound {
   EntryOrigin origin_of_reply(EventId reply_to);
   bool recorded_by_inbound(EventId id) const;
   EventId commit_limit(EventId wanted);
-  bool ship_or_spool(const std::vector<ShipEntry>& entries);
-  bool send_behind_in_flight(Batch& b);
+  std::size_t ship_or_spool(std::span<const ShipEntry> entries);
+  bool spool_entries(std::span<const ShipEntry> entries);
+  bool settle(std::vector<ShipEntry>& entries, EventId commit_to);
+  bool send_after_in_flight(Batch& b);
   bool confirm_in_flight();
   void commit(EventId to);
   bool drain_spool();
@@ -85,7 +87,7 @@ class Outbound {
   std::deque<EventId> unrecorded_;  // imported events read but not yet in the in-checkpoint
   EventId committed_ = 0;
   // The batch whose transaction was sent and whose replies are not read yet: the next batch is
-  // read and sent before it is confirmed, so that Redis runs one batch while the bridge
+  // read (not sent) before it is confirmed, so that Redis runs one batch while the bridge
   // encodes the next. After a lost connection neither is known to be in Redis: `unconfirmed_`
   // holds them (in order) until they are shipped again or spooled.
   std::optional<Batch> in_flight_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <poll.h>
 #include <thread>
 #include <utility>
@@ -45,6 +46,7 @@ RedisConnection::RedisConnection(RedisConnection&& other) noexcept
       target_(std::move(other.target_)),
       timeout_(other.timeout_),
       pending_(std::exchange(other.pending_, 0)),
+      awake_(other.awake_),
       lost_(std::exchange(other.lost_, true)) {}
 
 RedisConnection& RedisConnection::operator=(RedisConnection&& other) noexcept {
@@ -54,6 +56,7 @@ RedisConnection& RedisConnection::operator=(RedisConnection&& other) noexcept {
     target_ = std::move(other.target_);
     timeout_ = other.timeout_;
     pending_ = std::exchange(other.pending_, 0);
+    awake_ = other.awake_;
     lost_ = std::exchange(other.lost_, true);
   }
   return *this;
@@ -144,7 +147,11 @@ void RedisConnection::await_reply(std::string_view doing) {
   pollfd p{context_->fd, POLLIN, 0};
   for (;;) {
     const int n = ::poll(&p, 1, 0);
-    if (n < 0 && errno != EINTR) fail(doing);
+    if (n < 0 && errno != EINTR) {
+      lost_ = true;
+      throw RedisDisconnected("connection to Redis at " + target_.where() + " lost (" + std::string(doing) +
+                              "): poll: " + std::strerror(errno));
+    }
     if (n > 0 || std::chrono::steady_clock::now() >= until) return;  // readable, or sleep in the read
     std::this_thread::yield();
   }

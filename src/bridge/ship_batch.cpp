@@ -80,6 +80,12 @@ std::string refused(const ShipTarget& target, std::string_view why) {
   return "Redis refused the batch for " + target.stream_key + ": " + std::string(why);
 }
 
+// The transaction's last word: the checkpoint moves only if the key is a stream. An XADD that
+// fails inside EXEC (the key changed type after read_cursor looked) does not stop the commands
+// after it, and a plain SET would then move the checkpoint past entries Redis does not hold.
+constexpr std::string_view kSetCheckpoint =
+    "if redis.call('TYPE', KEYS[1]).ok == 'stream' then redis.call('SET', KEYS[2], ARGV[1]) return 1 end return 0";
+
 }  // namespace
 
 std::span<const ShipEntry> ShipCursor::unshipped(std::span<const ShipEntry> batch, std::string_view inc) const {
@@ -90,6 +96,12 @@ std::span<const ShipEntry> ShipCursor::unshipped(std::span<const ShipEntry> batc
 }
 
 ShipCursor read_cursor(RedisConnection& conn, const ShipTarget& target) {
+  // A user whose ACL lacks MULTI would have every XADD run on its own: refuse to ship at all.
+  const RedisReply multi = conn.command({"MULTI"});
+  if (multi.is_error())
+    throw Error(Errc::system, "Redis refused MULTI (" + std::string(multi.error().value_or("")) +
+                                  "): the bridge ships each batch in a transaction; allow +multi +exec +eval");
+  (void)conn.command({"DISCARD"});
   const RedisReply type = conn.command({"TYPE", target.stream_key});
   const std::optional<std::string_view> kind = type.status();
   if (!kind) throw Error(Errc::system, "TYPE " + target.stream_key + " answered " + type.describe());
@@ -110,7 +122,6 @@ PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarge
     p.checkpoint = cursor.last;
     return p;
   }
-  p.restore = cursor.incarnation.empty() ? "" : checkpoint_value(cursor.incarnation, cursor.last);
   const std::string maxlen = std::to_string(target.maxlen), ttl = std::to_string(target.ttl_ms);
   conn.append({"MULTI"});
   std::vector<std::string_view> xadd;
@@ -119,7 +130,8 @@ PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarge
     xadd.insert(xadd.end(), e.fields.begin(), e.fields.end());
     conn.append(xadd);
   }
-  conn.append({"SET", target.checkpoint_key, checkpoint_value(target.incarnation, fresh.back().local_id)});
+  conn.append({"EVAL", kSetCheckpoint, "2", target.stream_key, target.checkpoint_key,
+               checkpoint_value(target.incarnation, fresh.back().local_id)});
   p.replies = fresh.size() + 3;
   if (target.ttl_ms > 0) {
     conn.append({"PEXPIRE", target.stream_key, ttl});
@@ -129,32 +141,33 @@ PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarge
   conn.append({"EXEC"});
   p.added = fresh.size();
   p.checkpoint = fresh.back().local_id;
+  p.set_at = fresh.size();
   cursor = ShipCursor{target.incarnation, p.checkpoint};
   return p;
 }
 
 ShipResult receive_ship(RedisConnection& conn, const PendingShip& p, const ShipTarget& target) {
   if (p.replies == 0) return {0, p.checkpoint};
-  std::optional<std::string> queue_error;  // a command Redis would not queue (ACL, OOM): EXEC aborts
+  // MULTI's +OK, then +QUEUED for each command; a command Redis would not queue (ACL, OOM)
+  // makes EXEC abort the whole transaction.
+  std::optional<std::string> queue_error;
   for (std::size_t i = 0; i + 1 < p.replies; ++i) {
     const RedisReply r = conn.read_reply();
-    if (const auto e = r.error(); e && !queue_error) queue_error = std::string(*e);
+    const std::optional<std::string_view> st = r.status();
+    if (!st || *st != (i == 0 ? "OK" : "QUEUED"))
+      if (!queue_error) queue_error = r.is_error() ? std::string(*r.error()) : "unexpected reply " + r.describe();
   }
   const RedisReply exec = conn.read_reply();
   if (const auto e = exec.error()) throw Error(Errc::system, refused(target, queue_error.value_or(std::string(*e))));
+  if (queue_error) throw Error(Errc::system, refused(target, *queue_error));
   if (exec.kind() != ReplyKind::array || exec.size() != p.replies - 2)
     throw Error(Errc::system, "EXEC of the batch for " + target.stream_key + " answered " + exec.describe());
-  for (std::size_t i = 0; i < exec.size(); ++i) {
-    const std::optional<std::string_view> e = exec.at(i).error();
-    if (!e) continue;
-    // Queued but failed when run (the key changed type after read_cursor looked): the
-    // checkpoint moved past entries Redis does not hold. Put it back before anything else can
-    // be lost; what was pipelined behind is read and discarded, and all of it goes again.
-    const std::string why = refused(target, *e);
-    while (conn.pending() > 0) (void)conn.read_reply();
-    if (p.restore.empty()) (void)conn.command({"DEL", target.checkpoint_key});
-    else (void)conn.command({"SET", target.checkpoint_key, p.restore});
-    throw Error(Errc::system, why + " (the checkpoint was put back)");
+  if (exec.at(p.set_at).integer() != 1) {
+    // The checkpoint did not move: the entries that failed go again with the rest.
+    std::string why = "its key is no longer a stream";
+    for (std::size_t i = 0; i < p.set_at; ++i)
+      if (const auto e = exec.at(i).error()) why = std::string(*e);
+    throw Error(Errc::system, refused(target, why));
   }
   return {p.added, p.checkpoint};
 }

@@ -48,7 +48,8 @@ struct ShipCursor {
 
 // GET of the checkpoint, and TYPE of the stream, on a connection with nothing pipelined.
 // Throws Error{system} when the stream key holds something else than a stream (the entries
-// could not be added, and the batch would be retried for ever; better said at once).
+// could not be added, and the batch would be retried for ever; better said at once), and when
+// the user may not run MULTI.
 [[nodiscard]] ShipCursor read_cursor(RedisConnection& conn, const ShipTarget& target);
 
 struct ShipResult {
@@ -61,20 +62,24 @@ struct PendingShip {
   std::size_t replies = 0;     // 0: nothing was new, nothing was sent
   std::uint64_t added = 0;
   EventId checkpoint = 0;
-  std::string restore;         // the checkpoint's value before it ("": there was none)
+  std::size_t set_at = 0;      // where the checkpoint's reply is in EXEC's
 };
 
-// Adds the batch's new entries and moves the checkpoint past them in one MULTI/EXEC, which
-// Redis applies whole or not at all (and writes to its AOF as one unit). Entries the cursor
-// covers are dropped first: a retry after a crash or a lost reply adds nothing twice.
+// Adds the batch's new entries and moves the checkpoint past them in one MULTI/EXEC: no other
+// client sees half of it, Redis writes it to its AOF as one unit, and a transaction refused
+// at queue time (ACL, OOM) runs none of it. The checkpoint is set by a one-line script that
+// first checks the key is a stream, so an XADD failing inside EXEC leaves it where it was.
+// Entries the cursor covers are dropped first: a retry after a crash or a lost reply adds
+// nothing twice.
 // Throws RedisDisconnected when the connection goes (nothing is known about the batch then:
 // read the cursor again on the next connection and ship it again), Error{system} when Redis
 // refuses the transaction.
 ShipResult ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch);
 
-// ship() in two halves, so that the next batch can be sent before this one's replies are read:
-// transactions run in order on one connection, and each moves the cursor as it is sent, so a
-// pipeline keeps exactly-once. receive_ship() reads the oldest pending transaction's replies.
+// ship() in two halves, so that the bridge reads and encodes the next batch while Redis runs
+// this one. Send the next only after this one is received: a transaction behind one that Redis
+// refused would commit and move the checkpoint past it. send_ship() moves the cursor; after
+// an exception from receive_ship() it is unknown again (read it on a new connection).
 PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch);
 ShipResult receive_ship(RedisConnection& conn, const PendingShip& pending, const ShipTarget& target);
 

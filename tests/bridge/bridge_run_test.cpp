@@ -290,6 +290,38 @@ TEST_F(BridgeRun, RedisAwayLocalPublishingGoesOnAndEverythingArrivesAfter) {
   EXPECT_GE(s.reconnects, 1u);
 }
 
+// While Redis is away the bridge reads big batches for the spool; one too big for the room left
+// under --spool-max goes in transaction-sized pieces instead of waiting whole in the ring.
+TEST_F(BridgeRun, ABatchTooBigForTheSpoolIsSpooledInPieces) {
+  Room ra = a_->room("r", RoomOptions{.ring_bytes = 4 << 20});
+  CliCall call = bridge_call(a_);
+  call.args.insert(call.args.end(), {"--spool-max", "1"});
+  bridges_.push_back(std::make_unique<CliProcess>(call));
+  ASSERT_TRUE(eventually([&] { return bridge_status(*a_).connected && !bridge_status(*a_).rooms.empty(); }));
+  redis_->kill();
+  ASSERT_TRUE(eventually([&] { return !bridge_status(*a_).connected; }));
+  // Stopped while the events go in, the bridge then finds them all at once: one batch.
+  bridges_.back()->send_signal(SIGSTOP);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 2000; ++i) {  // about 1.3 MiB of spool records: more than --spool-max 1
+    sent.push_back("e" + std::to_string(i) + "-" + std::string(600, 'x'));
+    ASSERT_TRUE(ra.publish("chat", "alice", sent.back()).ok());
+  }
+  bridges_.back()->send_signal(SIGCONT);
+  ASSERT_TRUE(eventually([&] { return bridge_status(*a_).rooms[0].spool_full >= 1; }));
+  EXPECT_GE(bridge_status(*a_).rooms[0].spooled_events, 1000u);
+  ASSERT_TRUE(redis_->start()) << redis_->why();
+  ASSERT_TRUE(eventually([&] { return redis().command({"XLEN", "agentbus:room:r:events"}).integer() >= 2000; }, 30s));
+  const RedisReply range = redis().command({"XRANGE", "agentbus:room:r:events", "-", "+"});
+  std::vector<std::string> got;
+  for (std::size_t i = 0; i < range.size(); ++i) {
+    const ReplyView fields = range.at(i).at(1);
+    for (std::size_t f = 0; f + 1 < fields.size(); f += 2)
+      if (fields.at(f).string() == "payload") got.emplace_back(fields.at(f + 1).string().value_or(""));
+  }
+  EXPECT_EQ(got, sent);
+}
+
 TEST_F(BridgeRun, MalformedEntriesAreSkippedCountedAndDoNotStopTheRest) {
   Room rb = b_->room("r");
   start_bridge(b_);
