@@ -276,20 +276,27 @@ bool Outbound::confirm_in_flight() {
   return true;
 }
 
-// Confirms the batch in flight, then sends `b` (read while Redis ran that one), which is in
-// flight after. One transaction at a time: one sent behind a transaction Redis refuses would
-// commit and move the checkpoint past entries it does not hold. False when the connection
-// went: everything not confirmed is then unconfirmed, in order.
+// Queues `b` (read while Redis ran the batch in flight) behind the batch in flight, confirms
+// that one, and only then runs `b`, which is in flight after: run behind a transaction Redis
+// refused, `b` would move the checkpoint past the refused entries (a failed confirm drops the
+// connection, and `b`'s queued transaction with it). False when the connection went:
+// everything not confirmed is then unconfirmed, in order.
 bool Outbound::send_after_in_flight(Batch& b) {
-  if (confirm_in_flight()) {
-    try {
-      b.pending = send_ship(*conn_, *cursor_, target_, b.entries);
+  try {
+    b.pending = queue_ship(*conn_, *cursor_, target_, b.entries);
+    if (confirm_in_flight()) {
+      exec_ship(*conn_, b.pending);
       in_flight_ = std::move(b);
       b = Batch{};
       return true;
-    } catch (const Error& e) {
-      drop_connection(e);
     }
+  } catch (const Error& e) {  // lost before the one in flight was confirmed, or after
+    drop_connection(e);
+  }
+  if (in_flight_) {  // not confirmed: it goes again, before `b`
+    for (ShipEntry& e : in_flight_->entries) unconfirmed_.push_back(std::move(e));
+    unconfirmed_to_ = std::max(unconfirmed_to_, in_flight_->commit_to);
+    in_flight_.reset();
   }
   for (ShipEntry& e : b.entries) unconfirmed_.push_back(std::move(e));
   unconfirmed_to_ = std::max(unconfirmed_to_, b.commit_to);

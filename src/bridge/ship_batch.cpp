@@ -115,7 +115,7 @@ ShipCursor read_cursor(RedisConnection& conn, const ShipTarget& target) {
   return parse_checkpoint(*value);
 }
 
-PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch) {
+PendingShip queue_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch) {
   const std::span<const ShipEntry> fresh = cursor.unshipped(batch, target.incarnation);
   PendingShip p;
   if (fresh.empty()) {
@@ -138,12 +138,15 @@ PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarge
     conn.append({"PEXPIRE", target.checkpoint_key, ttl});
     p.replies += 2;
   }
-  conn.append({"EXEC"});
   p.added = fresh.size();
   p.checkpoint = fresh.back().local_id;
   p.set_at = fresh.size();
   cursor = ShipCursor{target.incarnation, p.checkpoint};
   return p;
+}
+
+void exec_ship(RedisConnection& conn, const PendingShip& p) {
+  if (p.replies > 0) conn.append({"EXEC"});
 }
 
 ShipResult receive_ship(RedisConnection& conn, const PendingShip& p, const ShipTarget& target) {
@@ -173,7 +176,8 @@ ShipResult receive_ship(RedisConnection& conn, const PendingShip& p, const ShipT
 }
 
 ShipResult ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch) {
-  const PendingShip p = send_ship(conn, cursor, target, batch);
+  const PendingShip p = queue_ship(conn, cursor, target, batch);
+  exec_ship(conn, p);
   return receive_ship(conn, p, target);
 }
 

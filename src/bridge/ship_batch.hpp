@@ -76,11 +76,15 @@ struct PendingShip {
 // refuses the transaction.
 ShipResult ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch);
 
-// ship() in two halves, so that the bridge reads and encodes the next batch while Redis runs
-// this one. Send the next only after this one is received: a transaction behind one that Redis
-// refused would commit and move the checkpoint past it. send_ship() moves the cursor; after
-// an exception from receive_ship() it is unknown again (read it on a new connection).
-PendingShip send_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch);
+// ship() in three parts, so that Redis takes in the next batch while it runs this one:
+// queue_ship() sends MULTI and the commands, which Redis only queues; exec_ship() sends EXEC;
+// receive_ship() reads the replies. Queue the next batch before receiving this one, but EXEC
+// it only after this one was received: a transaction run behind one Redis refused would move
+// the checkpoint past the refused one's entries. Dropping the connection discards a queued
+// transaction. queue_ship() moves the cursor; after an exception from receive_ship() it is
+// unknown again (read it on a new connection).
+PendingShip queue_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarget& target, std::span<const ShipEntry> batch);
+void exec_ship(RedisConnection& conn, const PendingShip& pending);
 ShipResult receive_ship(RedisConnection& conn, const PendingShip& pending, const ShipTarget& target);
 
 }  // namespace agentbus::bridge

@@ -58,15 +58,32 @@ TEST_F(ShipBatch, ABatchShippedAgainAfterALostReplyAddsNothingTwice) {
 TEST_F(ShipBatch, ASentBatchIsConfirmedByItsReplies) {
   ShipCursor cursor = read_cursor(*conn_, target_);
   const std::vector<ShipEntry> one = entries(1, 3);
-  const PendingShip p = send_ship(*conn_, cursor, target_, one);
-  EXPECT_EQ(cursor.last, 3u);  // moved as it was sent
+  const PendingShip p = queue_ship(*conn_, cursor, target_, one);
+  EXPECT_EQ(cursor.last, 3u);  // moved as it was queued
+  exec_ship(*conn_, p);
   EXPECT_EQ(receive_ship(*conn_, p, target_).added, 3u);
   EXPECT_EQ(conn_->pending(), 0u);
   EXPECT_EQ(xlen(), 3);
   // Nothing new: nothing sent, nothing to read.
-  const PendingShip none = send_ship(*conn_, cursor, target_, one);
+  const PendingShip none = queue_ship(*conn_, cursor, target_, one);
   EXPECT_EQ(none.replies, 0u);
+  exec_ship(*conn_, none);
   EXPECT_EQ(receive_ship(*conn_, none, target_).added, 0u);
+}
+
+TEST_F(ShipBatch, AQueuedTransactionDiesWithItsConnection) {
+  ShipCursor cursor = read_cursor(*conn_, target_);
+  {
+    RedisTarget t;
+    t.host = "127.0.0.1";
+    t.port = server_.port();
+    RedisConnection doomed = RedisConnection::connect(t, 2000ms);
+    ShipCursor c = read_cursor(doomed, target_);
+    (void)queue_ship(doomed, c, target_, entries(1, 5));
+    (void)doomed.read_reply();  // MULTI's +OK: the commands have reached Redis, queued
+  }  // closed without EXEC
+  EXPECT_EQ(ship(*conn_, cursor, target_, entries(6, 6)).added, 1u);
+  EXPECT_EQ(xlen(), 1);
 }
 
 TEST_F(ShipBatch, ATransactionRedisWillNotQueueAddsNothing) {
