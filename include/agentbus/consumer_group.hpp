@@ -56,6 +56,9 @@ struct GroupOptions {
   // The process whose death releases this member's pending events; 0: this process. The CLI
   // passes the agent's session so that a member outlives each short-lived CLI call.
   int owner_pid = 0;
+  // How long read() yields the CPU, looking for an event, before it sleeps (as
+  // SubscribeOptions::yield_before_block): an event inside the window costs no wake-up.
+  std::chrono::microseconds yield_before_block{20};
 };
 
 // One event delivered to this member, and how to ack it.

@@ -39,7 +39,6 @@ using Clock = ConsumerGroup::Impl::Clock;
 constexpr auto kOrphanScanEvery = std::chrono::milliseconds(10);
 constexpr auto kOrphanScanBlocked = std::chrono::milliseconds(50);
 constexpr int kSpinsBeforeYield = 256;
-constexpr auto kYieldBeforeBlock = std::chrono::microseconds(20);
 
 using shm::align64;
 
@@ -192,6 +191,7 @@ ConsumerGroup::ConsumerGroup(Room room, std::string_view group, std::string_view
   g.group = std::string(group);
   g.member_name = std::string(member);
   g.gate_name = "group." + g.group;
+  g.yield_before_block = std::max<std::chrono::nanoseconds>(o.yield_before_block, std::chrono::nanoseconds::zero());
   const coord::Region r = open_region(g, o, interests, layout);
   map_region(g, r, layout.members_off);
   g.my_owner = shm::pack_owner(owner_process(o));
@@ -236,7 +236,7 @@ std::optional<Delivery> ConsumerGroup::read(std::chrono::nanoseconds timeout) {
       else __builtin_ia32_pause();
       continue;
     }
-    if (spins == kSpinsBeforeYield) block_after = Clock::now() + kYieldBeforeBlock;
+    if (spins == kSpinsBeforeYield) block_after = Clock::now() + g.yield_before_block;
     if (Clock::now() < block_after) {
       std::this_thread::yield();
       continue;

@@ -52,6 +52,7 @@ struct ConsumerGroup::Impl {
   std::uint64_t stall_pos = ~0ull;
   Clock::time_point stall_since{};
   std::uint32_t polls = 0;
+  std::chrono::nanoseconds yield_before_block{};
 
   coord::PendingSlot& slot(std::uint64_t k) const { return slots[k & (capacity - 1)]; }
   std::uint64_t free_tag(std::uint64_t k) const { return coord::make_tag(k, coord::PendingPhase::free, 0); }

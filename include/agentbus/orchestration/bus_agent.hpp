@@ -56,6 +56,11 @@ struct AgentServerOptions {
   std::shared_ptr<Provider> provider;
   std::string member;  // the consumer-group member name; empty: "<agent_id>-<pid>"
   WaitStrategy wait = WaitStrategy::block;
+  // After a request, how long the server keeps looking for the next one (yielding the CPU)
+  // before it sleeps: in a pipeline the next stage's server is woken while this one still
+  // looks, so its CPU has not gone idle, and on a VM an idle CPU takes tens of microseconds
+  // to wake.
+  std::chrono::microseconds awake{200};
 };
 
 struct AgentServerStats {
