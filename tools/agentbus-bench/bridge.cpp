@@ -199,45 +199,42 @@ double mirror_rate(agentbus::Bus& a, const std::string& room_name, const Mirror&
   return rate;
 }
 
-double xadd_rate(const Mirror& m, RedisClient& redis, int run) {
-  const std::string key = "bench:bridge-xadd-" + std::to_string(m.payload) + "-" + std::to_string(run);
+// Events/s of pipelined XADDs of the same payloads into a fresh stream: `add` queues one,
+// given the payload and the event's number.
+double pipelined_rate(const Mirror& m, RedisClient& redis, const std::string& key,
+                      const std::function<void(PipelinedXadd&, std::span<const std::byte>, int)>& add) {
   redis.command("DEL %s", key.c_str());
   PipelinedXadd xadd(redis, key, kXaddDepth);
   std::vector<std::byte> buf = payload_of(m.payload, 0, 0, kData);
   const std::int64_t t0 = now_ns();
   for (int i = 0; i < m.events; ++i) {
     write_header(buf, MessageHeader{0, std::uint64_t(i), 0, kData});
-    xadd.add(buf);
+    add(xadd, buf, i);
   }
   xadd.flush();
   const double rate = double(m.events) / (double(now_ns() - t0) * 1e-9);
   const long long len = redis.command("XLEN %s", key.c_str())->integer;
   redis.command("DEL %s", key.c_str());
-  if (len != m.events) throw std::runtime_error("pipelined XADD: stream holds " + std::to_string(len) + " entries");
+  if (len != m.events) throw std::runtime_error("pipelined XADD: " + key + " holds " + std::to_string(len) + " entries");
   return rate;
 }
 
-// The same, but each XADD carries the entry the bridge writes for the event (agentroom's field
-// names plus the origin, docs/bridge.md): what a user mirroring these events by hand sends.
+// The baseline: one field, the payload.
+double xadd_rate(const Mirror& m, RedisClient& redis, int run) {
+  return pipelined_rate(m, redis, "bench:bridge-xadd-" + std::to_string(m.payload) + "-" + std::to_string(run),
+                        [](PipelinedXadd& x, std::span<const std::byte> payload, int) { x.add(payload); });
+}
+
+// Each XADD carries the entry the bridge writes for the event (agentroom's field names plus
+// the origin, docs/bridge.md): what a user mirroring these events by hand sends.
 double xadd_entry_rate(const Mirror& m, RedisClient& redis, int run) {
-  const std::string key = "bench:bridge-entry-" + std::to_string(m.payload) + "-" + std::to_string(run);
-  redis.command("DEL %s", key.c_str());
-  PipelinedXadd xadd(redis, key, kXaddDepth);
-  std::vector<std::byte> buf = payload_of(m.payload, 0, 0, kData);
-  const std::int64_t t0 = now_ns();
-  for (int i = 0; i < m.events; ++i) {
-    write_header(buf, MessageHeader{0, std::uint64_t(i), 0, kData});
-    const std::string ts = std::to_string(now_ns()), id = std::to_string(i + 1);
-    const std::string_view fields[] = {"type", "b", "agent_id", "p0", "payload", text(buf),
-                                       "timestamp", ts, "origin_host", kHostA, "origin_id", id};
-    xadd.add_entry(kStreamMaxlen, fields);
-  }
-  xadd.flush();
-  const double rate = double(m.events) / (double(now_ns() - t0) * 1e-9);
-  const long long len = redis.command("XLEN %s", key.c_str())->integer;
-  redis.command("DEL %s", key.c_str());
-  if (len != m.events) throw std::runtime_error("pipelined XADD of entries: stream holds " + std::to_string(len) + " entries");
-  return rate;
+  return pipelined_rate(m, redis, "bench:bridge-entry-" + std::to_string(m.payload) + "-" + std::to_string(run),
+                        [](PipelinedXadd& x, std::span<const std::byte> payload, int i) {
+                          const std::string ts = std::to_string(now_ns()), id = std::to_string(i + 1);
+                          const std::string_view fields[] = {"type", "b", "agent_id", "p0", "payload", text(payload),
+                                                             "timestamp", ts, "origin_host", kHostA, "origin_id", id};
+                          x.add_entry(kStreamMaxlen, fields);
+                        });
 }
 
 // ---- latency ----------------------------------------------------------------------------
