@@ -118,19 +118,29 @@ inline bool get_bool(simdjson::dom::object obj, std::string_view key, bool& out,
   return true;
 }
 
-// Parses `text` as one JSON object.
-inline bool parse_object(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::object& out,
-                         std::string& why) {
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(text.data(), text.size()).get(doc)) {
-    why = std::string("not valid JSON: ") + simdjson::error_message(err);
-    return false;
-  }
-  if (doc.get_object().get(out)) {
+// `value` as an object, or false with why = "not a JSON object".
+inline bool as_object(simdjson::dom::element value, simdjson::dom::object& out, std::string& why) {
+  if (value.get_object().get(out)) {
     why = "not a JSON object";
     return false;
   }
   return true;
+}
+
+// Parses `text` as one JSON value (valid until the parser's next parse).
+inline bool parse_value(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::element& out, std::string& why) {
+  if (auto err = parser.parse(text.data(), text.size()).get(out)) {
+    why = std::string("not valid JSON: ") + simdjson::error_message(err);
+    return false;
+  }
+  return true;
+}
+
+// Parses `text` as one JSON object.
+inline bool parse_object(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::object& out,
+                         std::string& why) {
+  simdjson::dom::element doc;
+  return parse_value(parser, text, doc, why) && as_object(doc, out, why);
 }
 
 }  // namespace agentbus::orchestration::json

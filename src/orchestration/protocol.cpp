@@ -2,6 +2,7 @@
 #include <agentbus/orchestration/protocol.hpp>
 
 #include "orchestration/json_object.hpp"
+#include "orchestration/protocol_dom.hpp"
 
 namespace agentbus::orchestration {
 
@@ -81,8 +82,14 @@ bool read_tool_calls(simdjson::dom::object obj, Reply& reply, std::string& why) 
 
 std::optional<Reply> reply_from_json(std::string_view text, std::string& why) {
   thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (!json::parse_value(parser, text, doc, why)) return std::nullopt;
+  return reply_from_element(doc, why);
+}
+
+std::optional<Reply> reply_from_element(simdjson::dom::element value, std::string& why) {
   simdjson::dom::object obj;
-  if (!json::parse_object(parser, text, obj, why)) return std::nullopt;
+  if (!json::as_object(value, obj, why)) return std::nullopt;
   std::uint64_t version = 0;
   if (!json::get_uint(obj, "version", version, true, why)) return std::nullopt;
   if (version != std::uint64_t(kProviderProtocolVersion)) {

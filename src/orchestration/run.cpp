@@ -11,6 +11,7 @@
 
 #include "orchestration/delegation_state.hpp"
 #include "orchestration/json_object.hpp"
+#include "orchestration/protocol_dom.hpp"
 #include "orchestration/run_failpoint.hpp"
 #include "orchestration/run_journal.hpp"
 
@@ -335,7 +336,7 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
     simdjson::dom::element reply;
     std::string why;
     if (json::parse_object(parser, *payload, obj, why) && !obj["reply"].get(reply)) {
-      if (auto r = reply_from_json(simdjson::minify(reply), why)) {
+      if (auto r = reply_from_element(reply, why)) {
         impl_->add_usage(agent.id, r->usage);
         return CallResult::success(std::move(*r));
       }
