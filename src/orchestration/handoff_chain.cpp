@@ -6,6 +6,7 @@
 #include "orchestration/run_failpoint.hpp"
 #include "orchestration/strategy_support.hpp"
 
+#include <map>
 #include <set>
 
 namespace agentbus::orchestration::detail {
@@ -45,18 +46,23 @@ Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const st
     h.state = state_in(*s);
     head = 0;  // the committed state's id is not known here; reload on the next commit
   } else {
-    StoredState current = head != 0 ? StoredState{state, head} : load_conversation_state(run.room());
+    // `state` itself while it is the head we committed (no copy of it per step); the room's,
+    // once it is not known or a rival committed first.
+    std::optional<StoredState> loaded;
+    if (head == 0) loaded = load_conversation_state(run.room());
     for (;;) {
+      const ConversationState& current = loaded ? loaded->state : state;
+      const EventId current_id = loaded ? loaded->id : head;
       ConversationState next;
-      h.result = handler.evaluate(current.state, caller, args, &next);
+      h.result = handler.evaluate(current, caller, args, &next);
       if (!h.result.accepted) break;
       const std::string extra = tags + ",\"handoff\":" + h.result.to_json();
-      if (auto id = commit_conversation_state(run.room(), next, current.id, caller, extra)) {
+      if (auto id = commit_conversation_state(run.room(), next, current_id, caller, extra)) {
         h.state = std::move(next);
         head = *id;
         break;
       }
-      current = load_conversation_state(run.room());
+      loaded = load_conversation_state(run.room());
     }
     run_failpoint("after_state", step);
   }
@@ -80,6 +86,14 @@ RunResult run_chain(Run& run, const ChainConfig& config) {
   std::vector<Message> transcript{{"user", "", run.input()}};
   const RouteEvent input_event{"user", "cli", {}, std::nullopt};
   std::string output;
+  // config.targets depends on the agent alone (the strategy's fixed stages or members), so an
+  // agent's tools are built once per run, not at every step.
+  std::map<std::string, std::vector<ToolSpec>> tools;
+  auto tools_of = [&](const std::string& id) -> const std::vector<ToolSpec>& {
+    auto it = tools.find(id);
+    if (it == tools.end()) it = tools.emplace(id, std::vector<ToolSpec>{build_handoff_tool(config.targets(id)), finish_tool()}).first;
+    return it->second;
+  };
   for (;;) {
     const auto agent_id = config.router.select_agent(input_event, context, state);
     if (!agent_id) {
@@ -104,7 +118,7 @@ RunResult run_chain(Run& run, const ChainConfig& config) {
       if (!f.empty() && !s.empty())
         request.messages.insert(request.messages.begin(), Message{"user", "", "[Context from previous agent (" + f + ")]: " + s});
     }
-    request.tools = {build_handoff_tool(config.targets(agent.id)), finish_tool()};
+    request.tools = tools_of(agent.id);
     const CallResult result = run.call(step, agent, std::move(request));
     if (!result.ok()) return failed("step " + std::to_string(step) + ": " + result.error, output);
     const Reply& reply = result.reply;
