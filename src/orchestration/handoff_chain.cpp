@@ -1,6 +1,7 @@
 // handoff_chain.cpp — Pipeline's and Swarm's driver, replay-aware.
 #include <agentbus/error.hpp>
 
+#include "orchestration/conversation_json.hpp"
 #include "orchestration/handoff_chain.hpp"
 #include "orchestration/json_object.hpp"
 #include "orchestration/run_failpoint.hpp"
@@ -12,6 +13,25 @@
 namespace agentbus::orchestration::detail {
 
 namespace {
+
+// The encoded phase_history of the state in event `head`. A handoff's new state is a
+// transition() of the head's, so its history is this one plus one entry: only that entry is
+// encoded at each step, instead of the whole history, which grows by one per step.
+struct HistoryCache {
+  EventId head = 0;  // 0: nothing cached
+  std::size_t entries = 0;
+  std::string json;
+
+  // history_json(next.phase_history), for `next` a transition of the state in event `base`.
+  std::string extended(const ConversationState& next, EventId base) const {
+    if (base == 0 || base != head || next.phase_history.size() != entries + 1) return history_json(next.phase_history);
+    std::string out = json;
+    out.pop_back();  // the ']'
+    if (entries > 0) out.push_back(',');
+    out.append(transition_json(next.phase_history.back())).push_back(']');
+    return out;
+  }
+};
 
 struct Handoff {
   HandoffResult result;
@@ -32,7 +52,7 @@ std::optional<HandoffResult> result_in(const std::string& payload, std::string_v
 // driver killed between any two resumes at the first missing one.
 // `state`/`head`: the current state and its event (head 0: unknown, read it from the room).
 Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const std::string& caller,
-                 const HandoffArguments& args, const ConversationState& state, EventId& head) {
+                 const HandoffArguments& args, const ConversationState& state, EventId& head, HistoryCache& history) {
   if (auto p = run.recorded("HANDOFF", step)) {
     Handoff h{result_in(*p, "result").value_or(HandoffResult{}), std::nullopt};
     if (h.result.accepted)
@@ -57,7 +77,11 @@ Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const st
       h.result = handler.evaluate(current, caller, args, &next);
       if (!h.result.accepted) break;
       const std::string extra = tags + ",\"handoff\":" + h.result.to_json();
-      if (auto id = commit_conversation_state(run.room(), next, current_id, caller, extra)) {
+      // Only our own in-memory state is known to encode as the cache says (a state read back
+      // from the room may re-encode differently), so a loaded one is encoded in full.
+      std::string next_history = history.extended(next, loaded ? 0 : current_id);
+      if (auto id = commit_conversation_state_json(run.room(), state_json(next, next_history), current_id, caller, extra)) {
+        history = HistoryCache{*id, next.phase_history.size(), std::move(next_history)};
         h.state = std::move(next);
         head = *id;
         break;
@@ -82,6 +106,7 @@ RunResult run_chain(Run& run, const ChainConfig& config) {
   }
   HandoffHandler handler(run.room(), bound, config.handoff);
   EventId head = 0;
+  HistoryCache history;
   ConversationState state = state_once(run, 0, "init", config.initial, "orchestration", {}, &head);
   std::vector<Message> transcript{{"user", "", run.input()}};
   const RouteEvent input_event{"user", "cli", {}, std::nullopt};
@@ -157,7 +182,7 @@ RunResult run_chain(Run& run, const ChainConfig& config) {
       if (!next) return completed(output);
       args = HandoffArguments{*next, "stage complete", reply.text.substr(0, 500), std::nullopt, "same"};
     }
-    Handoff h = hand_off(run, handler, step, agent.id, args, state, head);
+    Handoff h = hand_off(run, handler, step, agent.id, args, state, head, history);
     if (!h.result.accepted) {
       transcript.push_back({"system", "", "Handoff rejected: " + h.result.reason});
       continue;
