@@ -148,8 +148,10 @@ CallResult BusAgentProvider::call(const ProviderRequest& request, std::chrono::m
     sub = &*own_sub;
   }
   const std::int64_t deadline_ns = realtime_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
-  const std::string payload =
-      json::ObjectWriter().num("deadline_ns", deadline_ns).raw("request", request_to_json(request)).finish();
+  std::string payload = json::ObjectWriter().num("deadline_ns", deadline_ns).raw("request", "").finish();
+  payload.pop_back();  // the envelope's '}': the request is encoded in place, not copied in
+  append_request_json(payload, request);
+  payload.push_back('}');
   PublishOptions po;
   po.to = agent_id_;
   const PublishResult sent = room->publish(kAgentRequestEvent, "driver", payload, po);
