@@ -61,6 +61,7 @@ Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const st
   }
   const std::string tags = run.tags(step);
   Handoff h;
+  std::string result_json;  // h.result.to_json(), once known
   if (auto s = run.recorded(std::string(kConversationStateEvent), step)) {
     h.result = result_in(*s, "handoff").value_or(HandoffResult{});
     h.state = state_in(*s);
@@ -75,8 +76,9 @@ Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const st
       const EventId current_id = loaded ? loaded->id : head;
       ConversationState next;
       h.result = handler.evaluate(current, caller, args, &next);
+      result_json = h.result.to_json();
       if (!h.result.accepted) break;
-      const std::string extra = tags + ",\"handoff\":" + h.result.to_json();
+      const std::string extra = tags + ",\"handoff\":" + result_json;
       // Only our own in-memory state is known to encode as the cache says (a state read back
       // from the room may re-encode differently), so a loaded one is encoded in full.
       std::string next_history = history.extended(next, loaded ? 0 : current_id);
@@ -91,7 +93,8 @@ Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const st
     run_failpoint("after_state", step);
   }
   if (!h.result.accepted || !run.recorded("SYSTEM", step)) handler.announce(caller, args, h.result, tags);
-  run.record("HANDOFF", step, caller, "\"result\":" + h.result.to_json());
+  if (result_json.empty()) result_json = h.result.to_json();  // a result read back from the journal
+  run.record("HANDOFF", step, caller, "\"result\":" + result_json);
   return h;
 }
 

@@ -29,6 +29,14 @@ class ObjectWriter {
   ObjectWriter& num(std::string_view key, std::uint64_t value) { return integer(key, value); }
   ObjectWriter& num(std::string_view key, std::int64_t value) { return integer(key, value); }
   ObjectWriter& boolean(std::string_view key, bool value) { return raw(key, value ? "true" : "false"); }
+  // Members already encoded ("\"a\":1,\"b\":2", no braces; may be empty), e.g. a run's tags:
+  // written in place instead of splicing strings around the finished object.
+  ObjectWriter& members(std::string_view encoded) {
+    if (encoded.empty()) return *this;
+    if (out_.size() > 1) out_.push_back(',');
+    out_.append(encoded);
+    return *this;
+  }
   // `value` must already be valid JSON.
   ObjectWriter& raw(std::string_view key, std::string_view value) {
     key_(key);
