@@ -7,6 +7,7 @@
 #include <agentbus/orchestration/protocol.hpp>
 
 #include "orchestration/json_object.hpp"
+#include "orchestration/protocol_dom.hpp"
 
 #include <cstdlib>
 #include <unistd.h>
@@ -75,7 +76,7 @@ CallResult result_from(std::string_view payload, const std::string& who) {
   if (ok) {
     simdjson::dom::element reply;
     if (obj["reply"].get(reply)) return CallResult::failure(who + " sent a reply without \"reply\"");
-    auto r = reply_from_json(simdjson::minify(reply), why);
+    auto r = reply_from_element(reply, why);
     if (!r) return CallResult::failure(who + " sent a malformed reply: " + why);
     result = CallResult::success(std::move(*r));
   } else {
@@ -92,8 +93,14 @@ CallResult result_from(std::string_view payload, const std::string& who) {
 
 std::optional<ProviderRequest> request_from_json(std::string_view text, std::string& why) {
   thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (!json::parse_value(parser, text, doc, why)) return std::nullopt;
+  return request_from_element(doc, why);
+}
+
+std::optional<ProviderRequest> request_from_element(simdjson::dom::element value, std::string& why) {
   simdjson::dom::object obj;
-  if (!json::parse_object(parser, text, obj, why)) return std::nullopt;
+  if (!json::as_object(value, obj, why)) return std::nullopt;
   ProviderRequest r;
   std::uint64_t version = 0;
   if (!json::get_uint(obj, "version", version, true, why)) return std::nullopt;
@@ -142,8 +149,10 @@ CallResult BusAgentProvider::call(const ProviderRequest& request, std::chrono::m
     sub = &*own_sub;
   }
   const std::int64_t deadline_ns = realtime_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
-  const std::string payload =
-      json::ObjectWriter().num("deadline_ns", deadline_ns).raw("request", request_to_json(request)).finish();
+  std::string payload = json::ObjectWriter().num("deadline_ns", deadline_ns).raw("request", "").finish();
+  payload.pop_back();  // the envelope's '}': the request is encoded in place, not copied in
+  append_request_json(payload, request);
+  payload.push_back('}');
   PublishOptions po;
   po.to = agent_id_;
   const PublishResult sent = room->publish(kAgentRequestEvent, "driver", payload, po);
@@ -195,7 +204,7 @@ AgentServerStats serve_agent(Bus& bus, const AgentServerOptions& options, const 
         group.ack(*d);
         continue;
       }
-      auto request = request_from_json(simdjson::minify(req), why);
+      auto request = request_from_element(req, why);
       if (!request) result = CallResult::failure("agent '" + options.agent_id + "': unreadable request: " + why);
       else {
         request->agent = AgentInfo{options.agent_id, options.role.empty() ? request->agent.role : options.role,

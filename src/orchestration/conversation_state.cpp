@@ -1,6 +1,7 @@
 // conversation_state.cpp — ConversationState's transitions and its JSON form.
 #include <agentbus/orchestration/conversation.hpp>
 
+#include "orchestration/conversation_json.hpp"
 #include "orchestration/iso_time.hpp"
 #include "orchestration/json_object.hpp"
 
@@ -75,28 +76,33 @@ ConversationState ConversationState::with_context(std::string key, std::string j
   return next;
 }
 
-std::string ConversationState::to_json() const {
-  const std::string history = json::array(phase_history, [](const PhaseTransition& t) {
-    return json::ObjectWriter()
-        .str("from_phase", t.from_phase)
-        .str("to_phase", t.to_phase)
-        .raw("from_agent", optional_json(t.from_agent))
-        .raw("to_agent", optional_json(t.to_agent))
-        .str("reason", t.reason)
-        .str("timestamp", t.timestamp)
-        .raw("metadata", map_json(t.metadata))
-        .finish();
-  });
+std::string transition_json(const PhaseTransition& t) {
   return json::ObjectWriter()
-      .str("phase", phase)
-      .raw("active_agent_id", optional_json(active_agent_id))
-      .raw("previous_agent_id", optional_json(previous_agent_id))
-      .num("handoff_count", std::uint64_t(handoff_count))
-      .str("phase_started_at", phase_started_at)
-      .raw("phase_history", history)
-      .raw("context", map_json(context))
+      .str("from_phase", t.from_phase)
+      .str("to_phase", t.to_phase)
+      .raw("from_agent", optional_json(t.from_agent))
+      .raw("to_agent", optional_json(t.to_agent))
+      .str("reason", t.reason)
+      .str("timestamp", t.timestamp)
+      .raw("metadata", map_json(t.metadata))
       .finish();
 }
+
+std::string history_json(const std::vector<PhaseTransition>& history) { return json::array(history, transition_json); }
+
+std::string state_json(const ConversationState& s, std::string_view history) {
+  return json::ObjectWriter()
+      .str("phase", s.phase)
+      .raw("active_agent_id", optional_json(s.active_agent_id))
+      .raw("previous_agent_id", optional_json(s.previous_agent_id))
+      .num("handoff_count", std::uint64_t(s.handoff_count))
+      .str("phase_started_at", s.phase_started_at)
+      .raw("phase_history", history)
+      .raw("context", map_json(s.context))
+      .finish();
+}
+
+std::string ConversationState::to_json() const { return state_json(*this, history_json(phase_history)); }
 
 std::optional<ConversationState> ConversationState::from_json(std::string_view text, std::string& why) {
   thread_local simdjson::dom::parser parser;

@@ -3,6 +3,7 @@
 #include <agentbus/error.hpp>
 #include <agentbus/orchestration/conversation.hpp>
 
+#include "orchestration/conversation_json.hpp"
 #include "orchestration/json_object.hpp"
 #include "orchestration/room_scan.hpp"
 
@@ -62,12 +63,17 @@ StoredState load_conversation_state(Room& room) {
 
 std::optional<EventId> commit_conversation_state(Room& room, const ConversationState& next, EventId expected,
                                                  std::string_view agent, std::string_view extra) {
+  return commit_conversation_state_json(room, next.to_json(), expected, agent, extra);
+}
+
+std::optional<EventId> commit_conversation_state_json(Room& room, std::string_view state, EventId expected,
+                                                      std::string_view agent, std::string_view extra) {
   std::string payload = "{";
   if (!extra.empty()) {
     payload.append(extra);
     payload.push_back(',');
   }
-  payload.append("\"state\":").append(next.to_json()).push_back('}');
+  payload.append("\"state\":").append(state).push_back('}');
   PublishOptions options;
   if (expected != 0) options.reply_to = expected;
   const PublishResult r = room.publish(kConversationStateEvent, agent.empty() ? "orchestration" : agent, payload, options);

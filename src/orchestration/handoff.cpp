@@ -9,13 +9,11 @@ namespace agentbus::orchestration {
 
 namespace {
 
-std::string tagged(std::string_view tags, std::string body) {
-  if (tags.empty()) return "{" + body + "}";
-  return "{" + std::string(tags) + "," + body + "}";
-}
-
-std::string members(std::string object) {  // "{...}" -> "..."
-  return object.size() >= 2 ? object.substr(1, object.size() - 2) : std::string();
+std::string members(std::string object) {  // "{...}" -> "...", in place
+  if (object.size() < 2) return std::string();
+  object.pop_back();
+  object.erase(0, 1);
+  return object;
 }
 
 }  // namespace
@@ -141,15 +139,16 @@ void HandoffHandler::announce(std::string_view calling_agent, const HandoffArgum
   StatusBus& status = *status_;
   if (result.accepted) {
     const std::string text = "[Handoff: " + std::string(calling_agent) + " -> " + target + "] " + arguments.reason;
-    const std::string body = members(json::ObjectWriter()
-                                         .str("text", text)
-                                         .boolean("handoff", true)
-                                         .str("from_agent", calling_agent)
-                                         .str("to_agent", target)
-                                         .str("summary", arguments.summary)
-                                         .boolean("_orchestration_internal", true)
-                                         .finish());
-    room_.publish("SYSTEM", calling_agent, tagged(tags, body));
+    room_.publish("SYSTEM", calling_agent,
+                  json::ObjectWriter()
+                      .members(tags)
+                      .str("text", text)
+                      .boolean("handoff", true)
+                      .str("from_agent", calling_agent)
+                      .str("to_agent", target)
+                      .str("summary", arguments.summary)
+                      .boolean("_orchestration_internal", true)
+                      .finish());
     status.post(target, "handoff", StatusLevel::info, std::string(calling_agent) + " -> " + target + ": " + arguments.reason);
     if (options_.on_handoff) options_.on_handoff(std::string(calling_agent), arguments, result);
     if (options_.on_phase_transition) options_.on_phase_transition(std::string(calling_agent), arguments, result);

@@ -29,6 +29,14 @@ class ObjectWriter {
   ObjectWriter& num(std::string_view key, std::uint64_t value) { return integer(key, value); }
   ObjectWriter& num(std::string_view key, std::int64_t value) { return integer(key, value); }
   ObjectWriter& boolean(std::string_view key, bool value) { return raw(key, value ? "true" : "false"); }
+  // Members already encoded ("\"a\":1,\"b\":2", no braces; may be empty), e.g. a run's tags:
+  // written in place instead of splicing strings around the finished object.
+  ObjectWriter& members(std::string_view encoded) {
+    if (encoded.empty()) return *this;
+    if (out_.size() > 1) out_.push_back(',');
+    out_.append(encoded);
+    return *this;
+  }
   // `value` must already be valid JSON.
   ObjectWriter& raw(std::string_view key, std::string_view value) {
     key_(key);
@@ -118,19 +126,29 @@ inline bool get_bool(simdjson::dom::object obj, std::string_view key, bool& out,
   return true;
 }
 
-// Parses `text` as one JSON object.
-inline bool parse_object(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::object& out,
-                         std::string& why) {
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(text.data(), text.size()).get(doc)) {
-    why = std::string("not valid JSON: ") + simdjson::error_message(err);
-    return false;
-  }
-  if (doc.get_object().get(out)) {
+// `value` as an object, or false with why = "not a JSON object".
+inline bool as_object(simdjson::dom::element value, simdjson::dom::object& out, std::string& why) {
+  if (value.get_object().get(out)) {
     why = "not a JSON object";
     return false;
   }
   return true;
+}
+
+// Parses `text` as one JSON value (valid until the parser's next parse).
+inline bool parse_value(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::element& out, std::string& why) {
+  if (auto err = parser.parse(text.data(), text.size()).get(out)) {
+    why = std::string("not valid JSON: ") + simdjson::error_message(err);
+    return false;
+  }
+  return true;
+}
+
+// Parses `text` as one JSON object.
+inline bool parse_object(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::object& out,
+                         std::string& why) {
+  simdjson::dom::element doc;
+  return parse_value(parser, text, doc, why) && as_object(doc, out, why);
 }
 
 }  // namespace agentbus::orchestration::json

@@ -2,27 +2,78 @@
 #include <agentbus/orchestration/protocol.hpp>
 
 #include "orchestration/json_object.hpp"
+#include "orchestration/protocol_dom.hpp"
+
+#include <charconv>
 
 namespace agentbus::orchestration {
 
+namespace {
+
+// `"key":` then `value` as a JSON string, after a comma unless it opens an object; keys here
+// are plain literals. What json::ObjectWriter writes, without a buffer per nested object.
+void put_str(std::string& out, std::string_view key, std::string_view value) {
+  if (out.back() != '{') out.push_back(',');
+  out.push_back('"');
+  out.append(key).append("\":");
+  util::append_json_string(out, value);
+}
+
+void put_raw(std::string& out, std::string_view key, std::string_view value) {
+  if (out.back() != '{') out.push_back(',');
+  out.push_back('"');
+  out.append(key).append("\":").append(value);
+}
+
+void put_num(std::string& out, std::string_view key, std::uint64_t value) {
+  char buf[24];
+  const auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
+  put_raw(out, key, std::string_view(buf, std::size_t(end - buf)));
+}
+
+}  // namespace
+
+void append_request_json(std::string& out, const ProviderRequest& request) {
+  // One buffer for the whole request: it is rebuilt at every step, transcript and tool
+  // schemas included, and per-object temporaries were most of its cost.
+  std::size_t size = 256 + request.run_id.size() + request.agent.id.size() + request.agent.role.size() + request.agent.description.size();
+  for (const Message& m : request.messages) size += 48 + m.role.size() + m.agent.size() + m.content.size();
+  for (const ToolSpec& t : request.tools) size += 48 + t.name.size() + t.description.size() + t.parameters.size();
+  out.reserve(out.size() + size);
+  out.push_back('{');
+  put_str(out, "protocol", "agentbus.provider");
+  put_num(out, "version", std::uint64_t(kProviderProtocolVersion));
+  put_str(out, "run", request.run_id);
+  put_num(out, "step", request.step);
+  out.append(",\"agent\":{");
+  put_str(out, "id", request.agent.id);
+  put_str(out, "role", request.agent.role);
+  put_str(out, "description", request.agent.description);
+  out.append("},\"messages\":[");
+  for (std::size_t i = 0; i < request.messages.size(); ++i) {
+    const Message& m = request.messages[i];
+    out.append(i == 0 ? "{" : ",{");
+    put_str(out, "role", m.role);
+    put_str(out, "agent", m.agent);
+    put_str(out, "content", m.content);
+    out.push_back('}');
+  }
+  out.append("],\"tools\":[");
+  for (std::size_t i = 0; i < request.tools.size(); ++i) {
+    const ToolSpec& t = request.tools[i];
+    out.append(i == 0 ? "{" : ",{");
+    put_str(out, "name", t.name);
+    put_str(out, "description", t.description);
+    put_raw(out, "parameters", t.parameters);
+    out.push_back('}');
+  }
+  out.append("]}");
+}
+
 std::string request_to_json(const ProviderRequest& request) {
-  json::ObjectWriter agent;
-  agent.str("id", request.agent.id).str("role", request.agent.role).str("description", request.agent.description);
-  const std::string messages = json::array(request.messages, [](const Message& m) {
-    return json::ObjectWriter().str("role", m.role).str("agent", m.agent).str("content", m.content).finish();
-  });
-  const std::string tools = json::array(request.tools, [](const ToolSpec& t) {
-    return json::ObjectWriter().str("name", t.name).str("description", t.description).raw("parameters", t.parameters).finish();
-  });
-  return json::ObjectWriter()
-      .str("protocol", "agentbus.provider")
-      .num("version", std::uint64_t(kProviderProtocolVersion))
-      .str("run", request.run_id)
-      .num("step", request.step)
-      .raw("agent", agent.finish())
-      .raw("messages", messages)
-      .raw("tools", tools)
-      .finish();
+  std::string out;
+  append_request_json(out, request);
+  return out;
 }
 
 std::string reply_to_json(const Reply& reply) {
@@ -81,8 +132,14 @@ bool read_tool_calls(simdjson::dom::object obj, Reply& reply, std::string& why) 
 
 std::optional<Reply> reply_from_json(std::string_view text, std::string& why) {
   thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (!json::parse_value(parser, text, doc, why)) return std::nullopt;
+  return reply_from_element(doc, why);
+}
+
+std::optional<Reply> reply_from_element(simdjson::dom::element value, std::string& why) {
   simdjson::dom::object obj;
-  if (!json::parse_object(parser, text, obj, why)) return std::nullopt;
+  if (!json::as_object(value, obj, why)) return std::nullopt;
   std::uint64_t version = 0;
   if (!json::get_uint(obj, "version", version, true, why)) return std::nullopt;
   if (version != std::uint64_t(kProviderProtocolVersion)) {

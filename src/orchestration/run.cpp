@@ -11,6 +11,7 @@
 
 #include "orchestration/delegation_state.hpp"
 #include "orchestration/json_object.hpp"
+#include "orchestration/protocol_dom.hpp"
 #include "orchestration/run_failpoint.hpp"
 #include "orchestration/run_journal.hpp"
 
@@ -27,7 +28,13 @@ namespace agentbus::orchestration {
 
 namespace {
 
-std::string members_of(std::string object) { return object.size() >= 2 ? object.substr(1, object.size() - 2) : ""; }
+// "{...}" -> "...", in place (no second buffer).
+std::string members_of(std::string object) {
+  if (object.size() < 2) return "";
+  object.pop_back();
+  object.erase(0, 1);
+  return object;
+}
 
 std::string driver_members(std::string_view run_id) {
   const auto st = read_process_stat(::getpid());
@@ -300,9 +307,7 @@ bool Run::record(std::string_view type, std::uint64_t step, std::string_view age
     std::lock_guard lock(impl_->mutex);
     if (impl_->journal.entries.count(k)) return false;
   }
-  std::string payload = "{" + tags(step, key);
-  if (!members.empty()) payload.append(",").append(members);
-  payload.push_back('}');
+  std::string payload = json::ObjectWriter().members(tags(step, key)).members(members).finish();
   if (!impl_->room.publish(type, agent.empty() ? "orchestration" : agent, payload).ok())
     throw Error(Errc::no_space, "run room '" + impl_->room.name() + "' is full: step " + std::to_string(step) + " not recorded");
   std::lock_guard lock(impl_->mutex);
@@ -335,7 +340,7 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
     simdjson::dom::element reply;
     std::string why;
     if (json::parse_object(parser, *payload, obj, why) && !obj["reply"].get(reply)) {
-      if (auto r = reply_from_json(simdjson::minify(reply), why)) {
+      if (auto r = reply_from_element(reply, why)) {
         impl_->add_usage(agent.id, r->usage);
         return CallResult::success(std::move(*r));
       }
@@ -357,7 +362,7 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
   if (!agent.provider) throw Error(Errc::invalid_argument, "agent '" + agent.id + "' has no provider");
   add_delegation_results(*this, *impl_, step, agent.id, request);
   impl_->room.publish("STEP_CALLED", agent.id,
-                      "{" + tags(step) + "," + members_of(json::ObjectWriter().str("agent", agent.id).str("provider", agent.provider->describe()).finish()) + "}");
+                      json::ObjectWriter().members(tags(step)).str("agent", agent.id).str("provider", agent.provider->describe()).finish());
   run_failpoint("before_call", step);
   impl_->calls.fetch_add(1);
   CallResult result = agent.provider->call(request, timeout);

@@ -5,6 +5,7 @@
 #include <agentbus/orchestration/workflow_strategies.hpp>
 
 #include "orchestration/json_object.hpp"
+#include "orchestration/protocol_dom.hpp"
 #include "orchestration/run_failpoint.hpp"
 #include "orchestration/strategy_support.hpp"
 #include "orchestration/workflow_stage.hpp"
@@ -52,7 +53,7 @@ bool journaled_success(const Run& run, std::uint64_t step) {
   simdjson::dom::element reply;
   std::string why;
   if (!json::parse_object(parser, *payload, obj, why) || obj["reply"].get(reply)) return false;
-  const auto r = reply_from_json(simdjson::minify(reply), why);
+  const auto r = reply_from_element(reply, why);
   MemberResult m;
   return r && read_finish(*r, m) && m.status == MemberStatus::success;
 }

@@ -23,6 +23,21 @@ TEST(orch_protocol, request_is_one_json_object_with_version_and_agent) {
   EXPECT_EQ(std::string_view(doc["tools"].at(0)["parameters"]["type"]), "object");
 }
 
+// The bytes are part of the protocol (a command agent may compare or hash them): pinned.
+TEST(orch_protocol, request_json_is_exactly_this) {
+  ProviderRequest req{"run-1", 3, {"writer", "Writer", "writes \"things\""},
+                      {{"user", "", "line1\nline2"}, {"assistant", "a\\b", "x"}},
+                      {{"finish", "ends the run", "{\"type\":\"object\"}"}, {"t2", "", "{}"}}};
+  EXPECT_EQ(request_to_json(req),
+            R"({"protocol":"agentbus.provider","version":1,"run":"run-1","step":3,"agent":{"id":"writer","role":"Writer",)"
+            R"("description":"writes \"things\""},"messages":[{"role":"user","agent":"","content":"line1\nline2"},)"
+            R"({"role":"assistant","agent":"a\\b","content":"x"}],"tools":[{"name":"finish","description":"ends the run",)"
+            R"("parameters":{"type":"object"}},{"name":"t2","description":"","parameters":{}}]})");
+  EXPECT_EQ(request_to_json(ProviderRequest{}),
+            R"({"protocol":"agentbus.provider","version":1,"run":"","step":0,"agent":{"id":"","role":"","description":""},)"
+            R"("messages":[],"tools":[]})");
+}
+
 TEST(orch_protocol, reply_round_trips) {
   Reply r{"hello", {{"handoff", R"({"target":"b","reason":"r","summary":"s"})"}}, {12, 7}};
   std::string why;

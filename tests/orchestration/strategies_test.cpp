@@ -87,6 +87,37 @@ TEST_F(orch_strategy, pipeline_runs_each_stage_in_order_and_logs_every_step) {
   EXPECT_EQ(st.handoff_count, 2u);
 }
 
+// The driver encodes only the newest phase_history entry of each state it commits (the rest
+// it kept from its previous commit): every committed state must still read back as exactly
+// what ConversationState::to_json() writes for it, escapes included (not U+2028: a map value
+// read back is simdjson's minify, which leaves it unescaped).
+TEST_F(orch_strategy, a_pipelines_committed_states_are_their_full_encoding) {
+  std::vector<Agent> agents;
+  for (int i = 0; i < 5; ++i) {
+    const std::string next = "s" + std::to_string(i + 1);
+    agents.push_back(scripted_agent("s" + std::to_string(i),
+                                    {i < 4 ? Reply{"said \"" + std::to_string(i) + "\"\n\u00e9", {{"handoff", R"({"target":")" + next +
+                                                   R"(","reason":"step \"q\"\nline","summary":"sum\\mary \u00e9"})"}}, {}}
+                                           : Reply::say("done")}));
+  }
+  Pipeline p(agents);
+  const RunResult r = drive(*bus, p, "input", opts("penc"));
+  ASSERT_EQ(r.state, RunState::completed) << r.error;
+  Room room = run_room("penc");
+  const auto states = events_of(room, std::string(kConversationStateEvent));
+  ASSERT_EQ(states.size(), 5u);  // the initial state and four handoffs
+  for (const auto& e : states) {
+    const auto at = e.payload.rfind(R"("state":{"phase")");
+    ASSERT_NE(at, std::string::npos) << e.payload;
+    const std::string text = e.payload.substr(at + 8, e.payload.size() - at - 9);
+    std::string why;
+    const auto st = ConversationState::from_json(text, why);
+    ASSERT_TRUE(st) << why;
+    EXPECT_EQ(st->to_json(), text);
+  }
+  EXPECT_EQ(load_conversation_state(room).state.phase_history.size(), 4u);
+}
+
 TEST_F(orch_strategy, pipeline_refuses_a_handoff_past_the_next_stage_and_tells_the_agent) {
   auto a = scripted_agent("a", {handoff_to("c"), handoff_to("b")});
   auto b = scripted_agent("b", {Reply::say("b done")});
