@@ -9,7 +9,6 @@
 #include "orchestration/json_object.hpp"
 #include "orchestration/protocol_dom.hpp"
 
-#include <cstdlib>
 #include <unistd.h>
 
 namespace agentbus::orchestration {
@@ -181,7 +180,6 @@ AgentServerStats serve_agent(Bus& bus, const AgentServerOptions& options, const 
   go.interests = {std::string(kAgentRequestEvent)};
   go.from = StartFrom::earliest;  // a request sent before any server started is still served (deadline permitting)
   go.yield_before_block = options.awake;
-  if (const char* x = std::getenv("XAWAKE")) go.yield_before_block = std::chrono::microseconds(std::atoi(x));
   const std::string member = options.member.empty() ? options.agent_id + "-" + std::to_string(::getpid()) : options.member;
   ConsumerGroup group(room, "servers", member, go);
   AgentServerStats stats;
