@@ -269,6 +269,17 @@ void serve_task(Inboxes& inboxes, TaskKeeper& keeper, Queue& q, const TaskState&
   }
 }
 
+// A claim of a task open_tasks() listed a moment ago; nothing when another worker has since
+// completed it and its record was recycled (a race between workers, not a failure).
+std::optional<Claim> claim_open(TaskBoard& board, EventId id, const std::string& name, const ClaimOptions& co) {
+  try {
+    return board.claim(id, name, co);
+  } catch (const Error& e) {
+    if (e.code() == Errc::not_found) return std::nullopt;
+    throw;
+  }
+}
+
 void serve_loop(Bus& bus, const WorkerOptions& o, const std::string& name, const std::atomic<bool>& stop,
                 SharedStats& stats) {
   std::vector<Queue> queues;
@@ -291,9 +302,9 @@ void serve_loop(Bus& bus, const WorkerOptions& o, const std::string& name, const
     for (auto& q : queues) {
       for (const TaskState& t : q.board.open_tasks(16)) {
         if (stop.load()) return;
-        const Claim c = q.board.claim(t.id, name, co);
-        if (!c.ok()) continue;
-        serve_task(inboxes, keeper, q, t, c, o, name, stats);
+        std::optional<Claim> c = claim_open(q.board, t.id, name, co);
+        if (!c || !c->ok()) continue;
+        serve_task(inboxes, keeper, q, t, *c, o, name, stats);
         served = true;
         break;
       }
