@@ -34,6 +34,48 @@ bool read_optional(simdjson::dom::object obj, std::string_view key, std::optiona
   return true;
 }
 
+// A value as this library writes it: strings (and keys) through append_json_string, which
+// escapes U+2028, U+2029 and C1 controls that simdjson::minify leaves raw, so that a state
+// read back from the room equals the one committed, byte for byte.
+void append_canonical(std::string& out, simdjson::dom::element v) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::STRING: {
+      std::string_view text;
+      if (v.get_string().get(text) != simdjson::SUCCESS) return;
+      util::append_json_string(out, text);
+      return;
+    }
+    case simdjson::dom::element_type::ARRAY: {
+      simdjson::dom::array items;
+      if (v.get_array().get(items) != simdjson::SUCCESS) return;
+      out.push_back('[');
+      bool first = true;
+      for (simdjson::dom::element item : items) {
+        if (!std::exchange(first, false)) out.push_back(',');
+        append_canonical(out, item);
+      }
+      out.push_back(']');
+      return;
+    }
+    case simdjson::dom::element_type::OBJECT: {
+      simdjson::dom::object fields;
+      if (v.get_object().get(fields) != simdjson::SUCCESS) return;
+      out.push_back('{');
+      bool first = true;
+      for (auto field : fields) {
+        if (!std::exchange(first, false)) out.push_back(',');
+        util::append_json_string(out, field.key);
+        out.push_back(':');
+        append_canonical(out, field.value);
+      }
+      out.push_back('}');
+      return;
+    }
+    default:
+      out += simdjson::minify(v);
+  }
+}
+
 bool read_map(simdjson::dom::object obj, std::string_view key, JsonMap& out, std::string& why) {
   simdjson::dom::element v;
   if (obj[key].get(v) || v.is_null()) return true;
@@ -42,7 +84,11 @@ bool read_map(simdjson::dom::object obj, std::string_view key, JsonMap& out, std
     why = "\"" + std::string(key) + "\" must be an object";
     return false;
   }
-  for (auto field : m) out[std::string(field.key)] = simdjson::minify(field.value);
+  for (auto field : m) {
+    std::string value;
+    append_canonical(value, field.value);
+    out[std::string(field.key)] = std::move(value);
+  }
   return true;
 }
 

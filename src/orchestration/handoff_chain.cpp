@@ -57,6 +57,7 @@ Handoff hand_off(Run& run, HandoffHandler& handler, std::uint64_t step, const st
     Handoff h{result_in(*p, "result").value_or(HandoffResult{}), std::nullopt};
     if (h.result.accepted)
       if (auto s = run.recorded(std::string(kConversationStateEvent), step)) h.state = state_in(*s);
+    head = 0;  // a replayed state: the next commit reads the head (and its history) from the room
     return h;
   }
   const std::string tags = run.tags(step);

@@ -89,15 +89,15 @@ TEST_F(orch_strategy, pipeline_runs_each_stage_in_order_and_logs_every_step) {
 
 // The driver encodes only the newest phase_history entry of each state it commits (the rest
 // it kept from its previous commit): every committed state must still read back as exactly
-// what ConversationState::to_json() writes for it, escapes included (not U+2028: a map value
-// read back is simdjson's minify, which leaves it unescaped).
+// what ConversationState::to_json() writes for it, escapes included (U+2028 too: a map value
+// read back is written again the way this library writes strings).
 TEST_F(orch_strategy, a_pipelines_committed_states_are_their_full_encoding) {
   std::vector<Agent> agents;
   for (int i = 0; i < 5; ++i) {
     const std::string next = "s" + std::to_string(i + 1);
     agents.push_back(scripted_agent("s" + std::to_string(i),
                                     {i < 4 ? Reply{"said \"" + std::to_string(i) + "\"\n\u00e9", {{"handoff", R"({"target":")" + next +
-                                                   R"(","reason":"step \"q\"\nline","summary":"sum\\mary \u00e9"})"}}, {}}
+                                                   R"(","reason":"step \"q\"\nline","summary":"sum\\mary \u00e9 \u2028"})"}}, {}}
                                            : Reply::say("done")}));
   }
   Pipeline p(agents);
