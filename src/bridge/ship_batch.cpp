@@ -133,15 +133,18 @@ PendingShip queue_ship(RedisConnection& conn, ShipCursor& cursor, const ShipTarg
   conn.append({"EVAL", kSetCheckpoint, "2", target.stream_key, target.checkpoint_key,
                checkpoint_value(target.incarnation, fresh.back().local_id)});
   p.replies = fresh.size() + 3;
-  if (target.ttl_ms > 0) {
+  const auto now = std::chrono::steady_clock::now();
+  if (target.ttl_ms > 0 && now >= cursor.ttl_due) {
     conn.append({"PEXPIRE", target.stream_key, ttl});
     conn.append({"PEXPIRE", target.checkpoint_key, ttl});
     p.replies += 2;
+    cursor.ttl_due = now + std::chrono::seconds(1);
   }
   p.added = fresh.size();
   p.checkpoint = fresh.back().local_id;
   p.set_at = fresh.size();
-  cursor = ShipCursor{target.incarnation, p.checkpoint};
+  cursor.incarnation = target.incarnation;
+  cursor.last = p.checkpoint;
   return p;
 }
 

@@ -9,6 +9,7 @@
 
 #include <agentbus/event.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -42,6 +43,9 @@ struct ShipTarget {
 struct ShipCursor {
   std::string incarnation;  // empty: no checkpoint yet
   EventId last = 0;
+  // When the stream's and the checkpoint's TTL are next pushed out (PEXPIRE): with the first
+  // batch on a connection, then at most once a second, not with every batch.
+  std::chrono::steady_clock::time_point ttl_due{};
   // The entries of `batch` (ascending ids) that Redis does not hold yet for `incarnation`.
   [[nodiscard]] std::span<const ShipEntry> unshipped(std::span<const ShipEntry> batch, std::string_view incarnation) const;
 };

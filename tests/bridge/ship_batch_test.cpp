@@ -101,6 +101,22 @@ TEST_F(ShipBatch, ATransactionRedisWillNotQueueAddsNothing) {
   EXPECT_EQ(xlen(), 4);
 }
 
+TEST_F(ShipBatch, TheTtlIsPushedOutWithAConnectionsFirstBatchThenAtMostOnceASecond) {
+  target_.ttl_ms = 60'000;
+  auto pttl = [&](const std::string& key) { return *conn_->command({"PTTL", key}).integer(); };
+  ShipCursor cursor = read_cursor(*conn_, target_);
+  ship(*conn_, cursor, target_, entries(1, 1));
+  EXPECT_GT(pttl(target_.stream_key), 0);
+  EXPECT_LE(pttl(target_.stream_key), 60'000);
+  EXPECT_GT(pttl(target_.checkpoint_key), 0);
+  conn_->command({"PEXPIRE", target_.stream_key, "5000000"});
+  ship(*conn_, cursor, target_, entries(2, 2));  // within the second: no PEXPIRE
+  EXPECT_GT(pttl(target_.stream_key), 60'000);
+  ShipCursor fresh = read_cursor(*conn_, target_);  // a new connection's cursor
+  ship(*conn_, fresh, target_, entries(3, 3));
+  EXPECT_LE(pttl(target_.stream_key), 60'000);
+}
+
 TEST_F(ShipBatch, ARecreatedBussCheckpointDoesNotHideItsEvents) {
   ShipCursor cursor = read_cursor(*conn_, target_);
   ship(*conn_, cursor, target_, entries(1, 50));
