@@ -100,8 +100,11 @@ ShipCursor read_cursor(RedisConnection& conn, const ShipTarget& target) {
   const RedisReply multi = conn.command({"MULTI"});
   if (multi.is_error())
     throw Error(Errc::system, "Redis refused MULTI (" + std::string(multi.error().value_or("")) +
-                                  "): the bridge ships each batch in a transaction; allow +multi +exec +eval");
-  (void)conn.command({"DISCARD"});
+                                  "): the bridge ships each batch in a transaction; allow +multi +exec +discard +eval");
+  const RedisReply discard = conn.command({"DISCARD"});
+  if (discard.is_error())  // the connection would stay inside the transaction: say so, go no further
+    throw Error(Errc::system, "Redis refused DISCARD (" + std::string(discard.error().value_or("")) +
+                                  "): allow +multi +exec +discard +eval");
   const RedisReply type = conn.command({"TYPE", target.stream_key});
   const std::optional<std::string_view> kind = type.status();
   if (!kind) throw Error(Errc::system, "TYPE " + target.stream_key + " answered " + type.describe());
