@@ -266,8 +266,7 @@ bool Outbound::confirm_in_flight() {
     shm::failpoint(shm::Failpoint::bridge_after_ship);
   } catch (const Error& e) {
     drop_connection(e);
-    unconfirmed_ = std::move(in_flight_->entries);
-    unconfirmed_to_ = in_flight_->commit_to;
+    unconfirm(*in_flight_);
     in_flight_.reset();
     return false;
   }
@@ -294,14 +293,18 @@ bool Outbound::send_after_in_flight(Batch& b) {
     drop_connection(e);
   }
   if (in_flight_) {  // not confirmed: it goes again, before `b`
-    for (ShipEntry& e : in_flight_->entries) unconfirmed_.push_back(std::move(e));
-    unconfirmed_to_ = std::max(unconfirmed_to_, in_flight_->commit_to);
+    unconfirm(*in_flight_);
     in_flight_.reset();
   }
+  unconfirm(b);
+  return false;
+}
+
+// `b`'s entries join the unconfirmed ones (after them, in order), and `b` is emptied.
+void Outbound::unconfirm(Batch& b) {
   for (ShipEntry& e : b.entries) unconfirmed_.push_back(std::move(e));
   unconfirmed_to_ = std::max(unconfirmed_to_, b.commit_to);
   b = Batch{};
-  return false;
 }
 
 // Connects when there is no connection, and reads what Redis holds of the room before
@@ -350,9 +353,7 @@ void Outbound::step(Retry& retry, Batch& b, bool& holding) {
     return;
   }
   if (!confirm_in_flight()) {  // nothing new to send: confirm the batch in flight on its own
-    for (ShipEntry& e : b.entries) unconfirmed_.push_back(std::move(e));
-    unconfirmed_to_ = std::max(unconfirmed_to_, b.commit_to);
-    b = Batch{};
+    unconfirm(b);
     return;
   }
   holding = !settle(b.entries, b.commit_to);

@@ -62,6 +62,7 @@ class Outbound {
   bool spool_entries(std::span<const ShipEntry> entries);
   bool settle(std::vector<ShipEntry>& entries, EventId commit_to);
   bool send_after_in_flight(Batch& b);
+  void unconfirm(Batch& b);
   bool confirm_in_flight();
   void commit(EventId to);
   bool drain_spool();

@@ -19,19 +19,30 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(count / 1000), static_cast<suseconds_t>(count % 1000 * 1000)};
 }
 
-// hiredis wants parallel arrays of pointers and lengths.
+// hiredis wants parallel arrays of pointers and lengths. Their storage is kept per thread:
+// the bridge appends one command per shipped entry, and two allocations each were a cost.
 struct Argv {
-  explicit Argv(std::span<const std::string_view> args) {
-    data.reserve(args.size());
-    lengths.reserve(args.size());
+  explicit Argv(std::span<const std::string_view> args) : data(storage().data), lengths(storage().lengths) {
+    data.clear();
+    lengths.clear();
     for (const std::string_view a : args) {
       data.push_back(a.data());
       lengths.push_back(a.size());
     }
   }
   [[nodiscard]] int count() const { return static_cast<int>(data.size()); }
-  std::vector<const char*> data;
-  std::vector<std::size_t> lengths;
+  std::vector<const char*>& data;
+  std::vector<std::size_t>& lengths;
+
+ private:
+  struct Storage {
+    std::vector<const char*> data;
+    std::vector<std::size_t> lengths;
+  };
+  static Storage& storage() {
+    thread_local Storage s;
+    return s;
+  }
 };
 
 const std::string kPasswordHint = "set $" + std::string(kRedisPasswordEnv) + " or pass --password-file F";

@@ -148,9 +148,10 @@ CallResult BusAgentProvider::call(const ProviderRequest& request, std::chrono::m
     sub = &*own_sub;
   }
   const std::int64_t deadline_ns = realtime_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
-  std::string payload = json::ObjectWriter().num("deadline_ns", deadline_ns).raw("request", "").finish();
-  payload.pop_back();  // the envelope's '}': the request is encoded in place, not copied in
-  append_request_json(payload, request);
+  std::string payload = "{";
+  json::append_int(payload, "deadline_ns", deadline_ns);
+  json::append_key(payload, "request");
+  append_request_json(payload, request);  // in place, not encoded apart and copied in
   payload.push_back('}');
   PublishOptions po;
   po.to = agent_id_;

@@ -7,17 +7,6 @@
 
 namespace agentbus::orchestration {
 
-namespace {
-
-std::string members(std::string object) {  // "{...}" -> "...", in place
-  if (object.size() < 2) return std::string();
-  object.pop_back();
-  object.erase(0, 1);
-  return object;
-}
-
-}  // namespace
-
 std::optional<HandoffArguments> HandoffArguments::from_json(std::string_view text, std::string& why) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::object obj;
@@ -124,8 +113,7 @@ HandoffResult HandoffHandler::handle(std::string_view calling_agent, const Hando
       ConversationState next;
       result = evaluate(current.state, calling_agent, arguments, &next);
       if (!result.accepted) break;
-      const std::string extra = tags.empty() ? members(json::ObjectWriter().raw("handoff", result.to_json()).finish())
-                                             : std::string(tags) + "," + members(json::ObjectWriter().raw("handoff", result.to_json()).finish());
+      const std::string extra = json::members_of(json::ObjectWriter().members(tags).raw("handoff", result.to_json()).finish());
       if (commit_conversation_state(room_, next, current.id, calling_agent, extra)) break;
     }
   }

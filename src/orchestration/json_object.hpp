@@ -13,6 +13,36 @@
 
 namespace agentbus::orchestration::json {
 
+// Members written straight into `out`, an object being built: `"key":` after a comma unless
+// it opens the object. For nesting objects in one buffer; ObjectWriter is built on them.
+inline void append_key(std::string& out, std::string_view key) {
+  if (out.back() != '{') out.push_back(',');
+  util::append_json_string(out, key);
+  out.push_back(':');
+}
+inline void append_str(std::string& out, std::string_view key, std::string_view value) {
+  append_key(out, key);
+  util::append_json_string(out, value);
+}
+inline void append_raw(std::string& out, std::string_view key, std::string_view value) {  // `value` is JSON
+  append_key(out, key);
+  out.append(value);
+}
+template <typename Int>
+void append_int(std::string& out, std::string_view key, Int value) {
+  char buf[24];
+  const auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
+  append_raw(out, key, std::string_view(buf, std::size_t(end - buf)));
+}
+
+// "{...}" -> "...", in place: an object's members, to be written into another object.
+inline std::string members_of(std::string object) {
+  if (object.size() < 2) return {};
+  object.pop_back();
+  object.erase(0, 1);
+  return object;
+}
+
 // Appends "key":value pairs; finish() closes the object. Values are escaped unless raw.
 class ObjectWriter {
  public:
@@ -22,25 +52,29 @@ class ObjectWriter {
     out_.push_back('{');
   }
   ObjectWriter& str(std::string_view key, std::string_view value) {
-    key_(key);
-    util::append_json_string(out_, value);
+    append_str(out_, key, value);
     return *this;
   }
-  ObjectWriter& num(std::string_view key, std::uint64_t value) { return integer(key, value); }
-  ObjectWriter& num(std::string_view key, std::int64_t value) { return integer(key, value); }
+  ObjectWriter& num(std::string_view key, std::uint64_t value) {
+    append_int(out_, key, value);
+    return *this;
+  }
+  ObjectWriter& num(std::string_view key, std::int64_t value) {
+    append_int(out_, key, value);
+    return *this;
+  }
   ObjectWriter& boolean(std::string_view key, bool value) { return raw(key, value ? "true" : "false"); }
   // Members already encoded ("\"a\":1,\"b\":2", no braces; may be empty), e.g. a run's tags:
   // written in place instead of splicing strings around the finished object.
   ObjectWriter& members(std::string_view encoded) {
     if (encoded.empty()) return *this;
-    if (out_.size() > 1) out_.push_back(',');
+    if (out_.back() != '{') out_.push_back(',');
     out_.append(encoded);
     return *this;
   }
   // `value` must already be valid JSON.
   ObjectWriter& raw(std::string_view key, std::string_view value) {
-    key_(key);
-    out_.append(value);
+    append_raw(out_, key, value);
     return *this;
   }
   [[nodiscard]] std::string finish() {
@@ -49,17 +83,6 @@ class ObjectWriter {
   }
 
  private:
-  template <typename Int>
-  ObjectWriter& integer(std::string_view key, Int value) {
-    char buf[24];
-    const auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
-    return raw(key, std::string_view(buf, std::size_t(end - buf)));
-  }
-  void key_(std::string_view key) {
-    if (out_.size() > 1) out_.push_back(',');
-    util::append_json_string(out_, key);
-    out_.push_back(':');
-  }
   std::string out_;
 };
 

@@ -48,7 +48,7 @@ Review review(Run& run, std::uint64_t step, const Agent& reviewer, const std::st
   const CallResult r = run.call(step, reviewer, std::move(req));
   Review rv{r.ok() ? parse_verdict(r.reply) : Verdict{false, "reviewer " + reviewer.id + " failed: " + r.error}, reviewer.id};
   run.record("VERDICT", step, reviewer.id,
-             detail::members_of(json::ObjectWriter()
+             json::members_of(json::ObjectWriter()
                                     .str("reviewer", reviewer.id)
                                     .num("iteration", std::uint64_t(iteration))
                                     .boolean("approved", rv.verdict.approved)

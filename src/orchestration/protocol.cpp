@@ -4,31 +4,21 @@
 #include "orchestration/json_object.hpp"
 #include "orchestration/protocol_dom.hpp"
 
-#include <charconv>
-
 namespace agentbus::orchestration {
 
 namespace {
 
-// `"key":` then `value` as a JSON string, after a comma unless it opens an object; keys here
-// are plain literals. What json::ObjectWriter writes, without a buffer per nested object.
-void put_str(std::string& out, std::string_view key, std::string_view value) {
-  if (out.back() != '{') out.push_back(',');
-  out.push_back('"');
-  out.append(key).append("\":");
-  util::append_json_string(out, value);
-}
-
-void put_raw(std::string& out, std::string_view key, std::string_view value) {
-  if (out.back() != '{') out.push_back(',');
-  out.push_back('"');
-  out.append(key).append("\":").append(value);
-}
-
-void put_num(std::string& out, std::string_view key, std::uint64_t value) {
-  char buf[24];
-  const auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
-  put_raw(out, key, std::string_view(buf, std::size_t(end - buf)));
+// `[{...},...]`: one object per item, its members written by `members(out, item)`.
+template <class Items, class Members>
+void append_objects(std::string& out, const Items& items, Members members) {
+  out.push_back('[');
+  for (const auto& item : items) {
+    if (out.back() != '[') out.push_back(',');
+    out.push_back('{');
+    members(out, item);
+    out.push_back('}');
+  }
+  out.push_back(']');
 }
 
 }  // namespace
@@ -41,33 +31,28 @@ void append_request_json(std::string& out, const ProviderRequest& request) {
   for (const ToolSpec& t : request.tools) size += 48 + t.name.size() + t.description.size() + t.parameters.size();
   out.reserve(out.size() + size);
   out.push_back('{');
-  put_str(out, "protocol", "agentbus.provider");
-  put_num(out, "version", std::uint64_t(kProviderProtocolVersion));
-  put_str(out, "run", request.run_id);
-  put_num(out, "step", request.step);
+  json::append_str(out, "protocol", "agentbus.provider");
+  json::append_int(out, "version", std::uint64_t(kProviderProtocolVersion));
+  json::append_str(out, "run", request.run_id);
+  json::append_int(out, "step", request.step);
   out.append(",\"agent\":{");
-  put_str(out, "id", request.agent.id);
-  put_str(out, "role", request.agent.role);
-  put_str(out, "description", request.agent.description);
-  out.append("},\"messages\":[");
-  for (std::size_t i = 0; i < request.messages.size(); ++i) {
-    const Message& m = request.messages[i];
-    out.append(i == 0 ? "{" : ",{");
-    put_str(out, "role", m.role);
-    put_str(out, "agent", m.agent);
-    put_str(out, "content", m.content);
-    out.push_back('}');
-  }
-  out.append("],\"tools\":[");
-  for (std::size_t i = 0; i < request.tools.size(); ++i) {
-    const ToolSpec& t = request.tools[i];
-    out.append(i == 0 ? "{" : ",{");
-    put_str(out, "name", t.name);
-    put_str(out, "description", t.description);
-    put_raw(out, "parameters", t.parameters);
-    out.push_back('}');
-  }
-  out.append("]}");
+  json::append_str(out, "id", request.agent.id);
+  json::append_str(out, "role", request.agent.role);
+  json::append_str(out, "description", request.agent.description);
+  out.push_back('}');
+  json::append_key(out, "messages");
+  append_objects(out, request.messages, [](std::string& o, const Message& m) {
+    json::append_str(o, "role", m.role);
+    json::append_str(o, "agent", m.agent);
+    json::append_str(o, "content", m.content);
+  });
+  json::append_key(out, "tools");
+  append_objects(out, request.tools, [](std::string& o, const ToolSpec& t) {
+    json::append_str(o, "name", t.name);
+    json::append_str(o, "description", t.description);
+    json::append_raw(o, "parameters", t.parameters);
+  });
+  out.push_back('}');
 }
 
 std::string request_to_json(const ProviderRequest& request) {

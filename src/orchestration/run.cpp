@@ -28,17 +28,9 @@ namespace agentbus::orchestration {
 
 namespace {
 
-// "{...}" -> "...", in place (no second buffer).
-std::string members_of(std::string object) {
-  if (object.size() < 2) return "";
-  object.pop_back();
-  object.erase(0, 1);
-  return object;
-}
-
 std::string driver_members(std::string_view run_id) {
   const auto st = read_process_stat(::getpid());
-  return members_of(json::ObjectWriter()
+  return json::members_of(json::ObjectWriter()
                         .str("run", run_id)
                         .num("pid", std::uint64_t(::getpid()))
                         .num("pid_start", st ? st->start_time : 0)
@@ -166,7 +158,7 @@ void add_delegation_results(Run& run, Run::Impl& impl, std::uint64_t step, const
     }
     if (results.empty()) return;
     list.push_back(']');
-    (void)run.record(kDelegationResults, step, agent, members_of(json::ObjectWriter().str("agent", agent).num("upto", upto).raw("results", list).finish()));
+    (void)run.record(kDelegationResults, step, agent, json::members_of(json::ObjectWriter().str("agent", agent).num("upto", upto).raw("results", list).finish()));
   }
   if (impl.inbox && upto > 0) (void)impl.inbox->ack(agent, upto);
   for (auto& r : results) request.messages.push_back({"user", "", std::move(r)});
@@ -194,7 +186,7 @@ Run Run::start(Bus& bus, std::string_view strategy, std::string_view input, std:
   impl->spec = spec_json.empty() ? "{}" : std::string(spec_json);
   impl->budget = options.budget;
   const std::string payload = "{" + driver_members(id) + "," +
-                              members_of(json::ObjectWriter().str("strategy", strategy).str("input", input).raw("spec", impl->spec).finish()) + "}";
+                              json::members_of(json::ObjectWriter().str("strategy", strategy).str("input", input).raw("spec", impl->spec).finish()) + "}";
   const PublishResult started = impl->room.publish("RUN_STARTED", "orchestration", payload);
   if (!started.ok()) throw Error(Errc::no_space, "run room '" + impl->room.name() + "' is full");
   // Two drivers may start one run id at once: the first RUN_STARTED on the log wins.
@@ -291,7 +283,7 @@ std::string Run::tags(std::uint64_t step, std::string_view key) const {
   json::ObjectWriter w;
   w.str("run", impl_->id).num("step", step);
   if (!key.empty()) w.str("key", key);
-  return members_of(w.finish());
+  return json::members_of(w.finish());
 }
 
 std::optional<std::string> Run::recorded(std::string_view type, std::uint64_t step, std::string_view key) const {
@@ -372,9 +364,9 @@ CallResult Run::call(std::uint64_t step, const Agent& agent, ProviderRequest req
     json::ObjectWriter w;
     w.str("agent", agent.id).raw("reply", reply_to_json(result.reply));
     if (!result.stderr_text.empty()) w.str("stderr", result.stderr_text);
-    record("STEP_REPLY", step, agent.id, members_of(w.finish()));
+    record("STEP_REPLY", step, agent.id, json::members_of(w.finish()));
   } else {
-    const std::string members = members_of(json::ObjectWriter()
+    const std::string members = json::members_of(json::ObjectWriter()
                                                .str("agent", agent.id)
                                                .str("status", result.status == CallStatus::timeout ? "timeout" : "failed")
                                                .str("error", result.error)

@@ -57,7 +57,6 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
-std::string members_of(const std::string& object) { return object.size() >= 2 ? object.substr(1, object.size() - 2) : ""; }
 
 std::optional<ConversationState> state_in(const std::string& payload) {
   thread_local simdjson::dom::parser parser;

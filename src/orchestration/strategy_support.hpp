@@ -17,7 +17,6 @@ namespace agentbus::orchestration::detail {
 [[nodiscard]] ToolSpec verdict_tool();
 
 [[nodiscard]] std::string trim(std::string_view s);
-[[nodiscard]] std::string members_of(const std::string& object);  // "{...}" -> "..."
 
 // The state journaled for (step, key), or `state` committed now as the room's state (tagged
 // with the run, step and key) and returned. `extra`: more payload members. `*id`: the event

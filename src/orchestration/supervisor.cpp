@@ -111,7 +111,7 @@ std::vector<Supervisor::WorkerResult> Supervisor::run_workers(Run& run, const st
       if (!r.ok()) throw WorkerError{"supervisor '" + supervisor_.id + "' failed reviewing " + workers[i]->id + ": " + r.error};
       const Verdict v = parse_verdict(r.reply);
       run.record("VERDICT", vstep, supervisor_.id,
-                 detail::members_of(json::ObjectWriter()
+                 json::members_of(json::ObjectWriter()
                                         .str("reviewer", supervisor_.id)
                                         .str("worker", workers[i]->id)
                                         .boolean("approved", v.approved)

@@ -251,7 +251,7 @@ RunResult WorkflowStrategy::execute(Run& run) {
       if (stage.leader) journaled_stage.leader = journaled(run, *stage.leader, first + kCallsPerMember * n, false, errors);
       sr = run_stage(run.bus(), spec, i, journaled_stage, done, nullptr);
       errors->rethrow();
-      (void)run.record(kStageFinished, first, "orchestration", detail::members_of(stage_json(sr, spec.name + "/" + stage.name)), "stage");
+      (void)run.record(kStageFinished, first, "orchestration", json::members_of(stage_json(sr, spec.name + "/" + stage.name)), "stage");
       run_failpoint("after_stage", first);
     }
     state = state_after(sr, i + 1 == stages_.size());
@@ -264,7 +264,7 @@ RunResult WorkflowStrategy::execute(Run& run) {
                                  .str("output", output)
                                  .raw("stages", stages_json(done))
                                  .finish();
-  (void)run.record("workflow.finished", 0, spec.name, detail::members_of(summary), "workflow");
+  (void)run.record("workflow.finished", 0, spec.name, json::members_of(summary), "workflow");
   RunResult r;
   if (state == WorkflowState::finished) {
     r = detail::completed(output);
@@ -316,7 +316,7 @@ RunResult WorkgroupStrategy::execute(Run& run) {
       return detail::failed(e.what());  // "workgroup requires goal." for an empty input
     }
     errors->rethrow();
-    (void)run.record(kWorkgroupFinished, first, "orchestration", detail::members_of(workgroup_json(options_.name, w)), "workgroup");
+    (void)run.record(kWorkgroupFinished, first, "orchestration", json::members_of(workgroup_json(options_.name, w)), "workgroup");
     run_failpoint("after_stage", first);
   }
   std::string output;
